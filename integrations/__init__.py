@@ -1,0 +1,1 @@
+"""Framework glue: NAS-Bench-201, export, Optuna and other integrations."""

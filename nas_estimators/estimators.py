@@ -1,0 +1,302 @@
+"""Unbiased gradient estimators for ``d/d logits E_{Z ~ p}[L(Z)]`` (see ``design/estimators.md``).
+
+Each estimator is a small stateful object: ``estimate(distribution, loss_fn)`` returns one gradient
+estimate per label (same shape as that label's logits); ``state_dict``/``load_state_dict`` carry its
+state (baseline, surrogate) across checkpoints; ``diagnostics`` holds the last step's numbers.
+None of them backpropagates through ``loss_fn``: the network is only ever run forward.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from .distribution import Architecture, ArchitectureDistribution
+from .schedules import Constant, Schedule
+
+LossFn = Callable[[Architecture], Any]
+Gradients = dict[str, torch.Tensor]
+
+_TINY = 1e-20
+
+
+def _loss_value(value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got a tensor of shape {tuple(value.shape)}")
+        return float(value.detach())
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got {type(value).__name__}")
+
+
+def _positive(name: str, value: float) -> float:
+    value = float(value)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+    return value
+
+
+class Estimator:
+    """Base class: subclasses implement :meth:`estimate`."""
+
+    name = "estimator"
+
+    def __init__(self) -> None:
+        self.diagnostics: dict[str, float] = {}
+
+    def estimate(self, distribution: ArchitectureDistribution, loss_fn: LossFn,
+                 generator: torch.Generator | None = None) -> Gradients:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+class ScoreFunction(Estimator):
+    """Score function (REINFORCE) with a moving-average baseline.
+
+    ``g = (L(Z) - b) * d log p(Z) / d logits``, ``Z ~ p``; the baseline ``b`` only uses past losses
+    (it starts at 0 and takes the first loss after the first step), so the estimate stays unbiased.
+
+    Example:
+        >>> import torch
+        >>> from nas_estimators import ArchitectureDistribution, ScoreFunction
+        >>> dist = ArchitectureDistribution({"op": ["conv", "pool", "skip"]})
+        >>> estimator = ScoreFunction(baseline_decay=0.9)
+        >>> _ = torch.manual_seed(0)
+        >>> grads = estimator.estimate(dist, lambda arch: 1.0 if arch["op"] == "skip" else 0.0)
+        >>> grads["op"].shape
+        torch.Size([3])
+    """
+
+    name = "sf"
+
+    def __init__(self, baseline_decay: float = 0.9) -> None:
+        super().__init__()
+        baseline_decay = float(baseline_decay)
+        if not 0.0 <= baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay: expected a number in [0, 1), got {baseline_decay!r}")
+        self.baseline_decay = baseline_decay
+        self.baseline: float | None = None
+
+    def estimate(self, distribution, loss_fn, generator=None):
+        indices = distribution.sample_indices(generator)
+        loss = _loss_value(loss_fn(distribution.to_architecture(indices)))
+        baseline = 0.0 if self.baseline is None else self.baseline
+        advantage = loss - baseline
+        gradients = {}
+        for label, probs in distribution.probs().items():
+            score = -probs
+            score[indices[label]] += 1.0
+            gradients[label] = advantage * score
+        if math.isfinite(loss):  # a bad loss must not poison the baseline
+            self.baseline = loss if self.baseline is None else (
+                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * loss)
+        self.diagnostics = {"loss": loss, "baseline": baseline, "forward_evaluations": 1.0}
+        return gradients
+
+    def state_dict(self):
+        return {"baseline": self.baseline}
+
+    def load_state_dict(self, state):
+        self.baseline = state.get("baseline")
+
+    def hyperparameters(self):
+        return {"baseline_decay": self.baseline_decay}
+
+
+class Relax(Estimator):
+    """RELAX (Grathwohl et al., 2018): score function with a learned, reparameterised control variate.
+
+    The surrogate ``c_phi`` is an MLP that reads the relaxed architecture (per label
+    ``softmax(z / temperature)``, concatenated). ``phi`` is trained after every estimate to minimise
+    the estimate's squared norm (its variance); the estimate is unbiased for any ``phi``.
+
+    Args:
+        surrogate_width: hidden units of the surrogate's two hidden layers.
+        surrogate_lr: Adam learning rate of the surrogate.
+        temperature: a positive number or a :class:`~nas_estimators.schedules.Schedule` of the step.
+
+    Example:
+        >>> import torch
+        >>> from nas_estimators import ArchitectureDistribution, Relax
+        >>> from nas_estimators.schedules import Exponential
+        >>> dist = ArchitectureDistribution({"op": ["conv", "pool", "skip"], "input": [0, 1]})
+        >>> estimator = Relax(surrogate_width=16, surrogate_lr=1e-3, temperature=Exponential(1.0, 0.1, steps=100))
+        >>> _ = torch.manual_seed(0)
+        >>> grads = estimator.estimate(dist, lambda arch: float(arch["input"]))
+        >>> sorted(grads)
+        ['input', 'op']
+    """
+
+    name = "relax"
+
+    def __init__(self, surrogate_width: int = 64, surrogate_lr: float = 1e-3,
+                 temperature: float | Schedule = 0.5) -> None:
+        super().__init__()
+        if isinstance(surrogate_width, bool) or int(surrogate_width) != surrogate_width or surrogate_width < 1:
+            raise ValueError(f"surrogate_width: expected a positive integer, got {surrogate_width!r}")
+        self.surrogate_width = int(surrogate_width)
+        self.surrogate_lr = _positive("surrogate_lr", surrogate_lr)
+        self.temperature = temperature if isinstance(temperature, Schedule) else Constant(temperature)
+        self.step = 0
+        self.surrogate: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def _build(self, input_size: int) -> None:
+        self.surrogate = nn.Sequential(
+            nn.Linear(input_size, self.surrogate_width), nn.Tanh(),
+            nn.Linear(self.surrogate_width, self.surrogate_width), nn.Tanh(),
+            nn.Linear(self.surrogate_width, 1),
+        )
+        self.optimizer = torch.optim.Adam(self.surrogate.parameters(), lr=self.surrogate_lr)
+
+    def estimate(self, distribution, loss_fn, generator=None):
+        params = distribution.parameters_by_label()
+        labels = distribution.labels
+        if self.surrogate is None:
+            self._build(sum(p.numel() for p in params.values()))
+        assert self.surrogate is not None and self.optimizer is not None
+        temperature = float(self.temperature(self.step))
+
+        alphas = [params[label].detach().clone().requires_grad_(True) for label in labels]
+        relaxed, relaxed_conditional, scores, indices = [], [], [], {}
+        for label, alpha in zip(labels, alphas):
+            log_p = torch.log_softmax(alpha, dim=0)
+            u = torch.rand(alpha.shape, generator=generator).clamp(_TINY, 1 - 1e-7)
+            z = log_p - torch.log(-torch.log(u))
+            b = int(torch.argmax(z.detach()))
+            # z~ ~ p(z | b): the conditional Gumbel given that b is the argmax.
+            v = torch.rand(alpha.shape, generator=generator).clamp(_TINY, 1 - 1e-7)
+            theta = log_p.exp()
+            log_v = torch.log(v)
+            top = -torch.log(-log_v[b])
+            others = -torch.log(-log_v / theta.clamp_min(_TINY) - log_v[b])
+            is_b = torch.zeros_like(alpha, dtype=torch.bool)
+            is_b[b] = True
+            z_conditional = torch.where(is_b, top, others)
+            relaxed.append(torch.softmax(z / temperature, dim=0))
+            relaxed_conditional.append(torch.softmax(z_conditional / temperature, dim=0))
+            score = -theta.detach()
+            score[b] += 1.0
+            scores.append(score)
+            indices[label] = b
+
+        loss = _loss_value(loss_fn(distribution.to_architecture(indices)))
+        c_z = self.surrogate(torch.cat(relaxed)).squeeze()
+        c_z_conditional = self.surrogate(torch.cat(relaxed_conditional)).squeeze()
+        d_c_z = torch.autograd.grad(c_z, alphas, create_graph=True, allow_unused=True)
+        d_c_z_conditional = torch.autograd.grad(c_z_conditional, alphas, create_graph=True, allow_unused=True)
+        estimates = []
+        for alpha, score, dz, dzc in zip(alphas, scores, d_c_z, d_c_z_conditional):
+            dz = torch.zeros_like(alpha) if dz is None else dz
+            dzc = torch.zeros_like(alpha) if dzc is None else dzc
+            estimates.append((loss - c_z_conditional) * score + dz - dzc)
+        variance = sum((g ** 2).sum() for g in estimates)
+        surrogate_loss = float(variance.detach())
+        if math.isfinite(surrogate_loss):  # a bad loss must not poison the surrogate
+            self.optimizer.zero_grad(set_to_none=True)
+            variance.backward(inputs=list(self.surrogate.parameters()))
+            self.optimizer.step()
+        self.step += 1
+        self.diagnostics = {
+            "loss": loss, "surrogate_loss": surrogate_loss, "control_variate": float(c_z_conditional.detach()),
+            "temperature": temperature, "forward_evaluations": 1.0,
+        }
+        return {label: g.detach() for label, g in zip(labels, estimates)}
+
+    def state_dict(self):
+        return {
+            "step": self.step,
+            "input_size": None if self.surrogate is None else self.surrogate[0].in_features,
+            "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state):
+        self.step = int(state.get("step", 0))
+        if state.get("surrogate") is not None:
+            self._build(int(state["input_size"]))
+            assert self.surrogate is not None and self.optimizer is not None
+            self.surrogate.load_state_dict(state["surrogate"])
+            self.optimizer.load_state_dict(state["optimizer"])
+
+    def hyperparameters(self):
+        return {"surrogate_width": self.surrogate_width, "surrogate_lr": self.surrogate_lr,
+                "temperature": self.temperature.state()}
+
+
+class Ram(Estimator):
+    """RAM (Tokui & Sato, 2016): exact marginalisation of one label at a time at a shared sample.
+
+    For each evaluated label ``k`` the loss is computed for every candidate value with the other
+    labels held at one joint sample; ``g_k[a] = p_k[a] (L(a) - sum_c p_k[c] L(c))``. With
+    ``labels_per_step=m`` a random subset of ``m`` labels is evaluated and scaled by ``K/m`` (K labels
+    in all), which keeps it unbiased and bounds the cost at ``1 + sum_k (A_k - 1)`` forward passes.
+
+    Example:
+        >>> import torch
+        >>> from nas_estimators import ArchitectureDistribution, Ram
+        >>> dist = ArchitectureDistribution({"op": ["conv", "pool", "skip"], "input": [0, 1]})
+        >>> _ = torch.manual_seed(0)
+        >>> grads = Ram().estimate(dist, lambda arch: float(arch["op"] == "skip"))
+        >>> [round(x, 4) for x in grads["op"].tolist()], grads["input"].tolist()
+        ([-0.1111, -0.1111, 0.2222], [0.0, 0.0])
+    """
+
+    name = "ram"
+
+    def __init__(self, labels_per_step: int | None = None) -> None:
+        super().__init__()
+        if labels_per_step is not None:
+            if isinstance(labels_per_step, bool) or int(labels_per_step) != labels_per_step or labels_per_step < 1:
+                raise ValueError(f"labels_per_step: expected None or an integer >= 1, got {labels_per_step!r}")
+            labels_per_step = int(labels_per_step)
+        self.labels_per_step = labels_per_step
+
+    def estimate(self, distribution, loss_fn, generator=None):
+        indices = distribution.sample_indices(generator)
+        shared_loss = _loss_value(loss_fn(distribution.to_architecture(indices)))
+        labels = distribution.labels
+        if self.labels_per_step is None or self.labels_per_step >= len(labels):
+            chosen, scale = labels, 1.0
+        else:
+            order = torch.randperm(len(labels), generator=generator)[: self.labels_per_step].tolist()
+            chosen, scale = [labels[i] for i in sorted(order)], len(labels) / self.labels_per_step
+        probs = distribution.probs()
+        gradients = {label: torch.zeros_like(p) for label, p in probs.items()}
+        evaluations = 1
+        for label in chosen:
+            losses = torch.empty_like(probs[label])
+            for index in range(len(losses)):
+                if index == indices[label]:
+                    losses[index] = shared_loss
+                else:
+                    neighbour = dict(indices)
+                    neighbour[label] = index
+                    losses[index] = _loss_value(loss_fn(distribution.to_architecture(neighbour)))
+                    evaluations += 1
+            p = probs[label]
+            gradients[label] = scale * p * (losses - (p * losses).sum())
+        self.diagnostics = {"loss": shared_loss, "forward_evaluations": float(evaluations)}
+        return gradients
+
+    def hyperparameters(self):
+        return {"labels_per_step": self.labels_per_step}
+
+
+ESTIMATORS: dict[str, type[Estimator]] = {"sf": ScoreFunction, "relax": Relax, "ram": Ram}

@@ -1,0 +1,121 @@
+"""NNI one-shot strategies: thin adapters from an estimator to NNI's path-sampling supernet."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+
+from . import _nni
+from .estimators import Estimator, Ram, Relax, ScoreFunction
+from .lightning import EstimatorLightningModule
+from .schedules import Schedule
+
+_logger = logging.getLogger(__name__)
+
+
+def _check_common(arc_learning_rate: float, warmup_epochs: int, log_probs_every_n_steps: int) -> None:
+    if not (float(arc_learning_rate) > 0):
+        raise ValueError(f"arc_learning_rate: expected a positive number, got {arc_learning_rate!r}")
+    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
+    if int(log_probs_every_n_steps) < 0:
+        raise ValueError(f"log_probs_every_n_steps: expected an integer >= 0, got {log_probs_every_n_steps!r}")
+
+
+class EstimatorStrategy(_nni.OneShotStrategy):
+    """Stochastic single-path search with any :class:`~nas_estimators.estimators.Estimator`.
+
+    Usable wherever NNI's ``DARTS``/``GumbelDARTS`` are: inside ``NasExperiment`` or driven directly
+    (``mutate_model``, ``mutate_evaluator``, ``evaluator.evaluate(model)``). The evaluator's training
+    dataloader feeds the weights and its validation dataloader the architecture, batch by batch.
+
+    Args:
+        estimator: the gradient estimator of the architecture logits.
+        arc_learning_rate: Adam learning rate of the architecture logits.
+        warmup_epochs: epochs that train weights only, before the logits move.
+        gradient_clip_val: clip the weights' gradients (None: no clipping).
+        log_probs_every_n_steps: log every label's probabilities every N steps (0: never).
+    """
+
+    def __init__(self, estimator: Estimator, *, arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
+                 gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
+                 **kwargs: Any) -> None:
+        _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
+        super().__init__(**kwargs)
+        self.estimator = estimator
+        self.arc_learning_rate = float(arc_learning_rate)
+        self.warmup_epochs = int(warmup_epochs)
+        self.gradient_clip_val = gradient_clip_val
+        self.log_probs_every_n_steps = int(log_probs_every_n_steps)
+        self._search_module: EstimatorLightningModule | None = None
+
+    def default_mutation_hooks(self):
+        return _nni.path_sampling_hooks()
+
+    def run_hook(self, hook, name, module, memo):
+        return _nni.run_path_sampling_hook(hook, name, module, memo)
+
+    def configure_oneshot_module(self, training_module) -> EstimatorLightningModule:
+        self._search_module = EstimatorLightningModule(
+            training_module, self.estimator, arc_learning_rate=self.arc_learning_rate,
+            warmup_epochs=self.warmup_epochs, gradient_clip_val=self.gradient_clip_val,
+            log_probs_every_n_steps=self.log_probs_every_n_steps)
+        return self._search_module
+
+    def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+        # A dict makes Lightning zip the two loaders: one weights batch and one architecture batch a step.
+        return {"train": train_dataloader_fn(), "val": val_dataloader_fn()}
+
+    def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+        return None
+
+    @property
+    def distribution(self):
+        """The learnt :class:`~nas_estimators.ArchitectureDistribution` (once the evaluator holds the model)."""
+        if self._search_module is None or self._search_module.distribution is None:
+            raise RuntimeError("the strategy has no distribution yet: run it (or mutate_evaluator and evaluate) first")
+        return self._search_module.distribution
+
+    def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[Any]:
+        """The ``limit`` most probable architectures, best first, each frozen as NNI does for one.
+
+        Unlike NNI's own one-shot strategies this honours ``limit`` (``export_top_models(top_k=k)``):
+        the distribution ranks every architecture by its probability. ``limit=None`` means 1.
+        """
+        if not sort:
+            _logger.warning("Architectures are always returned best first; sort=False is ignored.")
+        k = 1 if limit is None else limit
+        self.oneshot_module.set_model(self.supernet)
+        for sample, _ in self.distribution.top_k(k):
+            yield self.model_space.freeze(sample)
+
+
+class SF(EstimatorStrategy):
+    """Score-function search with a moving-average baseline (:class:`~nas_estimators.ScoreFunction`).
+
+    Example::
+
+        from nni.nas.experiment import NasExperiment
+        experiment = NasExperiment(model_space, evaluator, nas_estimators.SF(baseline_decay=0.9))
+        experiment.run()
+        experiment.export_top_models(formatter='dict')
+    """
+
+    def __init__(self, baseline_decay: float = 0.9, **kwargs: Any) -> None:
+        super().__init__(ScoreFunction(baseline_decay=baseline_decay), **kwargs)
+
+
+class RELAX(EstimatorStrategy):
+    """Search with RELAX's learned control variate (:class:`~nas_estimators.Relax`)."""
+
+    def __init__(self, surrogate_width: int = 64, surrogate_lr: float = 1e-3,
+                 temperature: float | Schedule = 0.5, **kwargs: Any) -> None:
+        super().__init__(Relax(surrogate_width=surrogate_width, surrogate_lr=surrogate_lr,
+                               temperature=temperature), **kwargs)
+
+
+class RAM(EstimatorStrategy):
+    """Search with RAM's one-label-at-a-time marginalisation (:class:`~nas_estimators.Ram`)."""
+
+    def __init__(self, labels_per_step: int | None = None, **kwargs: Any) -> None:
+        super().__init__(Ram(labels_per_step=labels_per_step), **kwargs)

@@ -1,0 +1,125 @@
+"""The command line: the default run (shortened) and every bad-input path."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from nas_estimators.cli import main
+
+
+def run_cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "nas_estimators", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+def test_default_search_writes_a_loadable_architecture_history_and_checkpoint(tmp_path):
+    output = tmp_path / "out"
+    result = run_cli("search", "--epochs", "2", "--output", str(output), "--top-k", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 1" in result.stdout  # the progress display
+    architecture = json.loads((output / "architecture.json").read_text())
+    from nas_estimators.spaces import build_space
+
+    space = build_space("darts", 8, 5)
+    assert set(architecture) == set(space.simplify())
+    import torch
+
+    assert space.freeze(architecture)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    history = pd.read_csv(output / "history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    for column in ("train_loss", "val_loss", "val_acc", "entropy", "seconds", "baseline", "forward_evaluations"):
+        assert history[column].notna().all(), column
+    assert (history["val_acc"].between(0, 1)).all()
+    assert (output / "checkpoint.ckpt").stat().st_size > 0
+    top = json.loads((output / "top_k.json").read_text())
+    assert [row["rank"] for row in top] == [1, 2, 3] and top[0]["architecture"] == architecture
+    probabilities = pd.read_csv(output / "probabilities.csv")
+    assert set(probabilities["label"]) == set(architecture)
+    config = json.loads((output / "config.json").read_text())
+    assert config["estimator"] == "sf" and config["dataset"] == "digits"
+
+
+@pytest.mark.parametrize("estimator, extra", [("relax", ["--temperature-schedule", "exponential",
+                                                         "--temperature-final", "0.1"]),
+                                              ("ram", ["--labels-per-step", "2"])])
+def test_other_estimators_on_nb201(tmp_path, estimator, extra, capsys):
+    output = tmp_path / estimator
+    code = main(["search", "--estimator", estimator, "--space", "nb201", "--epochs", "1", "--no-progress",
+                 "--output", str(output), *extra])
+    assert code == 0
+    history = pd.read_csv(output / "history.csv")
+    if estimator == "relax":
+        assert history["surrogate_loss"].notna().all()
+    else:
+        assert (history["forward_evaluations"] > 1).all()
+
+
+def _fails(capsys, *argv, code=2):
+    with pytest.raises(SystemExit) as excinfo:
+        main(list(argv))
+    assert excinfo.value.code == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["search", "--estimator", "reinforce"], "choose from 'sf', 'relax', 'ram'"),
+    (["search", "--space", "nasnet"], "choose from 'darts', 'nb201'"),
+    (["search", "--dataset", "mnist"], "choose from 'digits', 'cifar10'"),
+])
+def test_unknown_choices_are_usage_errors_listing_the_choices(capsys, argv, expected):
+    assert expected in _fails(capsys, *argv)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--baseline-decay", "1.0"], "baseline_decay"),
+    (["--baseline-decay", "-0.5"], "baseline_decay"),
+    (["--arc-learning-rate", "0"], "arc_learning_rate"),
+    (["--weight-learning-rate", "-1"], "weight_learning_rate"),
+    (["--estimator", "relax", "--surrogate-lr", "0"], "surrogate_lr"),
+    (["--estimator", "relax", "--temperature", "-1"], "temperature"),
+    (["--estimator", "ram", "--labels-per-step", "0"], "labels_per_step"),
+    (["--epochs", "0"], "epochs"),
+    (["--batch-size", "0"], "batch_size"),
+    (["--device", "tpu"], "device"),
+])
+def test_bad_hyperparameters_are_one_line_errors(tmp_path, capsys, argv, expected):
+    err = _fails(capsys, "search", "--output", str(tmp_path / "o"), *argv)
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("root", [None, "missing", "empty"])
+def test_missing_or_malformed_data_directory_names_the_layouts(tmp_path, capsys, root):
+    argv = ["search", "--dataset", "cifar10", "--output", str(tmp_path / "o")]
+    if root == "missing":
+        argv += ["--data-root", str(tmp_path / "nowhere")]
+    elif root == "empty":
+        (tmp_path / "empty").mkdir()
+        argv += ["--data-root", str(tmp_path / "empty")]
+    err = _fails(capsys, *argv)
+    assert len(err.strip().splitlines()) == 1
+    assert "cifar-10-batches-py" in err and "train/<class>" in err
+
+
+def test_an_existing_search_is_not_overwritten(tmp_path, capsys):
+    output = tmp_path / "o"
+    output.mkdir()
+    (output / "architecture.json").write_text("{\"kept\": true}")
+    err = _fails(capsys, "search", "--output", str(output))
+    assert "already holds a search" in err
+    assert (output / "architecture.json").read_text() == "{\"kept\": true}"
+
+
+def test_entry_point_reports_usage_errors_without_traceback(tmp_path):
+    result = run_cli("search", "--estimator", "nope")
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "sf" in result.stderr
+    result = run_cli("search", "--baseline-decay", "2", "--output", str(tmp_path / "o"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("nas-estimators search: error: baseline_decay")

@@ -1,0 +1,209 @@
+"""Statistical tests: every estimator's mean matches the exact gradient on an enumerable space."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from nas_estimators import ArchitectureDistribution, Ram, Relax, ScoreFunction
+from nas_estimators.schedules import Exponential
+
+SIZES = {"a": 3, "b": 4, "c": 2}
+
+
+def make_problem(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    distribution = ArchitectureDistribution({label: list(range(size)) for label, size in SIZES.items()})
+    with torch.no_grad():
+        for label in distribution.labels:
+            distribution.logits[label].copy_(torch.randn(SIZES[label], generator=generator))
+    table = torch.rand(tuple(SIZES.values()), generator=generator, dtype=torch.float64) * 2.0 + 1.0
+
+    def loss_fn(architecture):
+        return float(table[architecture["a"], architecture["b"], architecture["c"]])
+
+    return distribution, table, loss_fn
+
+
+def exact_gradient(distribution, table):
+    """d/d logits of sum_Z p(Z) L(Z), by autograd over the enumerated space."""
+    expectation = 0.0
+    for values in itertools.product(*(range(size) for size in SIZES.values())):
+        architecture = dict(zip(SIZES, values))
+        expectation = expectation + distribution.log_prob(architecture).exp() * float(table[values])
+    gradients = torch.autograd.grad(expectation, [distribution.logits[label] for label in SIZES])
+    return dict(zip(SIZES, gradients))
+
+
+def collect(estimator, distribution, loss_fn, n):
+    samples = [estimator.estimate(distribution, loss_fn) for _ in range(n)]
+    return {label: torch.stack([s[label] for s in samples]).double() for label in SIZES}
+
+
+def assert_unbiased(estimates, exact, sigmas=4.0):
+    n = next(iter(estimates.values())).shape[0]
+    for label in SIZES:
+        mean = estimates[label].mean(0)
+        standard_error = estimates[label].std(0) / math.sqrt(n)
+        deviation = (mean - exact[label].double()).abs()
+        # A component with (numerically) zero spread must match exactly.
+        assert torch.all(deviation <= sigmas * standard_error + 1e-9), (label, mean, exact[label], standard_error)
+
+
+def total_variance(estimates):
+    return sum(float(e.var(0).sum()) for e in estimates.values())
+
+
+@pytest.mark.parametrize("baseline_decay", [0.0, 0.9])
+def test_score_function_is_unbiased_before_and_after_the_baseline_adapts(baseline_decay):
+    torch.manual_seed(1)
+    distribution, table, loss_fn = make_problem()
+    exact = exact_gradient(distribution, table)
+    estimator = ScoreFunction(baseline_decay=baseline_decay)
+    assert_unbiased(collect(estimator, distribution, loss_fn, 4000), exact)  # from the first (zero) baseline on
+    assert estimator.baseline is not None and 1.0 < estimator.baseline < 3.0
+    assert_unbiased(collect(estimator, distribution, loss_fn, 4000), exact)
+
+
+def test_score_function_baseline_is_a_moving_average_of_past_losses():
+    distribution, _, _ = make_problem()
+    losses = iter([2.0, 4.0, 8.0])
+    estimator = ScoreFunction(baseline_decay=0.5)
+    estimator.estimate(distribution, lambda arch: next(losses))
+    assert estimator.diagnostics["baseline"] == 0.0 and estimator.baseline == 2.0
+    estimator.estimate(distribution, lambda arch: next(losses))
+    assert estimator.diagnostics["baseline"] == 2.0 and estimator.baseline == 3.0
+    estimator.estimate(distribution, lambda arch: next(losses))
+    assert estimator.baseline == 5.5
+
+
+def test_score_function_estimate_is_advantage_times_score():
+    distribution, table, loss_fn = make_problem()
+    estimator = ScoreFunction(baseline_decay=0.5)
+    estimator.baseline = 1.5
+    torch.manual_seed(3)
+    grads = estimator.estimate(distribution, loss_fn)
+    torch.manual_seed(3)
+    arch = distribution.sample()
+    score = torch.autograd.grad(distribution.log_prob(arch), [distribution.logits[k] for k in SIZES])
+    for label, s in zip(SIZES, score):
+        torch.testing.assert_close(grads[label], (loss_fn(arch) - 1.5) * s)
+
+
+def test_relax_is_unbiased_while_the_surrogate_adapts():
+    torch.manual_seed(2)
+    distribution, table, loss_fn = make_problem()
+    exact = exact_gradient(distribution, table)
+    estimator = Relax(surrogate_width=16, surrogate_lr=1e-2, temperature=0.5)
+    collect(estimator, distribution, loss_fn, 300)  # let the surrogate adapt
+    adapted = collect(estimator, distribution, loss_fn, 3000)
+    assert_unbiased(adapted, exact)
+    assert estimator.step == 3300
+
+
+def test_relax_surrogate_training_reduces_variance():
+    torch.manual_seed(4)
+    distribution, table, loss_fn = make_problem()
+    sf = collect(ScoreFunction(baseline_decay=0.0), distribution, loss_fn, 2000)
+    estimator = Relax(surrogate_width=32, surrogate_lr=1e-2, temperature=0.5)
+    collect(estimator, distribution, loss_fn, 1500)
+    adapted = collect(estimator, distribution, loss_fn, 2000)
+    # Against REINFORCE whose baseline is only the previous loss, the trained control variate must help.
+    assert total_variance(adapted) < total_variance(sf)
+
+
+def test_relax_with_an_annealed_temperature_is_unbiased():
+    torch.manual_seed(5)
+    distribution, table, loss_fn = make_problem()
+    exact = exact_gradient(distribution, table)
+    estimator = Relax(surrogate_width=16, surrogate_lr=1e-2, temperature=Exponential(1.0, 0.1, steps=3000))
+    estimates = collect(estimator, distribution, loss_fn, 3000)
+    assert_unbiased(estimates, exact)
+    assert estimator.diagnostics["temperature"] == pytest.approx(0.1, rel=1e-3)
+
+
+@pytest.mark.parametrize("labels_per_step", [None, 1, 2])
+def test_ram_is_unbiased(labels_per_step):
+    torch.manual_seed(6)
+    distribution, table, loss_fn = make_problem()
+    exact = exact_gradient(distribution, table)
+    estimator = Ram(labels_per_step=labels_per_step)
+    estimates = collect(estimator, distribution, loss_fn, 3000)
+    assert_unbiased(estimates, exact)
+    evaluations = estimator.diagnostics["forward_evaluations"]
+    if labels_per_step is None:
+        assert evaluations == 1 + sum(size - 1 for size in SIZES.values())
+    else:
+        assert 1 + labels_per_step <= evaluations <= 1 + labels_per_step * (max(SIZES.values()) - 1)
+
+
+def test_ram_variance_is_below_score_function_variance():
+    torch.manual_seed(7)
+    distribution, table, loss_fn = make_problem()
+    sf_estimator = ScoreFunction(baseline_decay=0.9)
+    collect(sf_estimator, distribution, loss_fn, 500)  # a well-adapted baseline: SF at its best
+    sf = collect(sf_estimator, distribution, loss_fn, 3000)
+    ram = collect(Ram(), distribution, loss_fn, 3000)
+    assert total_variance(ram) < 0.5 * total_variance(sf)
+
+
+def test_ram_is_exact_when_the_loss_is_additive():
+    # With L(Z) = sum_k f_k(Z_k), marginalising one label at a time is the exact gradient, every sample.
+    distribution, _, _ = make_problem()
+    f = {label: torch.linspace(0.0, 1.0, size) ** 2 for label, size in SIZES.items()}
+    table = sum(torch.meshgrid(*(f[k].double() for k in SIZES), indexing="ij"))
+    exact = exact_gradient(distribution, table)
+    torch.manual_seed(8)
+    for _ in range(5):
+        grads = Ram().estimate(distribution, lambda arch: sum(float(f[k][arch[k]]) for k in SIZES))
+        for label in SIZES:
+            torch.testing.assert_close(grads[label].double(), exact[label].double(), rtol=1e-5, atol=1e-6)
+
+
+def test_estimators_accept_tensor_losses_and_reject_other_types():
+    distribution, _, _ = make_problem()
+    for estimator in (ScoreFunction(), Relax(surrogate_width=4), Ram()):
+        grads = estimator.estimate(distribution, lambda arch: torch.tensor(1.0))
+        assert {k: tuple(v.shape) for k, v in grads.items()} == {k: (s,) for k, s in SIZES.items()}
+        with pytest.raises(TypeError, match="loss_fn"):
+            estimator.estimate(distribution, lambda arch: "bad")
+
+
+def test_state_dict_round_trip_restores_baseline_and_surrogate():
+    torch.manual_seed(9)
+    distribution, _, loss_fn = make_problem()
+    sf = ScoreFunction(baseline_decay=0.8)
+    collect(sf, distribution, loss_fn, 10)
+    restored = ScoreFunction(baseline_decay=0.8)
+    restored.load_state_dict(sf.state_dict())
+    assert restored.baseline == sf.baseline
+
+    relax = Relax(surrogate_width=8, temperature=Exponential(1.0, 0.5, steps=100))
+    collect(relax, distribution, loss_fn, 10)
+    copy = Relax(surrogate_width=8, temperature=Exponential(1.0, 0.5, steps=100))
+    copy.load_state_dict(relax.state_dict())
+    assert copy.step == relax.step == 10
+    torch.manual_seed(10)
+    a = relax.estimate(distribution, loss_fn)
+    torch.manual_seed(10)
+    b = copy.estimate(distribution, loss_fn)
+    for label in SIZES:
+        torch.testing.assert_close(a[label], b[label])
+
+
+@pytest.mark.parametrize("factory, message", [
+    (lambda: ScoreFunction(baseline_decay=1.0), "baseline_decay"),
+    (lambda: ScoreFunction(baseline_decay=-0.1), "baseline_decay"),
+    (lambda: Relax(surrogate_lr=0.0), "surrogate_lr"),
+    (lambda: Relax(surrogate_lr=-1e-3), "surrogate_lr"),
+    (lambda: Relax(temperature=0.0), "temperature"),
+    (lambda: Relax(temperature=-1.0), "temperature"),
+    (lambda: Relax(surrogate_width=0), "surrogate_width"),
+    (lambda: Exponential(1.0, 0.0, steps=10), "temperature final"),
+    (lambda: Ram(labels_per_step=0), "labels_per_step"),
+    (lambda: Ram(labels_per_step=-2), "labels_per_step"),
+])
+def test_bad_hyperparameters_name_the_parameter(factory, message):
+    with pytest.raises(ValueError, match=message):
+        factory()
