@@ -13,7 +13,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -26,6 +26,8 @@ from .schedules import make_schedule
 from .spaces import build_space
 
 ESTIMATOR_NAMES = ("sf", "relax", "ram")
+# Called at the end of every epoch with the history row (a dict it may extend) and the search module.
+EpochListener = Callable[[dict, Any], None]
 CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
 DEFAULT_EPOCHS = {"digits": 10, "cifar10": 50}
@@ -121,8 +123,10 @@ class SearchClassifier(_nni.LightningModule):
 class SearchRecorder(pl.Callback):
     """Per-epoch history and probabilities, and an atomic checkpoint each epoch."""
 
-    def __init__(self, output: Path, batches: tuple, device: torch.device) -> None:
+    def __init__(self, output: Path, batches: tuple, device: torch.device,
+                 listeners: Sequence[EpochListener] = ()) -> None:
         self.output = output
+        self.listeners = list(listeners)
         self.batches = batches
         self.device = device
         self.rows: list[dict[str, Any]] = []
@@ -164,6 +168,8 @@ class SearchRecorder(pl.Callback):
         for key in ("baseline", "surrogate_loss", "temperature", "forward_evaluations"):
             if key in self._counts:
                 row[key] = self._mean(key)
+        for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
+            listener(row, pl_module)
         row["mode"] = json.dumps(distribution.mode())
         self.rows.append(row)
         for label, probabilities in distribution.probabilities().items():
@@ -243,9 +249,14 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
             "epochs": int(epochs), "output": output, "width": width, "cells": cells}
 
 
-def run_search(config: SearchConfig, parts: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
+               listeners: Sequence[EpochListener] = ()) -> dict[str, Any]:
     """Run a search and write ``architecture.json``, ``history.csv``, ``probabilities.csv``,
-    ``top_k.csv``/``top_k.json``, ``config.json`` and ``checkpoint.ckpt`` into ``config.output``."""
+    ``top_k.csv``/``top_k.json``, ``config.json`` and ``checkpoint.ckpt`` into ``config.output``.
+
+    ``listeners`` are called after every epoch with the history row and the search module, before
+    the row is written: they can add columns (a benchmark accuracy of the mode) or raise to stop.
+    """
     from pytorch_lightning.callbacks import TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
 
@@ -258,7 +269,7 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None) -> dic
     # Lightning's and NNI's start-up banners are noise on a command line.
     logging.getLogger("nni").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    recorder = SearchRecorder(output, parts["batches"], device)
+    recorder = SearchRecorder(output, parts["batches"], device, listeners)
     callbacks = [recorder]
     if config.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
