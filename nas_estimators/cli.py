@@ -61,16 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_arguments(search)
     search.add_argument("--output", default=None, help="output directory (default: runs/ESTIMATOR-SPACE-DATASET-sSEED)")
     search.add_argument("--top-k", type=int, default=5, help="also write the K most probable architectures")
-    search.add_argument("--resume", action="store_true", help="continue the search whose checkpoint is in --output")
+    search.add_argument("--resume", action="store_true",
+                        help="continue the search in --output with its saved options (--epochs may extend it)")
+    search.add_argument("--max-bad-steps", type=int, default=20,
+                        help="stop after this many consecutive non-finite steps (0: never; default 20)")
+    search.add_argument("--deterministic", action="store_true",
+                        help="deterministic algorithms only (CUDA: reproducible, slower)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.set_defaults(handler=_search)
     return parser
 
 
 def _search(args: argparse.Namespace) -> int:
-    from .search import SearchConfig, prepare, run_search
+    from .search import SearchConfig, SearchDiverged, SearchInterrupted, load_saved_config, prepare, run_search
 
     output = args.output or f"runs/{args.estimator}-{args.space}-{args.dataset}-s{args.seed}"
+    if args.resume:
+        if args.output is None:
+            raise UsageError("resume: name the search to continue with --output DIR")
+        try:
+            config = load_saved_config(output)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        config.resume, config.progress, config.device = True, not args.no_progress, args.device
+        config.epochs = args.epochs if args.epochs is not None else config.epochs
+        return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
     config = SearchConfig(
         estimator=args.estimator, space=args.space, dataset=args.dataset, data_root=args.data_root,
         download=args.download, output=output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
@@ -79,12 +94,25 @@ def _search(args: argparse.Namespace) -> int:
         baseline_decay=args.baseline_decay, surrogate_width=args.surrogate_width, surrogate_lr=args.surrogate_lr,
         temperature=args.temperature, temperature_final=args.temperature_final,
         temperature_schedule=args.temperature_schedule, labels_per_step=args.labels_per_step,
-        top_k=args.top_k, resume=args.resume, progress=not args.no_progress)
+        top_k=args.top_k, max_bad_steps=args.max_bad_steps, deterministic=args.deterministic,
+        progress=not args.no_progress)
+    return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
+
+
+def _run(config, prepare, run_search, diverged, interrupted) -> int:
     try:
         parts = prepare(config)
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None
-    result = run_search(config, parts)
+    try:
+        result = run_search(config, parts)
+    except interrupted as error:
+        print(f"nas-estimators search: {error}", file=sys.stderr)
+        return 128 + error.signal_number
+    except diverged as error:
+        print(f"nas-estimators search: error: {error}; the last good checkpoint is "
+              f"{parts['output'] / 'checkpoint.ckpt'}", file=sys.stderr)
+        return 1
     history = result["history"]
     last = history.iloc[-1] if len(history) else None
     print(f"architecture: {result['output'] / 'architecture.json'}")

@@ -263,9 +263,9 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 class DeviceBatches:
     """Epochs of ``(float images, labels)`` batches, augmented and normalised on ``device``.
 
-    Each ``iter()`` runs epoch ``self.epoch`` and then increments it; the epoch's order and
+    Each pass runs epoch ``self.epoch`` and increments it at its first batch; the epoch's order and
     augmentation depend only on ``(seed, epoch)``, so setting ``epoch`` (or
-    ``load_state_dict``) before iterating reproduces that epoch exactly.
+    ``restore_state``) before iterating reproduces that epoch exactly.
 
     Example:
         >>> x = torch.zeros(10, 3, 4, 4, dtype=torch.uint8)
@@ -323,6 +323,7 @@ class DeviceBatches:
         self.augment, self.crop_padding, self.flip = augment, crop_padding, flip
         self.shuffle, self.drop_last = shuffle, drop_last
         self.seed, self.epoch = seed, 0
+        self._start = 0  # first batch of the next epoch (a search resumed mid-epoch skips the rest)
         self.channels_last = channels_last
         # (x / 255 - mean) / std folded into one multiply-add.
         std_t = torch.tensor(std, dtype=torch.float32)
@@ -335,11 +336,13 @@ class DeviceBatches:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        # Not a generator function: the epoch must advance at iter(), not at the first next().
+        # A generator: the epoch is read at the first next(), not at iter(). Lightning calls iter()
+        # once while setting up and again only later, after on_train_epoch_start may have set it.
         epoch, self.epoch = self.epoch, self.epoch + 1
-        return self._batches(epoch)
+        start, self._start = self._start, 0
+        yield from self._batches(epoch, start)
 
-    def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         gen = _epoch_generator(self.seed, epoch)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
@@ -350,7 +353,7 @@ class DeviceBatches:
             if not self.flip:
                 flips.zero_()  # drawn anyway, so the crops do not depend on `flip`
             shifts, flips = shifts.to(self.device), flips.to(self.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in range(start_batch * self.batch_size, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]
             x = self.images[idx]
             if self.augment:
@@ -379,11 +382,18 @@ class DeviceBatches:
             cols[:, None, None, :],
         ]
 
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "seed": self.seed}
+    # Named apart from state_dict/load_state_dict on purpose: Lightning would otherwise save and restore
+    # the iterator itself, counting the batch it prefetched as consumed.
+    def checkpoint_state(self, batches_done: int | None = None) -> dict:
+        """Where the data order stands: the next epoch, or ``batches_done`` into the running one."""
+        if batches_done is None or batches_done >= len(self):
+            return {"epoch": self.epoch, "batch": 0, "seed": self.seed}
+        return {"epoch": self.epoch - 1, "batch": int(batches_done), "seed": self.seed}
 
-    def load_state_dict(self, state: dict) -> None:
+    def restore_state(self, state: dict) -> None:
+        """The next ``iter()`` continues where :meth:`checkpoint_state` was taken."""
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        self._start = int(state.get("batch", 0))
 
 
 def search_batches(

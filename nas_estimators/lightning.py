@@ -16,6 +16,13 @@ from .distribution import Architecture, ArchitectureDistribution
 from .estimators import Estimator
 
 CHECKPOINT_KEY = "nas_estimators"
+# Logits are kept within this distance of each label's largest: softmax cannot tell further apart in
+# float32 (e^-50 ~ 2e-22), and it keeps them finite under any learning rate.
+LOGIT_RANGE = 50.0
+
+
+class SearchDiverged(RuntimeError):
+    """Too many consecutive steps had a non-finite loss, gradient or estimate."""
 
 
 class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
@@ -27,13 +34,16 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
 
     def __init__(self, training_module: _nni.LightningModule, estimator: Estimator, *,
                  arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
-                 gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50) -> None:
+                 gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
+                 max_bad_steps: int = 20) -> None:
         super().__init__(training_module)
         self.estimator = estimator
         self.arc_learning_rate = arc_learning_rate
         self.warmup_epochs = warmup_epochs
         self.gradient_clip_val = gradient_clip_val
         self.log_probs_every_n_steps = log_probs_every_n_steps
+        self.max_bad_steps = max_bad_steps
+        self.consecutive_bad_steps = 0
         # Kept out of the module tree so that Lightning does not move them to the accelerator.
         self.__dict__["distribution"] = None
         self.__dict__["arc_optimizer"] = None
@@ -87,13 +97,44 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self._last_validation = {}
         gradients = self.estimator.estimate(self.distribution, lambda arch: self.validation_loss(batch, arch))
         if not all(torch.isfinite(g).all() for g in gradients.values()):
-            self.skipped_steps += 1
             return False
         self.arc_optimizer.zero_grad(set_to_none=True)
         for label, parameter in self.distribution.logits.items():
             parameter.grad = gradients[label].to(parameter.device, parameter.dtype)
         self.arc_optimizer.step()
+        with torch.no_grad():
+            for parameter in self.distribution.parameters():
+                # Softmax is shift-invariant: centring on the largest logit changes no probability.
+                parameter.sub_(parameter.max()).clamp_(min=-LOGIT_RANGE)
         return True
+
+    def weights_step(self, loss: torch.Tensor) -> bool:
+        """One optimizer step of the sampled path's weights; False (and no update) if non-finite."""
+        if not torch.isfinite(loss.detach()):
+            return False
+        optimizer = self.optimizers()
+        if isinstance(optimizer, list):
+            [optimizer] = [o for o in optimizer if not getattr(o, "is_arch_optimizer", False)]
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip_val or float("inf"))
+        if not torch.isfinite(norm):
+            optimizer.zero_grad(set_to_none=True)
+            return False
+        optimizer.step()
+        return True
+
+    def _count(self, good: bool, where: str) -> None:
+        if good:
+            self.consecutive_bad_steps = 0
+            return
+        self.skipped_steps += 1
+        self.consecutive_bad_steps += 1
+        if self.max_bad_steps and self.consecutive_bad_steps >= self.max_bad_steps:
+            raise SearchDiverged(
+                f"{self.consecutive_bad_steps} consecutive steps had a non-finite {where} "
+                f"(epoch {self.trainer.current_epoch}, step {self.global_step}); nothing of them was applied")
 
     def training_step(self, batch, batch_idx):
         train_batch, val_batch = batch["train"], batch["val"]
@@ -101,10 +142,10 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self.resample()
         output = self.training_module.training_step(train_batch, batch_idx)
         loss = output["loss"] if isinstance(output, dict) else output
-        self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
+        self._count(self.weights_step(loss), "training loss or weight gradient")
 
         if self.trainer.current_epoch >= self.warmup_epochs:
-            self.architecture_step(val_batch)
+            self._count(self.architecture_step(val_batch), "validation loss or architecture gradient estimate")
             metrics = {**self._last_validation,
                        **{f"estimator/{k}": v for k, v in self.estimator.diagnostics.items()
                           if isinstance(v, float) and math.isfinite(v)}}
@@ -133,6 +174,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             "arc_optimizer": self.arc_optimizer.state_dict(),
             "estimator_state": self.estimator.state_dict(),
             "skipped_steps": self.skipped_steps,
+            "consecutive_bad_steps": self.consecutive_bad_steps,
         }
 
     def load_search_state(self, state: Mapping[str, Any]) -> None:
@@ -146,6 +188,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self.arc_optimizer.load_state_dict(state["arc_optimizer"])
         self.estimator.load_state_dict(state["estimator_state"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.consecutive_bad_steps = int(state.get("consecutive_bad_steps", 0))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = self.search_state()

@@ -9,25 +9,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 
 from . import _nni
+from .checkpoints import VerifiedCheckpointIO, atomic_write_text, check_belongs, read_checkpoint
 from .data import load_dataset, search_batches
 from .estimators import Ram, Relax, ScoreFunction
+from .lightning import SearchDiverged
+from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .schedules import make_schedule
 from .spaces import build_space
 
+__all__ = ["SearchConfig", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
+
 ESTIMATOR_NAMES = ("sf", "relax", "ram")
-# Called at the end of every epoch with the history row (a dict it may extend) and the search module.
-EpochListener = Callable[[dict, Any], None]
 CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
 DEFAULT_EPOCHS = {"digits": 10, "cifar10": 50}
@@ -64,8 +68,29 @@ class SearchConfig:
     temperature_schedule: str = "constant"
     labels_per_step: int | None = None
     top_k: int = 5
+    max_bad_steps: int = 20
+    deterministic: bool = False
     resume: bool = False
     progress: bool = True
+
+    def identity(self, width: int | None = None, cells: int | None = None) -> dict[str, Any]:
+        """What a checkpoint must share with the search that resumes it."""
+        return {"estimator": self.estimator, "space": self.space, "dataset": self.dataset,
+                "width": self.width if width is None else width, "cells": self.cells if cells is None else cells,
+                "batch_size": self.batch_size, "seed": self.seed}
+
+
+def load_saved_config(output: str | Path) -> SearchConfig:
+    """The configuration a search in ``output`` was started with (its ``config.json``)."""
+    path = Path(output) / "config.json"
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"resume: no search in {output} (no config.json)") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"resume: {path} is unreadable: {error}") from None
+    fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    return SearchConfig(**{key: value for key, value in record.items() if key in fields})
 
 
 def make_estimator(config: SearchConfig, steps: int = 1):
@@ -120,98 +145,6 @@ class SearchClassifier(_nni.LightningModule):
         return [optimizer], [schedule]
 
 
-class SearchRecorder(pl.Callback):
-    """Per-epoch history and probabilities, and an atomic checkpoint each epoch."""
-
-    def __init__(self, output: Path, batches: tuple, device: torch.device,
-                 listeners: Sequence[EpochListener] = ()) -> None:
-        self.output = output
-        self.listeners = list(listeners)
-        self.batches = batches
-        self.device = device
-        self.rows: list[dict[str, Any]] = []
-        self.probability_rows: list[dict[str, Any]] = []
-        self._epoch_start = 0.0
-        self._train_loss = None
-        self._train_steps = 0
-        self._sums: dict[str, float] = {}
-        self._counts: dict[str, int] = {}
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._epoch_start = time.perf_counter()
-        self._train_loss = torch.zeros((), device=self.device)
-        self._train_steps = 0
-        self._sums, self._counts = {}, {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            self._train_loss += loss.detach()  # stays on the device: no host sync per step
-            self._train_steps += 1
-        values = dict(pl_module._last_validation)
-        values.update(pl_module.estimator.diagnostics)
-        for key, value in values.items():
-            self._sums[key] = self._sums.get(key, 0.0) + float(value)
-            self._counts[key] = self._counts.get(key, 0) + 1
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        distribution = pl_module.distribution
-        row = {
-            "epoch": trainer.current_epoch,
-            "train_loss": float(self._train_loss) / max(self._train_steps, 1),
-            "val_loss": self._mean("val_loss"),
-            "val_acc": self._mean("val_acc"),
-            "entropy": float(distribution.entropy().detach()),
-            "seconds": time.perf_counter() - self._epoch_start,
-            "skipped_steps": pl_module.skipped_steps,
-        }
-        for key in ("baseline", "surrogate_loss", "temperature", "forward_evaluations"):
-            if key in self._counts:
-                row[key] = self._mean(key)
-        for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
-            listener(row, pl_module)
-        row["mode"] = json.dumps(distribution.mode())
-        self.rows.append(row)
-        for label, probabilities in distribution.probabilities().items():
-            for value, probability in probabilities.items():
-                self.probability_rows.append({"epoch": trainer.current_epoch, "label": label,
-                                              "value": json.dumps(value), "probability": probability})
-        self.write_tables()
-        save_checkpoint(trainer, self.output / CHECKPOINT_NAME)
-
-    def _mean(self, key: str) -> float:
-        return self._sums.get(key, float("nan")) / max(self._counts.get(key, 0), 1)
-
-    def write_tables(self) -> None:
-        _atomic_write_text(self.output / "history.csv", pd.DataFrame(self.rows).to_csv(index=False))
-        _atomic_write_text(self.output / "probabilities.csv",
-                           pd.DataFrame(self.probability_rows).to_csv(index=False))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "probability_rows": self.probability_rows,
-                "batches": [b.state_dict() for b in self.batches], "torch_rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rows = list(state["rows"])
-        self.probability_rows = list(state["probability_rows"])
-        for batches, batches_state in zip(self.batches, state["batches"]):
-            batches.load_state_dict(batches_state)
-        torch.set_rng_state(state["torch_rng"])
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def save_checkpoint(trainer, path: Path) -> None:
-    """Write the trainer's checkpoint atomically: a kill at any moment leaves the previous one readable."""
-    temporary = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(temporary)
-    os.replace(temporary, path)
-
-
 def prepare(config: SearchConfig) -> dict[str, Any]:
     """Check every input and build the parts; bad input raises ValueError/TypeError before any work."""
     from .strategy import EstimatorStrategy
@@ -228,23 +161,31 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
             raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
     device = resolve_device(config.device)
     make_estimator(config)  # checks the hyperparameters before any data is read
+    if isinstance(config.max_bad_steps, bool) or int(config.max_bad_steps) != config.max_bad_steps \
+            or config.max_bad_steps < 0:
+        raise ValueError(f"max_bad_steps: expected an integer >= 0, got {config.max_bad_steps!r}")
     output = Path(config.output)
-    checkpoint = output / CHECKPOINT_NAME
-    if config.resume and not checkpoint.is_file():
-        raise ValueError(f"resume: no checkpoint at {checkpoint}")
-    if not config.resume and (checkpoint.exists() or (output / "architecture.json").exists()):
+    checkpoint_path = output / CHECKPOINT_NAME
+    if config.resume and not checkpoint_path.is_file():
+        raise ValueError(f"resume: no checkpoint at {checkpoint_path}")
+    if not config.resume and (checkpoint_path.exists() or (output / "architecture.json").exists()):
         raise ValueError(f"output: {output} already holds a search; pass --resume or choose another --output")
+    checkpoint = read_checkpoint(checkpoint_path) if config.resume else None
 
     data = load_dataset(config.dataset, config.data_root, download=config.download)
     width, cells = config.width, config.cells
     if config.dataset == "digits":
         width = DIGITS_SIZE[config.space][0] if width is None and config.space in DIGITS_SIZE else width
         cells = DIGITS_SIZE[config.space][1] if cells is None and config.space in DIGITS_SIZE else cells
+    if checkpoint is not None:
+        check_belongs(checkpoint_path, checkpoint, config.identity(width, cells))
+    pl.seed_everything(config.seed, workers=False, verbose=False)  # the supernet's initial weights
     space = build_space(config.space, width, cells, num_classes=data.num_classes)
     batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed)
     estimator = make_estimator(config, steps=max(1, (int(epochs) - config.warmup_epochs) * len(batches[0])))
     strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
-                                 warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip)
+                                 warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip,
+                                 max_bad_steps=config.max_bad_steps)
     return {"device": device, "data": data, "space": space, "batches": batches, "strategy": strategy,
             "epochs": int(epochs), "output": output, "width": width, "cells": cells}
 
@@ -256,6 +197,8 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
 
     ``listeners`` are called after every epoch with the history row and the search module, before
     the row is written: they can add columns (a benchmark accuracy of the mode) or raise to stop.
+    SIGTERM and SIGINT finish the running step, save a checkpoint and raise :class:`SearchInterrupted`;
+    too many non-finite steps in a row raise :class:`SearchDiverged` (the last checkpoint stays intact).
     """
     from pytorch_lightning.callbacks import TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
@@ -269,45 +212,60 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     # Lightning's and NNI's start-up banners are noise on a command line.
     logging.getLogger("nni").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    recorder = SearchRecorder(output, parts["batches"], device, listeners)
+    recorder = SearchRecorder(output, output / CHECKPOINT_NAME, parts["batches"], device,
+                              config.identity(parts["width"], parts["cells"]), listeners)
     callbacks = [recorder]
     if config.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
     trainer = _nni.Trainer(
         max_epochs=parts["epochs"], accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-        logger=CSVLogger(str(output), name="logs", version=""), callbacks=callbacks,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=config.progress,
-        num_sanity_val_steps=0, log_every_n_steps=max(1, len(parts["batches"][0]) // 4),
+        logger=CSVLogger(str(output), name="logs"),  # logs/version_N: a resumed run adds a version
+        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
+        enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=config.deterministic or None,
+        log_every_n_steps=max(1, len(parts["batches"][0]) // 4), plugins=[VerifiedCheckpointIO()],
     )
     module = SearchClassifier(config.weight_learning_rate, config.weight_decay, parts["epochs"])
+    resume = {"ckpt_path": str(output / CHECKPOINT_NAME)} if config.resume else None
     evaluator = _nni.Lightning(module, trainer, train_dataloaders=parts["batches"][0],
-                               val_dataloaders=parts["batches"][1],
-                               fit_kwargs={"ckpt_path": str(output / CHECKPOINT_NAME)} if config.resume else None)
+                               val_dataloaders=parts["batches"][1], fit_kwargs=resume)
     _write_config(output / "config.json", config, parts)
     model = strategy.mutate_model(parts["space"])
     evaluator = strategy.mutate_evaluator(evaluator)
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        evaluator.evaluate(model)
+    handlers = _catch_stop_signals(recorder)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            # Our recorder resumes the data order itself (see DeviceBatches.checkpoint_state).
+            warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+            evaluator.evaluate(model)
+    finally:
+        for signal_number, handler in handlers.items():
+            signal.signal(signal_number, handler)
     seconds = time.perf_counter() - started
 
     distribution = strategy.distribution
     architecture = distribution.mode()
-    _atomic_write_text(output / "architecture.json", json.dumps(architecture, indent=2) + "\n")
+    atomic_write_text(output / "architecture.json", json.dumps(architecture, indent=2) + "\n")
     top = distribution.top_k(min(config.top_k, distribution.num_architectures))
     top_rows = [{"rank": rank, "probability": probability, "architecture": architecture_k}
                 for rank, (architecture_k, probability) in enumerate(top, 1)]
-    _atomic_write_text(output / "top_k.json", json.dumps(top_rows, indent=2) + "\n")
-    _atomic_write_text(output / "top_k.csv", pd.DataFrame(
+    atomic_write_text(output / "top_k.json", json.dumps(top_rows, indent=2) + "\n")
+    atomic_write_text(output / "top_k.csv", pd.DataFrame(
         [{**row, "architecture": json.dumps(row["architecture"])} for row in top_rows]).to_csv(index=False))
     return {"architecture": architecture, "history": pd.DataFrame(recorder.rows), "seconds": seconds,
             "output": output, "strategy": strategy}
+
+
+def _catch_stop_signals(recorder: SearchRecorder) -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # signal handlers can only be set from the main thread
+    return {number: signal.signal(number, recorder.request_stop) for number in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _write_config(path: Path, config: SearchConfig, parts: dict[str, Any]) -> None:
     record = dataclasses.asdict(config)
     record.update(epochs=parts["epochs"], width=parts["width"], cells=parts["cells"], device=str(parts["device"]),
                   device_name=torch.cuda.get_device_name(parts["device"]) if parts["device"].type == "cuda" else "cpu")
-    _atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")

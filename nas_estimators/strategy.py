@@ -35,11 +35,14 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         warmup_epochs: epochs that train weights only, before the logits move.
         gradient_clip_val: clip the weights' gradients (None: no clipping).
         log_probs_every_n_steps: log every label's probabilities every N steps (0: never).
+        max_bad_steps: stop with :class:`~nas_estimators.lightning.SearchDiverged` after this many
+            consecutive steps with a non-finite loss, gradient or estimate (0: never stop). Such
+            steps are skipped: nothing non-finite reaches the weights or the logits.
     """
 
     def __init__(self, estimator: Estimator, *, arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 **kwargs: Any) -> None:
+                 max_bad_steps: int = 20, **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
         super().__init__(**kwargs)
         self.estimator = estimator
@@ -47,6 +50,9 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         self.warmup_epochs = int(warmup_epochs)
         self.gradient_clip_val = gradient_clip_val
         self.log_probs_every_n_steps = int(log_probs_every_n_steps)
+        if isinstance(max_bad_steps, bool) or int(max_bad_steps) != max_bad_steps or max_bad_steps < 0:
+            raise ValueError(f"max_bad_steps: expected an integer >= 0, got {max_bad_steps!r}")
+        self.max_bad_steps = int(max_bad_steps)
         self._search_module: EstimatorLightningModule | None = None
 
     def default_mutation_hooks(self):
@@ -59,7 +65,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         self._search_module = EstimatorLightningModule(
             training_module, self.estimator, arc_learning_rate=self.arc_learning_rate,
             warmup_epochs=self.warmup_epochs, gradient_clip_val=self.gradient_clip_val,
-            log_probs_every_n_steps=self.log_probs_every_n_steps)
+            log_probs_every_n_steps=self.log_probs_every_n_steps, max_bad_steps=self.max_bad_steps)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):

@@ -327,7 +327,9 @@ def test_len_and_epoch_covers_each_sample_once() -> None:
     assert ids.tolist() == list(range(23))
 
 
-def _epoch(batches: DeviceBatches) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _epoch(batches: DeviceBatches, epochs_before: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    for _ in range(epochs_before):
+        list(iter(batches))
     return [(x.clone(), y.clone()) for x, y in batches]
 
 
@@ -343,18 +345,30 @@ def test_epochs_reproducible_and_resumable() -> None:
     first = DeviceBatches(images, labels, 8, **kwargs)
     assert first.epoch == 0
     it = iter(first)
-    assert first.epoch == 1  # advanced at iter(), before the first batch
+    assert first.epoch == 0  # read at the first batch, not at iter(): a caller may still set it
     epoch0 = [(x.clone(), y.clone()) for x, y in it]
+    assert first.epoch == 1
     epoch1 = _epoch(first)
-    assert first.state_dict() == {"epoch": 2, "seed": 7}
+    assert first.checkpoint_state() == {"epoch": 2, "batch": 0, "seed": 7}
     assert not _same(epoch0, epoch1)
 
     resumed = DeviceBatches(images, labels, 8, **kwargs)
     resumed.epoch = 1
     assert _same(_epoch(resumed), epoch1)
     again = DeviceBatches(images, labels, 8, **{**kwargs, "seed": 0})
-    again.load_state_dict({"epoch": 0, "seed": 7})
+    again.restore_state({"epoch": 0, "seed": 7})
     assert _same(_epoch(again), epoch0)
+    # Mid-epoch: two batches of epoch 1 done; the rest of that epoch follows, then epoch 2 as usual.
+    midway = DeviceBatches(images, labels, 8, **kwargs)
+    list(iter(midway))
+    running = iter(midway)
+    next(running), next(running), next(running)  # one more than done: a prefetched batch
+    state = midway.checkpoint_state(batches_done=2)
+    assert state == {"epoch": 1, "batch": 2, "seed": 7}
+    restored = DeviceBatches(images, labels, 8, **kwargs)
+    restored.restore_state(state)
+    assert _same(_epoch(restored), epoch1[2:])
+    assert _same(_epoch(restored), _epoch(DeviceBatches(images, labels, 8, **kwargs), epochs_before=2))
     other_seed = DeviceBatches(images, labels, 8, **{**kwargs, "seed": 8})
     assert not _same(_epoch(other_seed), epoch0)
 

@@ -1,0 +1,162 @@
+"""The search's Lightning callback: history tables, checkpoints each epoch and on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from .checkpoints import SEARCH_KEY, atomic_write_text
+
+# Called at the end of every epoch with the history row (a dict it may extend) and the search module.
+EpochListener = Callable[[dict, Any], None]
+DIAGNOSTICS = ("baseline", "surrogate_loss", "temperature", "forward_evaluations")
+
+
+class SearchInterrupted(RuntimeError):
+    """The search stopped on a signal after saving a checkpoint it can resume from."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+
+
+class SearchRecorder(pl.Callback):
+    """Writes history.csv / probabilities.csv and checkpoint.ckpt each epoch; stops cleanly on a signal.
+
+    Everything a resumed search needs beyond Lightning's own state (the history so far, how far into
+    its epoch the data is, the random generators, the half-finished epoch's sums) travels in the
+    checkpoint, so a resumed CPU search reproduces the uninterrupted one exactly.
+    """
+
+    def __init__(self, output: Path, checkpoint_path: Path, batches: Sequence[Any], device: torch.device,
+                 config: Mapping[str, Any], listeners: Sequence[EpochListener] = ()) -> None:
+        self.output = output
+        self.checkpoint_path = checkpoint_path
+        self.batches = list(batches)
+        self.device = device
+        self.config = dict(config)
+        self.listeners = list(listeners)
+        self.rows: list[dict[str, Any]] = []
+        self.probability_rows: list[dict[str, Any]] = []
+        self.stop_signal: int | None = None
+        self._batches_done: int | None = None  # within the running epoch, for a mid-epoch checkpoint
+        self._reset_epoch()
+
+    def _reset_epoch(self) -> None:
+        self._elapsed = 0.0
+        self._epoch_start = time.perf_counter()
+        self._train_loss = torch.zeros((), device=self.device)
+        self._train_steps = 0
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ signals
+
+    def request_stop(self, signal_number: int, frame: Any = None) -> None:
+        """Signal handler: finish the running step, save a checkpoint, then stop."""
+        self.stop_signal = signal_number
+
+    # ------------------------------------------------------------------ epochs and steps
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if self._batches_done is None:  # not the second half of an epoch resumed mid-way
+            self._reset_epoch()
+        self._epoch_start = time.perf_counter()
+        # The data order follows the trainer's epoch, not how often Lightning called iter() on it.
+        for batches in self.batches:
+            batches.restore_state({"epoch": trainer.current_epoch, "batch": self._batches_done or 0,
+                                   "seed": batches.seed})
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self._train_loss += loss.detach()  # stays on the device: no host sync per step
+            self._train_steps += 1
+        values = {**pl_module._last_validation, **pl_module.estimator.diagnostics}
+        for key, value in values.items():
+            self._sums[key] = self._sums.get(key, 0.0) + float(value)
+            self._counts[key] = self._counts.get(key, 0) + 1
+        self._batches_done = (self._batches_done or 0) + 1
+        if self.stop_signal is not None:
+            trainer.save_checkpoint(self.checkpoint_path)  # atomic, see VerifiedCheckpointIO
+            name = signal.Signals(self.stop_signal).name
+            raise SearchInterrupted(
+                f"stopped by {name} in epoch {trainer.current_epoch}; checkpoint saved to {self.checkpoint_path}, "
+                "continue with --resume", self.stop_signal)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        distribution = pl_module.distribution
+        with torch.no_grad():
+            entropy = float(distribution.entropy())
+        row = {
+            "epoch": trainer.current_epoch,
+            "train_loss": float(self._train_loss) / max(self._train_steps, 1),
+            "val_loss": self._mean("val_loss"),
+            "val_acc": self._mean("val_acc"),
+            "entropy": entropy,
+            "seconds": self._elapsed + time.perf_counter() - self._epoch_start,
+            "skipped_steps": pl_module.skipped_steps,
+        }
+        row.update({key: self._mean(key) for key in DIAGNOSTICS if key in self._counts})
+        for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
+            listener(row, pl_module)
+        row["mode"] = json.dumps(distribution.mode())
+        self.rows.append(row)
+        for label, probabilities in distribution.probabilities().items():
+            for value, probability in probabilities.items():
+                self.probability_rows.append({"epoch": trainer.current_epoch, "label": label,
+                                              "value": json.dumps(value), "probability": probability})
+        self.write_tables()
+        self._batches_done = None
+        trainer.save_checkpoint(self.checkpoint_path)  # atomic, see VerifiedCheckpointIO
+
+    def _mean(self, key: str) -> float:
+        return self._sums.get(key, float("nan")) / max(self._counts.get(key, 0), 1)
+
+    def write_tables(self) -> None:
+        atomic_write_text(self.output / "history.csv", pd.DataFrame(self.rows).to_csv(index=False))
+        atomic_write_text(self.output / "probabilities.csv", pd.DataFrame(self.probability_rows).to_csv(index=False))
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint[SEARCH_KEY] = {
+            "config": self.config,
+            "rows": self.rows,
+            "probability_rows": self.probability_rows,
+            "partial_epoch": None if self._batches_done is None else {
+                "batches_done": self._batches_done, "sums": self._sums, "counts": self._counts,
+                "train_loss": float(self._train_loss), "train_steps": self._train_steps,
+                "elapsed": self._elapsed + time.perf_counter() - self._epoch_start},
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "python_rng": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        state = checkpoint[SEARCH_KEY]
+        self.rows = list(state["rows"])
+        self.probability_rows = list(state["probability_rows"])
+        partial = state.get("partial_epoch")
+        if partial is not None:
+            self._batches_done = partial["batches_done"]
+            self._sums, self._counts = dict(partial["sums"]), dict(partial["counts"])
+            self._train_loss = torch.tensor(partial["train_loss"], device=self.device)
+            self._train_steps = partial["train_steps"]
+            self._elapsed = partial["elapsed"]
+            self._epoch_start = time.perf_counter()
+            # Lightning does not call on_train_epoch_start for an epoch resumed mid-way.
+            for batches in self.batches:
+                batches.restore_state({"epoch": checkpoint["epoch"], "batch": self._batches_done, "seed": batches.seed})
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        random.setstate(state["python_rng"])
