@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EDGES", "LABELS", "NNI_OPS", "BENCHMARK_OPS", "to_arch_string", "from_arch_string",
-    "BenchmarkTable", "TableFormatError", "ArchitectureNotFoundError",
+    "BenchmarkTable", "TableFormatError", "ArchitectureNotFoundError", "mode_scorer",
 ]
 
 #: (source, target) node pairs in the order both NNI and the benchmark string enumerate them.
@@ -255,3 +255,12 @@ class BenchmarkTable:
 
     def __repr__(self) -> str:
         return f"BenchmarkTable({len(self)} architectures from {self.source})"
+
+
+def mode_scorer(table: BenchmarkTable):
+    """An epoch listener for ``run_search``: adds the benchmark accuracy of the current mode to each row."""
+
+    def score(row: dict, search_module) -> None:
+        row["benchmark_accuracy"] = table.accuracy(search_module.distribution.mode())
+
+    return score

@@ -30,7 +30,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="CIFAR-10: torchvision's cifar-10-batches-py files or DIR/train/<class>/, "
                                             "DIR/test/<class>/ image folders")
     parser.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data-root")
-    parser.add_argument("--epochs", type=int, help="search epochs (default: 10 on digits, 50 on cifar10)")
+    parser.add_argument("--epochs", type=int, help="search epochs (default: 40 on digits, 50 on cifar10)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_arguments(search)
     search.add_argument("--output", default=None, help="output directory (default: runs/ESTIMATOR-SPACE-DATASET-sSEED)")
     search.add_argument("--top-k", type=int, default=5, help="also write the K most probable architectures")
+    search.add_argument("--benchmark-table", metavar="CSV",
+                        help="nb201: NAS-Bench-201 accuracy table (arch, accuracy); scores the mode every epoch "
+                             "and the top-k architectures")
     search.add_argument("--resume", action="store_true",
                         help="continue the search in --output with its saved options (--epochs may extend it)")
     search.add_argument("--max-bad-steps", type=int, default=20,
@@ -94,7 +97,7 @@ def _search(args: argparse.Namespace) -> int:
         baseline_decay=args.baseline_decay, surrogate_width=args.surrogate_width, surrogate_lr=args.surrogate_lr,
         temperature=args.temperature, temperature_final=args.temperature_final,
         temperature_schedule=args.temperature_schedule, labels_per_step=args.labels_per_step,
-        top_k=args.top_k, max_bad_steps=args.max_bad_steps, deterministic=args.deterministic,
+        top_k=args.top_k, benchmark_table=args.benchmark_table, max_bad_steps=args.max_bad_steps, deterministic=args.deterministic,
         progress=not args.no_progress)
     return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
 

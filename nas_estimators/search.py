@@ -34,7 +34,7 @@ __all__ = ["SearchConfig", "prepare", "run_search", "SearchDiverged", "SearchInt
 ESTIMATOR_NAMES = ("sf", "relax", "ram")
 CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
-DEFAULT_EPOCHS = {"digits": 10, "cifar10": 50}
+DEFAULT_EPOCHS = {"digits": 40, "cifar10": 50}
 # Width and cells for the digits default (8x8 images): small enough for a 2-core CPU.
 DIGITS_SIZE = {"darts": (8, 5), "nb201": (8, 1)}
 
@@ -68,6 +68,7 @@ class SearchConfig:
     temperature_schedule: str = "constant"
     labels_per_step: int | None = None
     top_k: int = 5
+    benchmark_table: str | None = None
     max_bad_steps: int = 20
     deterministic: bool = False
     resume: bool = False
@@ -171,6 +172,13 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
     if not config.resume and (checkpoint_path.exists() or (output / "architecture.json").exists()):
         raise ValueError(f"output: {output} already holds a search; pass --resume or choose another --output")
     checkpoint = read_checkpoint(checkpoint_path) if config.resume else None
+    table = None
+    if config.benchmark_table is not None:
+        from .integrations.nasbench201 import BenchmarkTable
+
+        if config.space != "nb201":
+            raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
+        table = BenchmarkTable.from_csv(config.benchmark_table)
 
     data = load_dataset(config.dataset, config.data_root, download=config.download)
     width, cells = config.width, config.cells
@@ -187,7 +195,7 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
                                  warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip,
                                  max_bad_steps=config.max_bad_steps)
     return {"device": device, "data": data, "space": space, "batches": batches, "strategy": strategy,
-            "epochs": int(epochs), "output": output, "width": width, "cells": cells}
+            "epochs": int(epochs), "output": output, "width": width, "cells": cells, "table": table}
 
 
 def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
@@ -212,6 +220,11 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     # Lightning's and NNI's start-up banners are noise on a command line.
     logging.getLogger("nni").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    listeners = list(listeners)
+    if parts.get("table") is not None:
+        from .integrations.nasbench201 import mode_scorer
+
+        listeners.insert(0, mode_scorer(parts["table"]))
     recorder = SearchRecorder(output, output / CHECKPOINT_NAME, parts["batches"], device,
                               config.identity(parts["width"], parts["cells"]), listeners)
     callbacks = [recorder]
@@ -251,6 +264,9 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     top = distribution.top_k(min(config.top_k, distribution.num_architectures))
     top_rows = [{"rank": rank, "probability": probability, "architecture": architecture_k}
                 for rank, (architecture_k, probability) in enumerate(top, 1)]
+    if parts.get("table") is not None:
+        for row in top_rows:
+            row["benchmark_accuracy"] = parts["table"].accuracy(row["architecture"])
     atomic_write_text(output / "top_k.json", json.dumps(top_rows, indent=2) + "\n")
     atomic_write_text(output / "top_k.csv", pd.DataFrame(
         [{**row, "architecture": json.dumps(row["architecture"])} for row in top_rows]).to_csv(index=False))
