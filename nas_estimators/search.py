@@ -26,6 +26,7 @@ from .schedules import make_schedule
 from .spaces import build_space
 
 ESTIMATOR_NAMES = ("sf", "relax", "ram")
+PRECISIONS = ("bf16", "fp32")
 # Called at the end of every epoch with the history row (a dict it may extend) and the search module.
 EpochListener = Callable[[dict, Any], None]
 CHECKPOINT_NAME = "checkpoint.ckpt"
@@ -66,6 +67,8 @@ class SearchConfig:
     top_k: int = 5
     resume: bool = False
     progress: bool = True
+    precision: str = "auto"  # bf16 (autocast) or fp32; auto: bf16 on CUDA, fp32 on CPU
+    channels_last: bool = False
 
 
 def make_estimator(config: SearchConfig, steps: int = 1):
@@ -212,8 +215,14 @@ def save_checkpoint(trainer, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def prepare(config: SearchConfig) -> dict[str, Any]:
-    """Check every input and build the parts; bad input raises ValueError/TypeError before any work."""
+def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
+    """Check every input and build the parts; bad input raises ValueError/TypeError before any work.
+
+    ``data`` (an :class:`~nas_estimators.data.ImageData`) replaces loading ``config.dataset``: several
+    searches on one data set load it once. ``config.estimator`` may also name one of NNI's one-shot
+    strategies (:data:`~nas_estimators.baselines.ONESHOT_BASELINES`), run with NNI's own defaults.
+    """
+    from .baselines import ONESHOT_BASELINES, check_oneshot_baseline, make_oneshot_baseline
     from .strategy import EstimatorStrategy
 
     if int(config.batch_size) != config.batch_size or config.batch_size < 1:
@@ -227,7 +236,11 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
         if not float(getattr(config, name)) > 0:
             raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
     device = resolve_device(config.device)
-    make_estimator(config)  # checks the hyperparameters before any data is read
+    precision = resolve_precision(config.precision, device)
+    if config.estimator in ONESHOT_BASELINES:
+        check_oneshot_baseline(config.estimator)
+    else:
+        make_estimator(config)  # checks the hyperparameters before any data is read
     output = Path(config.output)
     checkpoint = output / CHECKPOINT_NAME
     if config.resume and not checkpoint.is_file():
@@ -235,27 +248,42 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
     if not config.resume and (checkpoint.exists() or (output / "architecture.json").exists()):
         raise ValueError(f"output: {output} already holds a search; pass --resume or choose another --output")
 
-    data = load_dataset(config.dataset, config.data_root, download=config.download)
+    data = load_dataset(config.dataset, config.data_root, download=config.download) if data is None else data
     width, cells = config.width, config.cells
     if config.dataset == "digits":
         width = DIGITS_SIZE[config.space][0] if width is None and config.space in DIGITS_SIZE else width
         cells = DIGITS_SIZE[config.space][1] if cells is None and config.space in DIGITS_SIZE else cells
     space = build_space(config.space, width, cells, num_classes=data.num_classes)
-    batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed)
-    estimator = make_estimator(config, steps=max(1, (int(epochs) - config.warmup_epochs) * len(batches[0])))
-    strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
-                                 warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip)
+    batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed,
+                             channels_last=config.channels_last)
+    if config.estimator in ONESHOT_BASELINES:
+        strategy = make_oneshot_baseline(config.estimator, gradient_clip_val=config.gradient_clip,
+                                         warmup_epochs=config.warmup_epochs)
+    else:
+        estimator = make_estimator(config, steps=max(1, (int(epochs) - config.warmup_epochs) * len(batches[0])))
+        strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
+                                     warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip)
     return {"device": device, "data": data, "space": space, "batches": batches, "strategy": strategy,
-            "epochs": int(epochs), "output": output, "width": width, "cells": cells}
+            "epochs": int(epochs), "output": output, "width": width, "cells": cells, "precision": precision}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``bf16`` or ``fp32``; ``auto`` is bf16 autocast on CUDA and fp32 on the CPU."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected auto, {' or '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
-               listeners: Sequence[EpochListener] = ()) -> dict[str, Any]:
+               listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
     """Run a search and write ``architecture.json``, ``history.csv``, ``probabilities.csv``,
     ``top_k.csv``/``top_k.json``, ``config.json`` and ``checkpoint.ckpt`` into ``config.output``.
 
     ``listeners`` are called after every epoch with the history row and the search module, before
     the row is written: they can add columns (a benchmark accuracy of the mode) or raise to stop.
+    ``callbacks`` are extra Lightning callbacks (``bench`` times steps with one).
     """
     from pytorch_lightning.callbacks import TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
@@ -270,12 +298,13 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     logging.getLogger("nni").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     recorder = SearchRecorder(output, parts["batches"], device, listeners)
-    callbacks = [recorder]
+    trainer_callbacks = [recorder, *callbacks]
     if config.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
+        trainer_callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
     trainer = _nni.Trainer(
         max_epochs=parts["epochs"], accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-        logger=CSVLogger(str(output), name="logs", version=""), callbacks=callbacks,
+        logger=CSVLogger(str(output), name="logs", version=""), callbacks=trainer_callbacks,
+        precision="bf16-mixed" if parts.get("precision") == "bf16" else "32-true",
         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=config.progress,
         num_sanity_val_steps=0, log_every_n_steps=max(1, len(parts["batches"][0]) // 4),
     )
@@ -285,6 +314,8 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
                                fit_kwargs={"ckpt_path": str(output / CHECKPOINT_NAME)} if config.resume else None)
     _write_config(output / "config.json", config, parts)
     model = strategy.mutate_model(parts["space"])
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     evaluator = strategy.mutate_evaluator(evaluator)
     started = time.perf_counter()
     with warnings.catch_warnings():
