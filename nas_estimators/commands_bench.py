@@ -25,9 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per strategy (default: 20)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps before them (default: 5)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    data = parser.add_mutually_exclusive_group()
-    data.add_argument("--data-root", help="real CIFAR-10 (as for search --data-root); default: scikit-learn's digits")
-    data.add_argument("--random-data", action="store_true", help="random uint8 images of CIFAR-10's shape instead")
+    parser.add_argument("--data-root", help="real CIFAR-10 (as for search --data-root); default: scikit-learn's digits")
+    parser.add_argument("--random-data", action="store_true", help="random uint8 images of CIFAR-10's shape instead")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="bf16 autocast or fp32 for every strategy (default auto: bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last images and weights")

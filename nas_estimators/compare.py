@@ -1,7 +1,7 @@
 """Search quality side by side: several methods over several seeds on one space and data.
 
-One-shot methods (ours: ``sf``, ``relax``, ``ram``; NNI's: ``nni-darts``, ``nni-gumbel``, ``nni-random``,
-``nni-enas``) each run :func:`~nas_estimators.search.run_search` with the same epochs, batch size and
+One-shot methods (ours: ``sf``, ``relax``, ``ram``; NNI's: ``nni-darts``, ``nni-gumbel``, ``nni-random``;
+``nni-enas`` is refused, see :mod:`~nas_estimators.baselines`) each run :func:`~nas_estimators.search.run_search` with the same epochs, batch size and
 data, into ``OUTPUT/runs/METHOD-sSEED/``. With a NAS-Bench-201 table, an epoch listener scores the
 current mode architecture at every epoch. Multi-trial methods (NNI's ``RegularizedEvolution``,
 ``Random``, ``TPE``, ``PolicyBasedRL``) query ``budget`` architectures each, scored by table look-up
