@@ -56,6 +56,7 @@ class BenchConfig:
     labels_per_step: int | None = None
     seed: int = 0
     threads: int | None = None  # CPU threads of torch (None: torch's default)
+    repeats: int = 1  # rounds over all strategies; each strategy's median round is reported
 
 
 def check(config: BenchConfig) -> None:
@@ -78,7 +79,7 @@ def check(config: BenchConfig) -> None:
         value = getattr(config, option)
         if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
             raise InputError(f"{option}: expected a positive integer, got {value!r}")
-    for option in ("batch_size", "steps"):
+    for option in ("batch_size", "steps", "repeats"):
         value = getattr(config, option)
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise InputError(f"{option.replace('_', '-')}: expected a positive integer, got {value!r}")
@@ -200,6 +201,15 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
     }
 
 
+def _median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median steps/s (the lower middle one for an even count), whole."""
+    ordered = sorted(measured, key=lambda result: result["steps_per_s"])
+    result = dict(ordered[(len(ordered) - 1) // 2])
+    if len(measured) > 1:
+        result["steps_per_s_rounds"] = [r["steps_per_s"] for r in measured]
+    return result
+
+
 def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every strategy of ``config``; returns the JSON record (see ``docs/bench.md``)."""
     check(config)
@@ -216,21 +226,27 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> d
     else:
         data, dataset = load_dataset("digits"), "digits"
     width, cells = _size(config, dataset)
-    results: dict[str, dict[str, Any]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in config.strategies}
     with tempfile.TemporaryDirectory(prefix="nas-estimators-bench-") as workdir:
-        for index, name in enumerate(config.strategies, 1):
-            progress(f"[{index}/{len(config.strategies)}] {name}: {config.warmup_steps} warm-up + {config.steps} timed steps")
-            results[name] = measure(config, name, data, "cifar10" if dataset == "random" else dataset, Path(workdir))
-            progress(f"    {results[name]['steps_per_s']:.3g} steps/s")
+        # Rounds interleave the strategies, so that a change in the machine's load hits them alike.
+        for repeat, name in itertools.product(range(config.repeats), config.strategies):
+            label = f"round {repeat + 1}/{config.repeats} " if config.repeats > 1 else ""
+            progress(f"{label}[{config.strategies.index(name) + 1}/{len(config.strategies)}] {name}: "
+                     f"{config.warmup_steps} warm-up + {config.steps} timed steps")
+            rounds[name].append(measure(config, name, data, "cifar10" if dataset == "random" else dataset,
+                                        Path(workdir) / f"round{repeat}"))
+            progress(f"    {rounds[name][-1]['steps_per_s']:.3g} steps/s")
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+    results = {name: _median_round(measured) for name, measured in rounds.items()}
     record: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "space": config.space, "width": width, "cells": cells, "batch_size": config.batch_size,
         "data": dataset, "image_shape": list(data.image_shape),
         "precision": resolve_precision(config.precision, device), "channels_last": config.channels_last,
-        "steps": config.steps, "warmup_steps": config.warmup_steps, "torch": torch.__version__,
+        "steps": config.steps, "warmup_steps": config.warmup_steps, "repeats": config.repeats,
+        "torch": torch.__version__,
         "results": results,
     }
     reference = results.get(REFERENCE)
@@ -248,7 +264,8 @@ def table(record: dict[str, Any]):
     """The record as a pandas table, one row per strategy."""
     import pandas as pd
 
-    frame = pd.DataFrame.from_dict(record["results"], orient="index")
+    frame = pd.DataFrame.from_dict(record["results"], orient="index").drop(columns=["steps_per_s_rounds"],
+                                                                           errors="ignore")
     frame.index.name = "strategy"
     for key, column in (("speedup_vs_nni_darts", "x nni-darts steps/s"), ("time_per_step_vs_sf", "x sf time/step"),
                         ("memory_vs_nni_darts", "x nni-darts memory")):

@@ -24,6 +24,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per strategy (default: 20)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps before them (default: 5)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds over all strategies, interleaved; the median round is reported (default: 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--data-root", help="real CIFAR-10 (as for search --data-root); default: scikit-learn's digits")
     parser.add_argument("--random-data", action="store_true", help="random uint8 images of CIFAR-10's shape instead")
@@ -48,7 +50,7 @@ def _bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, steps=args.steps, warmup_steps=args.warmup_steps, device=args.device,
         data_root=args.data_root, random_data=args.random_data, precision=args.precision,
         channels_last=args.channels_last, labels_per_step=args.labels_per_step, seed=args.seed,
-        threads=args.threads)
+        threads=args.threads, repeats=args.repeats)
     json_path = Path(args.json_path) if args.json_path else None
     try:
         if json_path is not None and json_path.is_dir():

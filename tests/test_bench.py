@@ -120,3 +120,14 @@ def test_nni_enas_is_refused_with_the_reason(capsys):
     with pytest.raises(SystemExit):
         main(["bench", *TINY, "--strategies", "nni-enas"])
     assert "nni-enas: NNI 3.0's ENAS does not run with pytorch-lightning" in capsys.readouterr().err
+
+
+def test_repeats_interleave_rounds_and_report_the_median_round():
+    config = BenchConfig(strategies=("sf", "nni-random"), space="nb201", width=4, cells=1, batch_size=8, steps=1,
+                         warmup_steps=0, device="cpu", threads=1, repeats=3)
+    lines = []
+    record = run_bench(config, progress=lines.append)
+    assert [line.split("] ")[1].split(":")[0] for line in lines if line.startswith("round")] == ["sf", "nni-random"] * 3
+    for result in record["results"].values():
+        assert len(result["steps_per_s_rounds"]) == 3
+        assert result["steps_per_s"] == sorted(result["steps_per_s_rounds"])[1]
