@@ -25,7 +25,8 @@ with warnings.catch_warnings():
 __all__ = [
     "BaseOneShotLightningModule", "BaseSuperNetModule", "Lightning", "LightningModule", "ModelSpace",
     "OneShotStrategy", "Trainer", "categorical_choices", "path_sampling_hooks", "run_path_sampling_hook",
-    "apply_sample", "supernet_modules",
+    "apply_sample", "supernet_modules", "keep_constant_operation", "ONESHOT_STRATEGIES", "MULTI_TRIAL_STRATEGIES",
+    "has_tianshou", "oneshot_strategy_class", "noiseless_export_probs", "multi_trial_strategy", "run_multi_trial",
 ]
 
 
@@ -131,7 +132,7 @@ def freeze(model_space: Any, sample: Mapping[str, Any]) -> nn.Module:
 
 # ---------------------------------------------------------------- NNI's own strategies, as baselines
 
-#: NNI's one-shot strategy classes by their NNI names; ENAS also needs ``tianshou``.
+#: NNI's one-shot strategy classes by their NNI names (ENAS needs ``tianshou``, and see baselines.py).
 ONESHOT_STRATEGIES = ("DARTS", "GumbelDARTS", "RandomOneShot", "ENAS")
 #: NNI's multi-trial strategy classes by their NNI names; PolicyBasedRL also needs ``tianshou``.
 MULTI_TRIAL_STRATEGIES = ("RegularizedEvolution", "Random", "TPE", "PolicyBasedRL")

@@ -62,8 +62,9 @@ class ExportedDistribution:
 
     def __init__(self, probabilities: Mapping[str, Mapping[Any, float]], mode: Mapping[str, Any],
                  num_architectures: int) -> None:
-        self._probabilities = {label: dict(values) for label, values in probabilities.items()}
-        self._mode = dict(mode)
+        # NNI's labels are a str subclass; plain strings keep checkpoints loadable with weights_only=True.
+        self._probabilities = {str(label): dict(values) for label, values in probabilities.items()}
+        self._mode = {str(label): value for label, value in mode.items()}
         self.num_architectures = int(num_architectures)
 
     def probabilities(self) -> dict[str, dict[Any, float]]:

@@ -184,3 +184,24 @@ def test_nni_rl_needs_tianshou_or_runs_by_look_up(tmp_path, table_csv, table, ca
     trials = pd.read_csv(tmp_path / "out" / "trials.csv")
     assert len(trials) == 6
     assert [table.accuracy(json.loads(a)) for a in trials["architecture"]] == list(trials["benchmark_acc"])
+
+
+def test_an_interrupted_nni_run_continues_from_its_checkpoint(tmp_path, table_csv):
+    """A run killed after its first epoch left a checkpoint and no architecture.json: it is continued."""
+    from nas_estimators.search import SearchConfig, prepare, run_search
+
+    torch.set_num_threads(1)
+    output = tmp_path / "out"
+    directory = compare.run_dir(output, "nni-darts", 0)
+    first = SearchConfig(estimator="nni-darts", output=str(directory), seed=0,
+                         **{k: v for k, v in TINY.items()})
+    run_search(first, prepare(first))
+    (directory / "architecture.json").unlink()
+    epoch0 = pd.read_csv(directory / "history.csv")
+    config = compare.CompareConfig(methods=("nni-darts",), seeds=(0,), benchmark_table=str(table_csv),
+                                   output=str(output), **{**TINY, "epochs": 2})
+    messages = []
+    results = compare.run_compare(config, progress=messages.append)["results"]
+    assert list(results["epoch"]) == [0, 1]
+    assert results["train_loss"].iloc[0] == pytest.approx(epoch0["train_loss"].iloc[0])
+    assert (directory / "architecture.json").is_file()
