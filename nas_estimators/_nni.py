@@ -80,8 +80,8 @@ def keep_constant_operation(module: nn.Module, name: str, memo: dict, mutate_kwa
     NNI replaces every ``MutableConv2d``/``MutableBatchNorm2d``/``MutableLinear`` with a mixed operation,
     mutable or not (the DARTS space at width 8 with 5 cells has 793, none mutable), and a mixed
     operation re-slices its weights in Python at every forward (about a sixth of an SF step on the CPU,
-    by cProfile). The plain
-    module computes the same function at native speed. (True: no other hook sees this module.)
+    by cProfile). The plain module computes the same function at native speed. (True: no other hook
+    sees this module.)
     """
     from nni.nas.nn.pytorch.base import ParametrizedModule
 
