@@ -65,7 +65,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as error:  # torch raises many types for damaged data; all mean the same here
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"checkpoint {path}: unreadable: {reason}") from None
-    missing = [key for key in ("state_dict", CHECKPOINT_KEY, SEARCH_KEY)
+    missing = [key for key in ("state_dict", SEARCH_KEY)
                if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint {path}: not a nas-estimators search checkpoint (missing {', '.join(missing)})")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from . import commands_bench, commands_compare
 from .data import DATASETS
 from .schedules import SCHEDULES
 
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="deterministic algorithms only (CUDA: reproducible, slower)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.set_defaults(handler=_search)
+    for command in (commands_bench, commands_compare):
+        command.add_parser(commands)
     return parser
 
 

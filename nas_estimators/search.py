@@ -32,6 +32,7 @@ from .spaces import build_space
 __all__ = ["SearchConfig", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
 ESTIMATOR_NAMES = ("sf", "relax", "ram")
+PRECISIONS = ("bf16", "fp32")
 CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
 DEFAULT_EPOCHS = {"digits": 40, "cifar10": 50}
@@ -73,6 +74,8 @@ class SearchConfig:
     deterministic: bool = False
     resume: bool = False
     progress: bool = True
+    precision: str = "auto"  # bf16 (autocast) or fp32; auto: bf16 on CUDA, fp32 on CPU
+    channels_last: bool = False
 
     def identity(self, width: int | None = None, cells: int | None = None) -> dict[str, Any]:
         """What a checkpoint must share with the search that resumes it."""
@@ -146,8 +149,14 @@ class SearchClassifier(_nni.LightningModule):
         return [optimizer], [schedule]
 
 
-def prepare(config: SearchConfig) -> dict[str, Any]:
-    """Check every input and build the parts; bad input raises ValueError/TypeError before any work."""
+def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
+    """Check every input and build the parts; bad input raises ValueError/TypeError before any work.
+
+    ``data`` (an :class:`~nas_estimators.data.ImageData`) replaces loading ``config.dataset``: several
+    searches on one data set load it once. ``config.estimator`` may also name one of NNI's one-shot
+    strategies (:data:`~nas_estimators.baselines.ONESHOT_BASELINES`), run with NNI's own defaults.
+    """
+    from .baselines import ONESHOT_BASELINES, check_oneshot_baseline, make_oneshot_baseline
     from .strategy import EstimatorStrategy
 
     if int(config.batch_size) != config.batch_size or config.batch_size < 1:
@@ -161,7 +170,11 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
         if not float(getattr(config, name)) > 0:
             raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
     device = resolve_device(config.device)
-    make_estimator(config)  # checks the hyperparameters before any data is read
+    precision = resolve_precision(config.precision, device)
+    if config.estimator in ONESHOT_BASELINES:
+        check_oneshot_baseline(config.estimator)
+    else:
+        make_estimator(config)  # checks the hyperparameters before any data is read
     if isinstance(config.max_bad_steps, bool) or int(config.max_bad_steps) != config.max_bad_steps \
             or config.max_bad_steps < 0:
         raise ValueError(f"max_bad_steps: expected an integer >= 0, got {config.max_bad_steps!r}")
@@ -180,7 +193,7 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
             raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
         table = BenchmarkTable.from_csv(config.benchmark_table)
 
-    data = load_dataset(config.dataset, config.data_root, download=config.download)
+    data = load_dataset(config.dataset, config.data_root, download=config.download) if data is None else data
     width, cells = config.width, config.cells
     if config.dataset == "digits":
         width = DIGITS_SIZE[config.space][0] if width is None and config.space in DIGITS_SIZE else width
@@ -189,17 +202,32 @@ def prepare(config: SearchConfig) -> dict[str, Any]:
         check_belongs(checkpoint_path, checkpoint, config.identity(width, cells))
     pl.seed_everything(config.seed, workers=False, verbose=False)  # the supernet's initial weights
     space = build_space(config.space, width, cells, num_classes=data.num_classes)
-    batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed)
-    estimator = make_estimator(config, steps=max(1, (int(epochs) - config.warmup_epochs) * len(batches[0])))
-    strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
-                                 warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip,
-                                 max_bad_steps=config.max_bad_steps)
+    batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed,
+                             channels_last=config.channels_last)
+    if config.estimator in ONESHOT_BASELINES:
+        strategy = make_oneshot_baseline(config.estimator, gradient_clip_val=config.gradient_clip,
+                                         warmup_epochs=config.warmup_epochs)
+    else:
+        estimator = make_estimator(config, steps=max(1, (int(epochs) - config.warmup_epochs) * len(batches[0])))
+        strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
+                                     warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip,
+                                     max_bad_steps=config.max_bad_steps)
     return {"device": device, "data": data, "space": space, "batches": batches, "strategy": strategy,
-            "epochs": int(epochs), "output": output, "width": width, "cells": cells, "table": table}
+            "epochs": int(epochs), "output": output, "width": width, "cells": cells, "table": table,
+            "precision": precision}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``bf16`` or ``fp32``; ``auto`` is bf16 autocast on CUDA and fp32 on the CPU."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected auto, {' or '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
-               listeners: Sequence[EpochListener] = ()) -> dict[str, Any]:
+               listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
     """Run a search and write ``architecture.json``, ``history.csv``, ``probabilities.csv``,
     ``top_k.csv``/``top_k.json``, ``config.json`` and ``checkpoint.ckpt`` into ``config.output``.
 
@@ -207,6 +235,7 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     the row is written: they can add columns (a benchmark accuracy of the mode) or raise to stop.
     SIGTERM and SIGINT finish the running step, save a checkpoint and raise :class:`SearchInterrupted`;
     too many non-finite steps in a row raise :class:`SearchDiverged` (the last checkpoint stays intact).
+    ``callbacks`` are extra Lightning callbacks (``bench`` times steps with one).
     """
     from pytorch_lightning.callbacks import TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
@@ -227,13 +256,14 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
         listeners.insert(0, mode_scorer(parts["table"]))
     recorder = SearchRecorder(output, output / CHECKPOINT_NAME, parts["batches"], device,
                               config.identity(parts["width"], parts["cells"]), listeners)
-    callbacks = [recorder]
+    trainer_callbacks = [recorder, *callbacks]
     if config.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
+        trainer_callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
     trainer = _nni.Trainer(
         max_epochs=parts["epochs"], accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
         logger=CSVLogger(str(output), name="logs"),  # logs/version_N: a resumed run adds a version
-        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
+        callbacks=trainer_callbacks, enable_checkpointing=False, enable_model_summary=False,
+        precision="bf16-mixed" if parts.get("precision") == "bf16" else "32-true",
         enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=config.deterministic or None,
         log_every_n_steps=max(1, len(parts["batches"][0]) // 4), plugins=[VerifiedCheckpointIO()],
     )
@@ -243,6 +273,8 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
                                val_dataloaders=parts["batches"][1], fit_kwargs=resume)
     _write_config(output / "config.json", config, parts)
     model = strategy.mutate_model(parts["space"])
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     evaluator = strategy.mutate_evaluator(evaluator)
     started = time.perf_counter()
     handlers = _catch_stop_signals(recorder)

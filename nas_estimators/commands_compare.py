@@ -1,0 +1,63 @@
+"""``nas-estimators compare``: methods x seeds on one space and data, side by side, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from .compare import DEFAULT_METHODS, METHODS
+
+    parser = subparsers.add_parser(
+        "compare", help="compare search methods (ours and NNI's) over several seeds",
+        description="Run each method with each seed on the same space, data, epochs and batch size; write "
+                    "results.csv, summary.csv and report.html to --output. Finished runs are not redone.")
+    parser.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)], metavar="NAME",
+                        help=f"comma- or space-separated, from {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})")
+    parser.add_argument("--seeds", nargs="+", default=["0,1,2"], metavar="SEED", help="seeds (default: 0,1,2)")
+    parser.add_argument("--space", default="nb201", help="nb201 or darts (default: nb201)")
+    parser.add_argument("--dataset", default="digits", help="digits (the default) or cifar10 (needs --data-root)")
+    parser.add_argument("--data-root", help="CIFAR-10, as for search --data-root")
+    parser.add_argument("--epochs", type=int, help="search epochs of every one-shot method (default: 10 on digits, 50 on cifar10)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    parser.add_argument("--width", type=int, help="initial channels (default: 16; 8 on digits)")
+    parser.add_argument("--cells", type=int, help="nb201: cells per stage (default 5; 1 on digits); darts: cells")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                        help="bf16 autocast or fp32 (default auto: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last images and weights")
+    parser.add_argument("--benchmark-table", metavar="CSV",
+                        help="NAS-Bench-201 accuracies (arch, accuracy columns): score the mode every epoch")
+    parser.add_argument("--budget", type=int, default=100,
+                        help="architectures each multi-trial method queries (default: 100)")
+    parser.add_argument("--output", default="runs/compare", help="output directory (default: runs/compare)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_compare)
+    return parser
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+    from .compare import CompareConfig, InputError, list_argument, run_compare
+
+    try:
+        config = CompareConfig(
+            methods=list_argument(args.methods), seeds=list_argument(args.seeds, int), space=args.space,
+            dataset=args.dataset, data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size,
+            width=args.width, cells=args.cells, device=args.device, precision=args.precision,
+            channels_last=args.channels_last, benchmark_table=args.benchmark_table, budget=args.budget,
+            output=args.output, progress=not args.no_progress)
+    except ValueError as error:  # a seed that is not an integer
+        raise UsageError(f"seeds: expected integers, {error}") from None
+    try:
+        result = run_compare(config, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except InputError as error:
+        raise UsageError(" ".join(str(error).split())) from None
+    import pandas as pd
+
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 200):
+        print(result["summary"].to_string(index=False))
+    print(f"results: {result['output'] / 'results.csv'}, summary: {result['output'] / 'summary.csv'}, "
+          f"report: {result['output'] / 'report.html'}")
+    return 0

@@ -1,0 +1,373 @@
+"""Search quality side by side: several methods over several seeds on one space and data.
+
+One-shot methods (ours: ``sf``, ``relax``, ``ram``; NNI's: ``nni-darts``, ``nni-gumbel``, ``nni-random``;
+``nni-enas`` is refused, see :mod:`~nas_estimators.baselines`) each run :func:`~nas_estimators.search.run_search` with the same epochs, batch size and
+data, into ``OUTPUT/runs/METHOD-sSEED/``. With a NAS-Bench-201 table, an epoch listener scores the
+current mode architecture at every epoch. Multi-trial methods (NNI's ``RegularizedEvolution``,
+``Random``, ``TPE``, ``PolicyBasedRL``) query ``budget`` architectures each, scored by table look-up
+(no training), into ``OUTPUT/runs/METHOD-sSEED/trials.csv``.
+
+A run whose output is complete is not redone, so an interrupted comparison continues where it
+stopped; ``compare.json`` records the settings, and a rerun with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from . import _nni
+from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
+from .data import DATASETS
+from .search import (CHECKPOINT_NAME, ESTIMATOR_NAMES, SearchConfig, prepare, resolve_device, resolve_precision,
+                     run_search)
+from .spaces import SPACES
+
+ONESHOT_METHODS = (*ESTIMATOR_NAMES, *ONESHOT_BASELINES)
+#: Command-line name -> NNI multi-trial strategy class name.
+MULTI_TRIAL_METHODS = {"nni-evolution": "RegularizedEvolution", "nni-random-search": "Random", "nni-tpe": "TPE",
+                       "nni-rl": "PolicyBasedRL"}
+METHODS = (*ONESHOT_METHODS, *MULTI_TRIAL_METHODS)
+DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
+NB201_ARCHITECTURES = 5 ** 6
+# The settings a resumed comparison must share with the runs already in its output directory.
+SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
+            "benchmark_table", "budget")
+FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
+           "entropy": "Entropy of the architecture distribution",
+           "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
+           "final-comparison": "Final comparison", "multi-trial": "Multi-trial search: best benchmark accuracy so far"}
+
+
+class InputError(ValueError):
+    """Bad input to a comparison (an option, the table, the output directory): one line, no traceback."""
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    """What ``nas-estimators compare`` runs; the command line's options map one to one."""
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    space: str = "nb201"
+    dataset: str = "digits"
+    data_root: str | None = None
+    epochs: int | None = None
+    batch_size: int = 64
+    width: int | None = None
+    cells: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = False
+    benchmark_table: str | None = None
+    budget: int = 100
+    output: str = "runs/compare"
+    progress: bool = True
+
+
+def check(config: CompareConfig):
+    """Raise :class:`InputError` (one line naming the option) on bad input; returns the benchmark table or None."""
+    from .integrations.nasbench201 import BenchmarkTable, TableFormatError
+
+    if not config.methods:
+        raise InputError("methods: expected at least one method")
+    for method in config.methods:
+        if method not in METHODS:
+            raise InputError(f"methods: unknown method {method!r}; expected some of {', '.join(METHODS)}")
+        if method in ONESHOT_BASELINES:
+            try:
+                check_oneshot_baseline(method)
+            except ValueError as error:
+                raise InputError(str(error)) from None
+        if method == "nni-rl" and not _nni.has_tianshou():
+            raise InputError("nni-rl: NNI's PolicyBasedRL needs tianshou and gym, which do not import here "
+                             "(pip install 'tianshou<0.5' gym)")
+    if len(set(config.methods)) != len(config.methods):
+        raise InputError(f"methods: each method once, got {', '.join(config.methods)}")
+    if not config.seeds or any(isinstance(s, bool) or int(s) != s or s < 0 for s in config.seeds):
+        raise InputError(f"seeds: expected one or more integers >= 0, got {list(config.seeds)}")
+    if len(set(config.seeds)) != len(config.seeds):
+        raise InputError(f"seeds: each seed once, got {list(config.seeds)}")
+    if config.space not in SPACES:
+        raise InputError(f"space: expected one of {', '.join(SPACES)}, got {config.space!r}")
+    if config.dataset not in DATASETS:
+        raise InputError(f"dataset: expected one of {', '.join(DATASETS)}, got {config.dataset!r}")
+    if config.dataset == "cifar10" and config.data_root is None:
+        raise InputError("data-root: cifar10 needs --data-root")
+    try:
+        resolve_precision(config.precision, resolve_device(config.device))
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if config.epochs is not None and (isinstance(config.epochs, bool) or int(config.epochs) != config.epochs
+                                      or config.epochs < 1):
+        raise InputError(f"epochs: expected a positive integer, got {config.epochs!r}")
+    if isinstance(config.budget, bool) or int(config.budget) != config.budget or config.budget < 1:
+        raise InputError(f"budget: expected a positive number of architectures, got {config.budget!r}")
+    multi_trial = [m for m in config.methods if m in MULTI_TRIAL_METHODS]
+    if config.benchmark_table is None:
+        if multi_trial:
+            raise InputError(f"{multi_trial[0]}: multi-trial methods score architectures by table look-up; "
+                             "pass --benchmark-table")
+        return None
+    if config.space != "nb201":
+        raise InputError(f"benchmark-table: a NAS-Bench-201 table scores only the nb201 space, not {config.space!r}")
+    try:
+        table = BenchmarkTable.from_csv(config.benchmark_table)
+    except FileNotFoundError:
+        raise InputError(f"benchmark-table: no file {config.benchmark_table}") from None
+    except TableFormatError as error:
+        raise InputError(f"benchmark-table: {error}") from None
+    if len(table) != NB201_ARCHITECTURES:
+        raise InputError(f"benchmark-table: {config.benchmark_table} has {len(table)} architectures; "
+                         f"the nb201 space has {NB201_ARCHITECTURES}, and every one may be asked for")
+    if multi_trial and config.budget > NB201_ARCHITECTURES:
+        raise InputError(f"budget: at most the {NB201_ARCHITECTURES} architectures of the space, got {config.budget}")
+    return table
+
+
+def settings(config: CompareConfig) -> dict[str, Any]:
+    record = {key: getattr(config, key) for key in SETTINGS}
+    if record["benchmark_table"] is not None:
+        record["benchmark_table"] = os.path.abspath(record["benchmark_table"])
+    return record
+
+
+def _check_settings(output: Path, config: CompareConfig) -> None:
+    path = output / "compare.json"
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text())["settings"]
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"output: {path} is not a comparison record; choose another --output") from None
+    current = settings(config)
+    changed = [f"{key} {previous.get(key)!r} -> {current[key]!r}" for key in SETTINGS if previous.get(key) != current[key]]
+    if changed:
+        raise InputError(f"output: {output} holds a comparison with other settings ({'; '.join(changed)}); "
+                         "choose another --output")
+
+
+def run_dir(output: Path, method: str, seed: int) -> Path:
+    return output / "runs" / f"{method}-s{seed}"
+
+
+def is_finished(directory: Path, method: str) -> bool:
+    """A one-shot run is finished once it wrote architecture.json, a multi-trial run once it wrote trials.csv."""
+    return (directory / ("trials.csv" if method in MULTI_TRIAL_METHODS else "architecture.json")).is_file()
+
+
+def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every (method, seed) not finished yet, then write results.csv, summary.csv and report.html."""
+    table = check(config)
+    output = Path(config.output)
+    _check_settings(output, config)
+    (output / "runs").mkdir(parents=True, exist_ok=True)
+    _atomic_write(output / "compare.json", json.dumps({"settings": settings(config)}, indent=2) + "\n")
+    data = None
+    pairs = [(method, seed) for method in config.methods for seed in config.seeds]
+    for index, (method, seed) in enumerate(pairs, 1):
+        directory = run_dir(output, method, seed)
+        if is_finished(directory, method):
+            progress(f"[{index}/{len(pairs)}] {method} seed {seed}: finished before, skipped ({directory})")
+            continue
+        progress(f"[{index}/{len(pairs)}] {method} seed {seed}: running -> {directory}")
+        if method in MULTI_TRIAL_METHODS:
+            run_multi_trial_method(method, seed, config.budget, table, directory)
+        else:
+            if data is None:  # loaded once for every one-shot run
+                from .data import load_dataset
+
+                try:
+                    data = load_dataset(config.dataset, config.data_root)
+                except ValueError as error:  # DataError: a missing or malformed --data-root
+                    raise InputError(str(error)) from None
+            run_oneshot_method(config, method, seed, table, directory, data)
+    results, trials = collect(output, config)
+    summary = summarize(results, trials)
+    _atomic_write(output / "results.csv", results.to_csv(index=False))
+    if len(trials):
+        _atomic_write(output / "trials.csv", trials.to_csv(index=False))
+    _atomic_write(output / "summary.csv", summary.to_csv(index=False))
+    _atomic_write(output / "report.html", report_html(results, trials, summary, table))
+    return {"results": results, "trials": trials, "summary": summary, "output": output}
+
+
+def benchmark_listener(table) -> Callable[[dict, Any], None]:
+    """An epoch listener adding ``benchmark_acc``: the table's accuracy of the current mode architecture."""
+
+    def listener(row: dict, search_module: Any) -> None:
+        row["benchmark_acc"] = table.accuracy(search_module.distribution.mode())
+
+    return listener
+
+
+def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, directory: Path, data) -> None:
+    search_config = SearchConfig(
+        estimator=method, space=config.space, dataset=config.dataset, data_root=config.data_root,
+        output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
+        width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
+        progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
+    try:
+        parts = prepare(search_config, data=data)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{method} seed {seed}: {error}") from None
+    run_search(search_config, parts, listeners=[benchmark_listener(table)] if table is not None else ())
+
+
+def run_multi_trial_method(method: str, seed: int, budget: int, table, directory: Path) -> None:
+    """Query ``budget`` architectures with NNI's strategy, each scored by look-up; writes trials.csv."""
+    from .spaces import build_space
+
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def score(sample: dict) -> float:
+        accuracy = table.accuracy(sample)
+        rows.append({"trial": len(rows) + 1, "architecture": json.dumps(sample), "benchmark_acc": accuracy,
+                     "seconds": time.perf_counter() - started})
+        return accuracy
+
+    strategy = _nni.multi_trial_strategy(MULTI_TRIAL_METHODS[method], seed, budget)
+    # The labels do not depend on the network's size: the smallest network builds fastest.
+    _nni.run_multi_trial(strategy, build_space("nb201", 1, 1), score, budget)
+    frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "seconds"])
+    frame["best_so_far"] = frame["benchmark_acc"].cummax()
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write(directory / "trials.csv", frame.to_csv(index=False))
+
+
+def collect(output: Path, config: CompareConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results (one row per one-shot method, seed, epoch) and trials (one row per queried architecture)."""
+    histories, trial_frames = [], []
+    for method in config.methods:
+        for seed in config.seeds:
+            directory = run_dir(output, method, seed)
+            if method in MULTI_TRIAL_METHODS:
+                frame = pd.read_csv(directory / "trials.csv")
+                trial_frames.append(frame.assign(method=method, seed=seed))
+            else:
+                frame = pd.read_csv(directory / "history.csv")
+                histories.append(frame.assign(method=method, seed=seed))
+    columns = ["method", "seed", "epoch", "train_loss", "val_loss", "val_acc", "entropy", "benchmark_acc", "seconds",
+               "mode"]
+    results = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=columns)
+    results = results.reindex(columns=columns)
+    trial_columns = ["method", "seed", "trial", "architecture", "benchmark_acc", "best_so_far", "seconds"]
+    trials = pd.concat(trial_frames, ignore_index=True) if trial_frames else pd.DataFrame(columns=trial_columns)
+    return results, trials.reindex(columns=trial_columns)
+
+
+def summarize(results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Per method: final benchmark accuracy (mean, standard deviation over seeds) and search seconds.
+
+    One-shot: the last epoch's values, seconds summed over epochs. Multi-trial: the best accuracy
+    found within the budget, seconds until the last query. Standard deviations are sample ones (NaN
+    for one seed).
+    """
+    rows = []
+    for method, frame in results.groupby("method", sort=False):
+        final = frame.sort_values("epoch").groupby("seed").tail(1)
+        rows.append({"method": method, "kind": "one-shot", "runs": len(final), "epochs": int(frame["epoch"].max()) + 1,
+                     "budget": math.nan,
+                     "final_benchmark_acc_mean": final["benchmark_acc"].mean(),
+                     "final_benchmark_acc_std": final["benchmark_acc"].std(),
+                     "final_val_acc_mean": final["val_acc"].mean(),
+                     "search_seconds_mean": frame.groupby("seed")["seconds"].sum().mean()})
+    for method, frame in trials.groupby("method", sort=False):
+        final = frame.sort_values("trial").groupby("seed").tail(1)
+        rows.append({"method": method, "kind": "multi-trial", "runs": len(final), "epochs": math.nan,
+                     "budget": int(frame.groupby("seed")["trial"].max().max()),
+                     "final_benchmark_acc_mean": final["best_so_far"].mean(),
+                     "final_benchmark_acc_std": final["best_so_far"].std(),
+                     "final_val_acc_mean": math.nan,
+                     "search_seconds_mean": final["seconds"].mean()})
+    summary = pd.DataFrame(rows, columns=["method", "kind", "runs", "epochs", "budget", "final_benchmark_acc_mean",
+                                          "final_benchmark_acc_std", "final_val_acc_mean", "search_seconds_mean"])
+    return summary.astype({"epochs": "Int64", "budget": "Int64"})
+
+
+def _mean_curves(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    curves = frame.groupby(["method", x], sort=False)[y].agg(["mean", "std", "count"]).reset_index()
+    return curves.rename(columns={"mean": y, "std": f"{y}_std"})
+
+
+def figures(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, table=None) -> dict[str, Any]:
+    """The report's plotly figures by id (see :data:`FIGURES`); means over seeds, bars one standard deviation."""
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    made: dict[str, Any] = {}
+    curves = [("validation-accuracy", "val_acc", "validation accuracy"), ("entropy", "entropy", "entropy (nats)")]
+    if table is not None:
+        curves.append(("benchmark-accuracy", "benchmark_acc", "benchmark accuracy of the mode"))
+    for figure_id, column, label in curves:
+        if not len(results) or results[column].isna().all():
+            continue
+        frame = _mean_curves(results.dropna(subset=[column]), "epoch", column)
+        figure = px.line(frame, x="epoch", y=column, color="method", error_y=f"{column}_std", markers=True,
+                         labels={column: label}, title=FIGURES[figure_id])
+        if figure_id == "benchmark-accuracy":
+            best_arch, best_accuracy = table.best()
+            figure.add_hline(y=best_accuracy, line_dash="dot", annotation_text=f"best in table {best_accuracy:g}")
+        made[figure_id] = figure
+    final = summary.dropna(subset=["final_benchmark_acc_mean"])
+    value, error, label = "final_benchmark_acc_mean", "final_benchmark_acc_std", "final benchmark accuracy"
+    if not len(final):
+        final, value, error, label = summary.dropna(subset=["final_val_acc_mean"]), "final_val_acc_mean", None, \
+            "final validation accuracy"
+    if len(final):
+        names = [f"{m} ({int(b)} archs)" if k == "multi-trial" else m
+                 for m, k, b in zip(final["method"], final["kind"], final["budget"])]
+        made["final-comparison"] = go.Figure(
+            go.Bar(x=names, y=final[value], error_y=dict(type="data", array=final[error]) if error else None,
+                   text=[f"{v:.4g}" for v in final[value]], textposition="outside"),
+            layout=dict(title=FIGURES["final-comparison"] + " (mean over seeds)", yaxis_title=label))
+    if len(trials):
+        frame = _mean_curves(trials, "trial", "best_so_far")
+        made["multi-trial"] = px.line(frame, x="trial", y="best_so_far", color="method", title=FIGURES["multi-trial"],
+                                      labels={"trial": "queried architectures", "best_so_far": "best benchmark accuracy"})
+    return made
+
+
+def report_html(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, table=None) -> str:
+    """One self-contained HTML page: the summary table and every figure (plotly.js inlined once)."""
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>nas-estimators compare</title></head><body>",
+             "<h1>Search comparison</h1>", "<h2>Summary</h2>", summary.to_html(index=False, float_format="%.4g")]
+    include = True
+    for figure_id, figure in figures(results, trials, summary, table).items():
+        parts.append(f"<h2>{FIGURES[figure_id]}</h2>")
+        parts.append(figure.to_html(full_html=False, include_plotlyjs=include, div_id=figure_id))
+        include = False
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """The summary as a Markdown table (for a README), accuracy as mean ± std."""
+    lines = ["| method | kind | runs | epochs / budget | final benchmark accuracy | search time (s) |",
+             "|---|---|---|---|---|---|"]
+    for row in summary.itertuples(index=False):
+        size = f"{int(row.budget)} archs" if row.kind == "multi-trial" else f"{int(row.epochs)} epochs"
+        accuracy = "n/a" if pd.isna(row.final_benchmark_acc_mean) else (
+            f"{row.final_benchmark_acc_mean:.2f}" + ("" if pd.isna(row.final_benchmark_acc_std)
+                                                     else f" ± {row.final_benchmark_acc_std:.2f}"))
+        lines.append(f"| {row.method} | {row.kind} | {row.runs} | {size} | {accuracy} | {row.search_seconds_mean:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def list_argument(values, kind: Callable[[str], Any] = str) -> tuple:
+    """``--seeds 0,1 2`` -> ``(0, 1, 2)`` (commas or spaces)."""
+    return tuple(kind(part.strip()) for value in values for part in str(value).split(",") if part.strip())

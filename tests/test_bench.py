@@ -1,0 +1,133 @@
+"""bench: JSON of the right shape for every strategy asked, the step timer, the speed work keeps the function."""
+
+import json
+
+import pytest
+import torch
+
+from nas_estimators import _nni
+from nas_estimators.bench import BenchConfig, FixedLengthBatches, run_bench
+from nas_estimators.cli import main
+
+ALL = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
+TINY = ["--space", "nb201", "--width", "4", "--cells", "1", "--batch-size", "16", "--steps", "2",
+        "--warmup-steps", "1", "--device", "cpu", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()  # --threads sets torch's process-wide thread count
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_writes_json_with_positive_numbers_for_every_strategy(tmp_path, capsys):
+    path = tmp_path / "deep" / "bench.json"
+    assert main(["bench", *TINY, "--strategies", ",".join(ALL), "--json", str(path)]) == 0
+    record = json.loads(path.read_text())
+    assert record["device"].startswith("cpu") and record["space"] == "nb201" and record["batch_size"] == 16
+    assert list(record["results"]) == list(ALL)
+    for name, result in record["results"].items():
+        assert set(result) == {"steps_per_s", "images_per_s", "peak_memory_gib", "forward_evals_per_step"}, name
+        assert result["steps_per_s"] > 0, name
+        assert result["images_per_s"] == pytest.approx(16 * result["steps_per_s"])
+        assert result["peak_memory_gib"] is None  # no GPU: not measured
+    evaluations = {name: r["forward_evals_per_step"] for name, r in record["results"].items()}
+    # weight step + architecture step: one sample; RAM all 6 labels x 4 other ops; DARTS one supernet pass
+    assert evaluations == {"sf": 2, "relax": 2, "ram": 2 + 6 * 4, "nni-darts": 2, "nni-gumbel": 2, "nni-random": 1}
+    speedup = record["speedup_vs_nni_darts"]
+    assert speedup["nni-darts"] == 1
+    assert speedup["sf"] == pytest.approx(record["results"]["sf"]["steps_per_s"] / record["results"]["nni-darts"]["steps_per_s"])
+    assert record["time_per_step_vs_sf"]["sf"] == 1
+    table = capsys.readouterr().out
+    for name in ALL:
+        assert name in table
+
+
+def test_random_data_only_when_asked_for_and_of_cifar_shape():
+    config = BenchConfig(strategies=("sf",), space="nb201", width=4, cells=1, batch_size=8, steps=1, warmup_steps=0,
+                         device="cpu", threads=1)
+    assert run_bench(config, progress=lambda line: None)["data"] == "digits"
+    record = run_bench(BenchConfig(**{**config.__dict__, "random_data": True}), progress=lambda line: None)
+    assert record["data"] == "random" and record["image_shape"] == [3, 32, 32]
+    assert record["results"]["sf"]["steps_per_s"] > 0
+
+
+def test_fixed_length_batches_span_epochs_and_keep_the_state():
+    from nas_estimators.data import DeviceBatches
+
+    batches = DeviceBatches(torch.zeros(10, 3, 4, 4, dtype=torch.uint8), torch.arange(10), 4,
+                            mean=(0.5,) * 3, std=(0.5,) * 3)
+    fixed = FixedLengthBatches(batches, 5)  # 2 batches an epoch: three epochs are drawn
+    assert len(fixed) == 5 and len(list(fixed)) == 5
+    assert fixed.state_dict()["epoch"] == 3
+
+
+def test_the_speed_work_computes_what_nni_computes():
+    """Plain modules for constant operations and the cell fast path: same outputs as NNI's own supernet."""
+    from nni.nas.oneshot.pytorch.strategy import RandomOneShot
+
+    from nas_estimators.distribution import ArchitectureDistribution
+    from nas_estimators.estimators import ScoreFunction
+    from nas_estimators.spaces import build_space
+    from nas_estimators.strategy import EstimatorStrategy
+
+    torch.manual_seed(0)
+    ours = EstimatorStrategy(ScoreFunction()).mutate_model(build_space("darts", 4, 3))
+    nni = RandomOneShot().mutate_model(build_space("darts", 4, 3))
+    assert len(_nni.supernet_modules(ours)) == 3  # only the cells; NNI also wraps every conv and norm
+    assert len(_nni.supernet_modules(nni)) > 100
+    ours.load_state_dict(nni.state_dict())  # same parameter names: checkpoints stay interchangeable
+    distribution = ArchitectureDistribution.from_model_space(ours)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        architecture = distribution.sample(generator)
+        _nni.apply_sample(_nni.supernet_modules(ours), architecture)
+        _nni.apply_sample(_nni.supernet_modules(nni), architecture)
+        x = torch.randn(2, 3, 8, 8, generator=generator)
+        assert torch.equal(ours.eval()(x), nni.eval()(x))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategies", "sf,bogus"], "strategies: unknown strategy 'bogus'"),
+    (["--strategies", "sf", "sf"], "strategies: each strategy once"),
+    (["--steps", "0"], "steps: expected a positive integer"),
+    (["--warmup-steps", "-1"], "warmup-steps: expected an integer >= 0"),
+    (["--width", "0"], "width: expected a positive integer"),
+    (["--random-data", "--data-root", "x"], "--random-data and --data-root exclude each other"),
+    (["--data-root", "/nonexistent/cifar"], "/nonexistent/cifar does not exist"),
+    (["--device", "tpu"], "device: expected auto, cpu, cuda or cuda:N"),
+    (["--threads", "0"], "threads: expected a positive integer"),
+])
+def test_bad_input_is_a_one_line_error(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--space", "nb201", "--width", "4", "--cells", "1", "--steps", "1", *args])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert error.count("\n") == 1, error
+
+
+def test_json_path_that_is_a_directory_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *TINY, "--strategies", "sf", "--json", str(tmp_path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "is a directory" in error and "[1/1]" not in error
+
+
+def test_nni_enas_is_refused_with_the_reason(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", *TINY, "--strategies", "nni-enas"])
+    assert "nni-enas: NNI 3.0's ENAS does not run with pytorch-lightning" in capsys.readouterr().err
+
+
+def test_repeats_interleave_rounds_and_report_the_median_round():
+    config = BenchConfig(strategies=("sf", "nni-random"), space="nb201", width=4, cells=1, batch_size=8, steps=1,
+                         warmup_steps=0, device="cpu", threads=1, repeats=3)
+    lines = []
+    record = run_bench(config, progress=lines.append)
+    assert [line.split("] ")[1].split(":")[0] for line in lines if line.startswith("round")] == ["sf", "nni-random"] * 3
+    for result in record["results"].values():
+        assert len(result["steps_per_s_rounds"]) == 3
+        assert result["steps_per_s"] == sorted(result["steps_per_s_rounds"])[1]

@@ -1,0 +1,207 @@
+"""compare: methods x seeds end to end on a tiny setting, against a fake NAS-Bench-201 table."""
+
+import dataclasses
+import itertools
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from nas_estimators import compare
+from nas_estimators.cli import main
+from nas_estimators.integrations.nasbench201 import LABELS, NNI_OPS, to_arch_string
+
+TINY = dict(space="nb201", dataset="digits", epochs=1, batch_size=64, width=4, cells=1, device="cpu", progress=False)
+METHODS = ("sf", "nni-darts", "nni-evolution")
+BUDGET = 12
+
+
+def fake_accuracy(index: int) -> float:
+    return 50 + (index * 7919 % 4500) / 100  # deterministic, spread over [50, 95)
+
+
+def write_table(path, archs):
+    pd.DataFrame({"arch": archs, "test_acc": [fake_accuracy(i) for i in range(len(archs))]}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def table_csv(tmp_path_factory):
+    archs = [to_arch_string(dict(zip(LABELS, ops))) for ops in itertools.product(NNI_OPS, repeat=6)]
+    return write_table(tmp_path_factory.mktemp("table") / "nb201.csv", archs)
+
+
+@pytest.fixture(scope="module")
+def table(table_csv):
+    from nas_estimators.integrations.nasbench201 import BenchmarkTable
+
+    return BenchmarkTable.from_csv(table_csv)
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, table_csv):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # steadier on a shared 2-core machine; the runs are tiny
+    config = compare.CompareConfig(methods=METHODS, seeds=(0, 1), benchmark_table=str(table_csv), budget=BUDGET,
+                                   output=str(tmp_path_factory.mktemp("compare") / "out"), **TINY)
+    messages = []
+    try:
+        result = compare.run_compare(config, progress=messages.append)
+    finally:
+        torch.set_num_threads(threads)
+    return config, result, messages
+
+
+def test_results_hold_one_row_per_method_seed_epoch_with_the_mode_scored(comparison, table):
+    config, result, _ = comparison
+    results = pd.read_csv(f"{config.output}/results.csv")
+    assert sorted(zip(results["method"], results["seed"], results["epoch"])) == [
+        ("nni-darts", 0, 0), ("nni-darts", 1, 0), ("sf", 0, 0), ("sf", 1, 0)]
+    for row in results.itertuples():
+        assert row.benchmark_acc == table.accuracy(json.loads(row.mode))
+        assert 0 <= row.val_acc <= 1 and row.entropy > 0 and row.seconds > 0
+    trials = pd.read_csv(f"{config.output}/trials.csv")
+    assert list(trials.groupby("seed")["trial"].max()) == [BUDGET, BUDGET]
+    for seed, frame in trials.groupby("seed"):
+        assert list(frame["best_so_far"]) == list(frame["benchmark_acc"].cummax())
+        assert frame["architecture"].nunique() == BUDGET  # NNI's evolution deduplicates
+    for row in trials.itertuples():
+        assert row.benchmark_acc == table.accuracy(json.loads(row.architecture))
+
+
+def test_summary_equals_the_aggregates_of_the_results(comparison):
+    config, _, _ = comparison
+    results = pd.read_csv(f"{config.output}/results.csv")
+    trials = pd.read_csv(f"{config.output}/trials.csv")
+    summary = pd.read_csv(f"{config.output}/summary.csv").set_index("method")
+    assert list(summary.index) == ["sf", "nni-darts", "nni-evolution"]
+    for method in ("sf", "nni-darts"):
+        final = results[results["method"] == method].sort_values("epoch").groupby("seed").tail(1)
+        assert summary.loc[method, "kind"] == "one-shot" and summary.loc[method, "runs"] == 2
+        assert summary.loc[method, "final_benchmark_acc_mean"] == pytest.approx(final["benchmark_acc"].mean())
+        assert summary.loc[method, "final_benchmark_acc_std"] == pytest.approx(final["benchmark_acc"].std())
+        seconds = results[results["method"] == method].groupby("seed")["seconds"].sum().mean()
+        assert summary.loc[method, "search_seconds_mean"] == pytest.approx(seconds)
+    best = trials.groupby("seed")["benchmark_acc"].max()
+    assert summary.loc["nni-evolution", "kind"] == "multi-trial" and summary.loc["nni-evolution", "budget"] == BUDGET
+    assert summary.loc["nni-evolution", "final_benchmark_acc_mean"] == pytest.approx(best.mean())
+    assert summary.loc["nni-evolution", "final_benchmark_acc_std"] == pytest.approx(best.std())
+    markdown = compare.markdown_table(summary.reset_index())
+    assert f"| nni-evolution | multi-trial | 2 | {BUDGET} archs |" in markdown
+
+
+def test_report_holds_each_figure(comparison):
+    config, result, _ = comparison
+    html = open(f"{config.output}/report.html").read()
+    for figure_id, title in compare.FIGURES.items():
+        assert f'id="{figure_id}"' in html and title in html, figure_id
+    assert html.count("<script type=\"text/javascript\">/**") <= 1  # plotly.js inlined once
+    figures = compare.figures(result["results"], result["trials"], result["summary"])
+    bars = figures["final-comparison"].data[0]
+    assert list(bars.x) == ["sf", "nni-darts", f"nni-evolution ({BUDGET} archs)"]
+
+
+def test_a_rerun_skips_finished_runs_and_redoes_only_the_missing_one(comparison, monkeypatch):
+    import shutil
+
+    config, _, _ = comparison
+    runs = compare.run_dir
+    outputs = [runs(compare.Path(config.output), m, s) / ("trials.csv" if m == "nni-evolution" else "history.csv")
+               for m in METHODS for s in (0, 1)]
+    before = {path: path.stat().st_mtime_ns for path in outputs}
+    shutil.rmtree(runs(compare.Path(config.output), "sf", 1))
+    calls = []
+    real = compare.run_oneshot_method
+    monkeypatch.setattr(compare, "run_oneshot_method", lambda *args: (calls.append(args[1:3]), real(*args)))
+    monkeypatch.setattr(compare, "run_multi_trial_method", lambda *args: calls.append(args[:2]))
+    messages = []
+    torch.set_num_threads(1)
+    compare.run_compare(config, progress=messages.append)
+    assert calls == [("sf", 1)]
+    assert sum("finished before, skipped" in m for m in messages) == 5
+    for path, mtime in before.items():
+        if "sf-s1" not in str(path):
+            assert path.stat().st_mtime_ns == mtime, path
+    assert len(pd.read_csv(f"{config.output}/results.csv")) == 4
+
+
+def test_a_rerun_with_other_settings_is_refused(comparison):
+    config, _, _ = comparison
+    with pytest.raises(compare.InputError, match=r"other settings \(epochs 1 -> 2\)"):
+        compare.run_compare(dataclasses.replace(config, epochs=2), progress=lambda line: None)
+
+
+def test_nni_random_scores_nni_random_export(tmp_path, table_csv, table):
+    """nni-random's mode is NNI's export, a random architecture: the score follows that architecture."""
+    torch.set_num_threads(1)
+    config = compare.CompareConfig(methods=("nni-random",), seeds=(3,), benchmark_table=str(table_csv),
+                                   output=str(tmp_path / "out"), **{**TINY, "epochs": 2})
+    results = compare.run_compare(config, progress=lambda line: None)["results"]
+    assert results["val_acc"].isna().all()  # no architecture step, no validation pass
+    assert [table.accuracy(json.loads(mode)) for mode in results["mode"]] == list(results["benchmark_acc"])
+
+
+def _cli_error(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--no-progress", *args])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in error and error.count("\n") == 1, error
+    return error
+
+
+def test_bad_input_is_a_one_line_error_before_any_run(tmp_path, table_csv, capsys):
+    out = ["--output", str(tmp_path / "out")]
+    assert "unknown method 'bogus'" in _cli_error(["--methods", "sf,bogus", *out], capsys)
+    assert "benchmark-table: no file" in _cli_error(["--benchmark-table", str(tmp_path / "missing.csv"), *out], capsys)
+    assert "scores only the nb201 space, not 'darts'" in _cli_error(
+        ["--space", "darts", "--benchmark-table", str(table_csv), *out], capsys)
+    assert "budget: expected a positive number" in _cli_error(
+        ["--methods", "nni-evolution", "--benchmark-table", str(table_csv), "--budget", "0", *out], capsys)
+    assert "budget: at most the 15625" in _cli_error(
+        ["--methods", "nni-tpe", "--benchmark-table", str(table_csv), "--budget", "20000", *out], capsys)
+    assert "pass --benchmark-table" in _cli_error(["--methods", "nni-evolution", *out], capsys)
+    assert "seeds: expected integers" in _cli_error(["--seeds", "0,x", *out], capsys)
+    partial = write_table(tmp_path / "partial.csv", ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
+    assert "has 1 architectures" in _cli_error(["--benchmark-table", str(partial), *out], capsys)
+    assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_nni_enas_is_refused_with_the_reason(tmp_path, capsys):
+    assert "nni-enas: NNI 3.0's ENAS does not run with pytorch-lightning" in _cli_error(
+        ["--methods", "nni-enas", "--output", str(tmp_path / "out")], capsys)
+
+
+def test_nni_rl_needs_tianshou_or_runs_by_look_up(tmp_path, table_csv, table, capsys):
+    from nas_estimators import _nni
+
+    args = ["--methods", "nni-rl", "--seeds", "0", "--benchmark-table", str(table_csv), "--budget", "6",
+            "--output", str(tmp_path / "out")]
+    if not _nni.has_tianshou():
+        assert "nni-rl: NNI's PolicyBasedRL needs tianshou" in _cli_error(args, capsys)
+        return
+    assert main(["compare", "--no-progress", *args]) == 0
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert len(trials) == 6
+    assert [table.accuracy(json.loads(a)) for a in trials["architecture"]] == list(trials["benchmark_acc"])
+
+
+def test_an_interrupted_nni_run_continues_from_its_checkpoint(tmp_path, table_csv):
+    """A run killed after its first epoch left a checkpoint and no architecture.json: it is continued."""
+    from nas_estimators.search import SearchConfig, prepare, run_search
+
+    torch.set_num_threads(1)
+    output = tmp_path / "out"
+    directory = compare.run_dir(output, "nni-darts", 0)
+    first = SearchConfig(estimator="nni-darts", output=str(directory), seed=0,
+                         **{k: v for k, v in TINY.items()})
+    run_search(first, prepare(first))
+    (directory / "architecture.json").unlink()
+    epoch0 = pd.read_csv(directory / "history.csv")
+    config = compare.CompareConfig(methods=("nni-darts",), seeds=(0,), benchmark_table=str(table_csv),
+                                   output=str(output), **{**TINY, "epochs": 2})
+    messages = []
+    results = compare.run_compare(config, progress=messages.append)["results"]
+    assert list(results["epoch"]) == [0, 1]
+    assert results["train_loss"].iloc[0] == pytest.approx(epoch0["train_loss"].iloc[0])
+    assert (directory / "architecture.json").is_file()
