@@ -119,11 +119,12 @@ class FixedLengthBatches:
         epochs = itertools.chain.from_iterable(iter(self.batches) for _ in itertools.count())
         return itertools.islice(epochs, self.length)
 
-    def state_dict(self) -> dict:
-        return self.batches.state_dict()
+    @property
+    def seed(self) -> int:
+        return self.batches.seed
 
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state)
+    def restore_state(self, state: dict) -> None:
+        self.batches.restore_state(state)
 
 
 class StepTimer(pl.Callback):

@@ -17,7 +17,6 @@ from typing import Any, Mapping
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
-from .lightning import CHECKPOINT_KEY
 
 SEARCH_KEY = "nas_estimators_search"  # the recorder's part: history, data order, random states, config
 # What must match between a checkpoint and the search resuming it.

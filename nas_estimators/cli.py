@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the search in --output with its saved options (--epochs may extend it)")
     search.add_argument("--max-bad-steps", type=int, default=20,
                         help="stop after this many consecutive non-finite steps (0: never; default 20)")
+    search.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto: bf16 autocast on CUDA, fp32 on the CPU")
+    search.add_argument("--channels-last", action="store_true", help="channels-last memory format (CUDA)")
     search.add_argument("--deterministic", action="store_true",
                         help="deterministic algorithms only (CUDA: reproducible, slower)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -101,6 +104,7 @@ def _search(args: argparse.Namespace) -> int:
         temperature=args.temperature, temperature_final=args.temperature_final,
         temperature_schedule=args.temperature_schedule, labels_per_step=args.labels_per_step,
         top_k=args.top_k, benchmark_table=args.benchmark_table, max_bad_steps=args.max_bad_steps, deterministic=args.deterministic,
+        precision=args.precision, channels_last=args.channels_last,
         progress=not args.no_progress)
     return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
 

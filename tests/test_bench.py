@@ -53,14 +53,16 @@ def test_random_data_only_when_asked_for_and_of_cifar_shape():
     assert record["results"]["sf"]["steps_per_s"] > 0
 
 
-def test_fixed_length_batches_span_epochs_and_keep_the_state():
+def test_fixed_length_batches_span_epochs_and_pass_the_data_order_on():
     from nas_estimators.data import DeviceBatches
 
     batches = DeviceBatches(torch.zeros(10, 3, 4, 4, dtype=torch.uint8), torch.arange(10), 4,
                             mean=(0.5,) * 3, std=(0.5,) * 3)
     fixed = FixedLengthBatches(batches, 5)  # 2 batches an epoch: three epochs are drawn
     assert len(fixed) == 5 and len(list(fixed)) == 5
-    assert fixed.state_dict()["epoch"] == 3
+    assert batches.epoch == 3
+    fixed.restore_state({"epoch": 7, "batch": 0, "seed": fixed.seed})
+    assert batches.epoch == 7
 
 
 def test_the_speed_work_computes_what_nni_computes():
