@@ -258,7 +258,6 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     the row is written: they can add columns (a benchmark accuracy of the mode) or raise to stop.
     """
     from pytorch_lightning.callbacks import TQDMProgressBar
-    from pytorch_lightning.loggers import CSVLogger
 
     parts = parts or prepare(config)
     output: Path = parts["output"]
@@ -275,7 +274,7 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
     trainer = _nni.Trainer(
         max_epochs=parts["epochs"], accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-        logger=CSVLogger(str(output), name="logs", version=""), callbacks=callbacks,
+        logger=_loggers(output), callbacks=callbacks,
         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=config.progress,
         num_sanity_val_steps=0, log_every_n_steps=max(1, len(parts["batches"][0]) // 4),
     )
@@ -304,6 +303,18 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
         [{**row, "architecture": json.dumps(row["architecture"])} for row in top_rows]).to_csv(index=False))
     return {"architecture": architecture, "history": pd.DataFrame(recorder.rows), "seconds": seconds,
             "output": output, "strategy": strategy}
+
+
+def _loggers(output: Path) -> list:
+    """CSV logs in ``logs/``; TensorBoard event files in ``tensorboard/`` too when tensorboard is installed."""
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    loggers = [CSVLogger(str(output), name="logs", version="")]
+    try:
+        loggers.append(TensorBoardLogger(str(output), name="tensorboard", version="", default_hp_metric=False))
+    except ModuleNotFoundError:  # Lightning raises this when neither tensorboard nor tensorboardX is importable
+        pass
+    return loggers
 
 
 def _write_config(path: Path, config: SearchConfig, parts: dict[str, Any]) -> None:
