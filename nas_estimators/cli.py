@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", action="store_true", help="continue the search whose checkpoint is in --output")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.set_defaults(handler=_search)
+    from .commands_export import add_parsers as add_export_commands  # export, report, webui
+    add_export_commands(commands)
     return parser
 
 
