@@ -129,13 +129,15 @@ class Page:
         """The visible text of the page."""
         return self.evaluate("document.body ? document.body.innerText : ''")
 
-    def screenshot(self, path: str | os.PathLike[str], full_page: bool = True, max_height: int = 20000) -> Path:
-        """Write a PNG of the page (the whole scrollable page when ``full_page``)."""
+    def screenshot(self, path: str | os.PathLike[str], full_page: bool = True, max_height: int = 20000,
+                   scale: float = 1.0) -> Path:
+        """Write a PNG of the page (the whole scrollable page when ``full_page``), ``scale`` times its size."""
         params: dict[str, Any] = {"format": "png"}
-        if full_page:
-            size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size[0], "height": min(size[1], max_height), "scale": 1})
+        if full_page or scale != 1.0:
+            size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+                                 if full_page else "[window.innerWidth, window.innerHeight]")
+            params.update(captureBeyondViewport=full_page,
+                          clip={"x": 0, "y": 0, "width": size[0], "height": min(size[1], max_height), "scale": scale})
         data = self.call("Page.captureScreenshot", timeout=120, **params)["data"]
         path = Path(path)
         path.write_bytes(base64.b64decode(data))

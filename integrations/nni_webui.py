@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 from .export import SearchOutput
 
-__all__ = ["TopKTuner", "free_port", "launch", "run_trial", "wait_for_trials", "FINAL_STATUSES"]
+__all__ = ["TopKTuner", "capture_webui", "free_port", "launch", "run_trial", "wait_for_trials", "FINAL_STATUSES"]
 
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"})
 MUTATION_SUMMARY = "mutation_summary"  # the parameters field NNI's web UI shows as a NAS architecture
@@ -125,6 +125,28 @@ def wait_for_trials(experiment: Any, count: int, timeout: float = 600.0, interva
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(done)} of {count} trials ended within {timeout:.0f} s")
         time.sleep(interval)
+
+
+def capture_webui(port: int, screenshot: str | os.PathLike[str] | None = None, timeout: float = 60.0,
+                  scale: float = 1.0) -> dict:
+    """Open the web UI's trial list in headless Chromium, expand every trial, and read it.
+
+    Returns ``{"text": visible text, "errors": script errors}``; writes a PNG of the whole page, ``scale``
+    times its size, when ``screenshot`` is given.
+    Each expanded trial shows its architecture (``mutation_summary``) under "Parameters".
+    """
+    from .browser import HeadlessChromium
+
+    with HeadlessChromium(width=1400, height=1000) as browser:
+        page = browser.open(f"http://127.0.0.1:{port}/detail", settle=1.0, timeout=timeout)
+        page.wait_for("document.querySelectorAll('.ms-DetailsRow').length >= 1", timeout=timeout)
+        rows = page.evaluate("document.querySelectorAll('.ms-DetailsRow').length")
+        page.evaluate("document.querySelectorAll('i[data-icon-name=ChevronRight]').forEach(e => e.click())")
+        page.wait_for(f"document.querySelectorAll('.openRow').length >= {rows}", timeout=timeout)
+        page.pump(0.5)
+        if screenshot is not None:
+            page.screenshot(screenshot, scale=scale)
+        return {"text": page.text(), "errors": list(page.errors)}
 
 
 def run_trial(search_directory: Path, epochs: int, batch_size: int = 64, threads: int | None = None) -> dict:

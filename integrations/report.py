@@ -203,7 +203,7 @@ def _heatmaps(record: SearchRecord):
             hovertemplate=f"{label}<br>%{{y}} at epoch %{{x}}: %{{z:.3f}}<extra></extra>"),
             row=index // HEATMAP_COLUMNS + 1, col=index % HEATMAP_COLUMNS + 1)
     figure.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title="p")),
-                         height=max(260, 190 * rows), margin=dict(l=10, r=10, t=40, b=10))
+                         height=max(260, 190 * rows), margin=dict(l=90, r=10, t=40, b=10))
     figure.update_annotations(font_size=11)
     figure.update_yaxes(tickfont=dict(size=9))
     figure.update_xaxes(tickfont=dict(size=9), title_text=None)
@@ -299,7 +299,7 @@ table.table {{ border-collapse: collapse; font-size: 13px; }}
 table.table th, table.table td {{ padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; }}
 table.table td {{ font-family: ui-monospace, monospace; }}
 .cells {{ display: flex; flex-wrap: wrap; gap: 24px; }}
-figure.cell {{ margin: 0; }} figure.cell svg {{ max-width: 640px; height: auto; }}
+figure.cell {{ margin: 0; max-width: 100%; }} figure.cell svg {{ max-width: 100%; height: auto; }}
 </style></head>
 <body><h1>{title}</h1>
 {body}

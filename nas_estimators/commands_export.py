@@ -38,6 +38,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--diagrams", choices=("auto", "svg", "plotly"), default="auto",
                         help="cell drawings: Graphviz svg, plotly, or auto (svg when Graphviz is installed)")
     report.add_argument("--screenshot", help="also write a PNG screenshot of the page (needs Chromium)")
+    report.add_argument("--screenshot-scale", type=float, default=1.0, help="screenshot size factor (default: 1)")
     report.set_defaults(handler=_report)
 
     webui = commands.add_parser(
@@ -50,6 +51,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     webui.add_argument("--trial-epochs", type=int, default=2, help="retraining epochs per trial (default: 2)")
     webui.add_argument("--concurrency", type=int, default=1, help="trials at once (default: 1)")
     webui.add_argument("--exit-when-done", action="store_true", help="stop the web UI when every trial has ended")
+    webui.add_argument("--screenshot", help="when every trial has ended, write a PNG of the trial list with each "
+                                            "architecture expanded (needs Chromium)")
+    webui.add_argument("--screenshot-scale", type=float, default=1.0, help="screenshot size factor (default: 1)")
     webui.set_defaults(handler=_webui)
 
 
@@ -78,13 +82,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .integrations.browser import BrowserError, find_chromium, INSTALL_HINT
+    from .integrations.browser import INSTALL_HINT, BrowserError, find_chromium
     from .integrations.diagrams import GraphvizMissing
     from .integrations.export import ArchitectureError
     from .integrations.report import write_report
 
     if args.screenshot and find_chromium() is None:
         raise _usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
+    if not 0.1 <= args.screenshot_scale <= 4:
+        raise _usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
     default = Path(args.paths[0]) / "report.html" if len(args.paths) == 1 else Path("report.html")
     output = Path(args.output) if args.output else default
     if output.suffix.lower() not in (".html", ".htm"):
@@ -100,7 +106,7 @@ def _report(args: argparse.Namespace) -> int:
         try:
             with HeadlessChromium(width=1300, height=900) as browser:
                 page = browser.open(written.resolve().as_uri(), settle=1.5)
-                page.screenshot(args.screenshot)
+                page.screenshot(args.screenshot, scale=args.screenshot_scale)
                 for error in page.errors:
                     print(f"page error: {error}", file=sys.stderr)
         except BrowserError as error:
@@ -110,9 +116,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _webui(args: argparse.Namespace) -> int:
+    from .integrations.browser import INSTALL_HINT, find_chromium
     from .integrations.export import ArchitectureError, load_search
-    from .integrations.nni_webui import launch, wait_for_trials
+    from .integrations.nni_webui import capture_webui, launch, wait_for_trials
 
+    if args.screenshot and find_chromium() is None:
+        raise _usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
+    if not 0.1 <= args.screenshot_scale <= 4:
+        raise _usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
     path = Path(args.path)
     if not path.is_dir():
         raise _usage_error(ValueError(f"{path}: no such directory"))
@@ -132,6 +143,9 @@ def _webui(args: argparse.Namespace) -> int:
     try:
         wait_for_trials(experiment, len(search.architectures), timeout=float("inf"),
                         progress=lambda text: print(text, flush=True))
+        if args.screenshot:
+            capture_webui(args.port, args.screenshot, scale=args.screenshot_scale)
+            print(args.screenshot, flush=True)
         if not args.exit_when_done:
             print("all trials ended; the web UI stays up until Ctrl-C", flush=True)
             while True:

@@ -118,6 +118,17 @@ def test_exported_dict_and_genotype_freeze_the_darts_space_into_a_working_model(
         model = build_space("darts", 4, 3).freeze(architecture)
         output = model(torch.randn(2, 3, 8, 8))
         assert output.shape == (2, 10) and torch.isfinite(output).all()
+    # NNI's other way to fix a space: build it inside model_context(sample); the same network comes out.
+    from nni.nas.hub.pytorch import DARTS
+    from nni.nas.space import model_context
+
+    with model_context(architectures[0]):
+        in_context = DARTS(width=4, num_cells=3, dataset="cifar")
+    frozen = build_space("darts", 4, 3).freeze(architectures[0])
+    assert [tuple(p.shape) for p in in_context.parameters()] == [tuple(p.shape) for p in frozen.parameters()]
+    in_context.load_state_dict(frozen.state_dict())
+    batch = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(in_context.eval()(batch), frozen.eval()(batch))
 
 
 def test_nb201_exports_benchmark_strings_that_freeze(nb201_run, tmp_path):
