@@ -63,7 +63,8 @@ def test_top_k_architectures_appear_in_nni_web_ui_with_their_metrics(tmp_path):
         assert (tmp_path / "webui.png").read_bytes()[:4] == b"\x89PNG"
         for rank, (trial_id, final) in by_rank.items():
             assert trial_id in text
-            assert f"{round(final['default'], 6)} (FINAL)" in text  # the default metric column, as NNI writes it
+            shown_metric = f"{final['default']:.6f}".rstrip("0").rstrip(".")  # NNI's formatAccuracy
+            assert f"{shown_metric} (FINAL)" in text  # the default metric column
             rows = [line for line in text.splitlines() if line.startswith("cell/")]
             for label, operation in top[rank - 1]["architecture"].items():
                 assert f'{label}:"{operation}"' in rows
