@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(handler=_search)
     for command in (commands_bench, commands_compare):
         command.add_parser(commands)
+    from .commands_export import add_parsers as add_export_commands  # export, report, webui
+    add_export_commands(commands)
     return parser
 
 

@@ -238,7 +238,6 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     ``callbacks`` are extra Lightning callbacks (``bench`` times steps with one).
     """
     from pytorch_lightning.callbacks import TQDMProgressBar
-    from pytorch_lightning.loggers import CSVLogger
 
     parts = parts or prepare(config)
     output: Path = parts["output"]
@@ -261,7 +260,7 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
         trainer_callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
     trainer = _nni.Trainer(
         max_epochs=parts["epochs"], accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-        logger=CSVLogger(str(output), name="logs"),  # logs/version_N: a resumed run adds a version
+        logger=_loggers(output),
         callbacks=trainer_callbacks, enable_checkpointing=False, enable_model_summary=False,
         precision="bf16-mixed" if parts.get("precision") == "bf16" else "32-true",
         enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=config.deterministic or None,
@@ -310,6 +309,18 @@ def _catch_stop_signals(recorder: SearchRecorder) -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}  # signal handlers can only be set from the main thread
     return {number: signal.signal(number, recorder.request_stop) for number in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _loggers(output: Path) -> list:
+    """CSV logs in ``logs/``; TensorBoard event files in ``tensorboard/`` too when tensorboard is installed."""
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    loggers = [CSVLogger(str(output), name="logs")]  # logs/version_N: a resumed run adds one
+    try:
+        loggers.append(TensorBoardLogger(str(output), name="tensorboard", default_hp_metric=False))
+    except ModuleNotFoundError:  # Lightning raises this when neither tensorboard nor tensorboardX is importable
+        pass
+    return loggers
 
 
 def _write_config(path: Path, config: SearchConfig, parts: dict[str, Any]) -> None:

@@ -1,0 +1,307 @@
+"""``report.html`` for one or more searches: probabilities, curves, estimator diagnostics, cell diagrams.
+
+The page is one self-contained file (plotly.js inlined once, diagrams as inline SVG), so it opens
+offline and can be mailed. Sections, each an HTML ``<section id=...>``: ``summary``, ``top-k``,
+``probabilities`` (per-label heatmaps over the epochs), ``curves`` (entropy and validation accuracy
+against epoch), ``diagnostics`` (baseline, surrogate loss, gradient variance, ... where recorded)
+and ``cells`` (the found cells, Graphviz SVG when Graphviz is installed, else plotly).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from . import diagrams
+from .export import ArchitectureError, SearchOutput, load_search
+from .nasbench201 import to_arch_string
+
+__all__ = ["DIAGNOSTIC_COLUMNS", "SECTIONS", "SearchRecord", "load_record", "write_report"]
+
+SECTIONS: tuple[str, ...] = ("summary", "top-k", "probabilities", "curves", "diagnostics", "cells")
+#: History columns the estimators record; any other column whose name mentions variance is added.
+DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("baseline", "surrogate_loss", "gradient_variance", "temperature",
+                                       "forward_evaluations", "skipped_steps", "train_loss", "val_loss")
+HEATMAP_COLUMNS = 4
+
+
+class SearchRecord:
+    """One search directory's tables, read once."""
+
+    def __init__(self, search: SearchOutput, history: pd.DataFrame, probabilities: pd.DataFrame) -> None:
+        self.search, self.history, self.probabilities = search, history, probabilities
+
+    @property
+    def name(self) -> str:
+        return self.search.name
+
+    @property
+    def directory(self) -> Path:
+        assert self.search.directory is not None
+        return self.search.directory
+
+
+def load_record(directory: str | os.PathLike[str]) -> SearchRecord:
+    """Read a search output directory (``history.csv``, ``probabilities.csv``, ``top_k.json``, ``config.json``)."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise ArchitectureError(f"{path}: no such directory")
+    search = load_search(path)
+    tables = {}
+    for name in ("history.csv", "probabilities.csv"):
+        file = path / name
+        if not file.is_file():
+            raise ArchitectureError(f"{path}: no {name}; is it a finished search output directory?")
+        try:
+            tables[name] = pd.read_csv(file)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+            raise ArchitectureError(f"{file}: not a readable CSV ({str(error).splitlines()[0]})") from None
+    needed = {"history.csv": ("epoch", "val_acc", "entropy"), "probabilities.csv": ("epoch", "label", "value",
+                                                                                      "probability")}
+    for name, columns in needed.items():
+        missing = [column for column in columns if column not in tables[name].columns]
+        if missing:
+            raise ArchitectureError(f"{path / name}: column {missing[0]!r} is missing")
+    return SearchRecord(search, tables["history.csv"], tables["probabilities.csv"])
+
+
+def write_report(directories: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
+                 diagram_style: str = "auto") -> Path:
+    """Write the report of the searches in ``directories`` to ``output`` (an .html file); return its path.
+
+    ``diagram_style``: ``svg`` (Graphviz), ``plotly``, or ``auto`` (svg when Graphviz is installed).
+    """
+    if not directories:
+        raise ArchitectureError("directories: expected at least one search output directory")
+    if diagram_style not in ("auto", "svg", "plotly"):
+        raise ArchitectureError(f"diagram_style: expected auto, svg or plotly, got {diagram_style!r}")
+    if diagram_style == "svg":
+        diagrams.require_graphviz()
+    use_svg = diagram_style == "svg" or (diagram_style == "auto" and diagrams.graphviz_available())
+    records = [load_record(directory) for directory in directories]
+    figures = _Figures()
+    body = [
+        _summary(records),
+        _top_k(records),
+        _section("probabilities", "Architecture probabilities over the epochs",
+                 "Each panel is one label: its candidates (rows) against the epoch (columns), coloured by the "
+                 "probability the search gives them.",
+                 "".join(f"<h3>{html.escape(r.name)}</h3>" + figures.add(_heatmaps(r)) for r in records)),
+        _section("curves", "Entropy and validation accuracy",
+                 "Entropy of the architecture distribution (nats) and the validation accuracy of the sampled "
+                 "architectures, per epoch.", figures.add(_curves(records))),
+        _diagnostics(records, figures),
+        _section("cells", "Found cells",
+                 "The most probable architecture of each search, drawn as in DARTS: inputs c_{k-2} and "
+                 "c_{k-1}, intermediate nodes, output c_{k}, edges labelled with operations.",
+                 "".join(_cells(r, figures, use_svg) for r in records)),
+    ]
+    title = "Search report: " + ", ".join(r.name for r in records)
+    page = _PAGE.format(title=html.escape(title), body="\n".join(body))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(output.name + ".tmp")
+    temporary.write_text(page, encoding="utf-8")
+    os.replace(temporary, output)
+    return output
+
+
+class _Figures:
+    """plotly figures as HTML fragments; the first one carries plotly.js so the page works offline."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, figure: Any) -> str:
+        self.count += 1
+        return figure.to_html(full_html=False, include_plotlyjs=self.count == 1, div_id=f"figure-{self.count}",
+                              config={"displaylogo": False})
+
+
+def _section(key: str, heading: str, text: str, content: str) -> str:
+    return (f'<section id="{key}"><h2>{html.escape(heading)}</h2><p class="note">{html.escape(text)}</p>'
+            f"{content}</section>")
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=True, border=0, classes="table", na_rep="")
+
+
+def _summary(records: Sequence[SearchRecord]) -> str:
+    rows = []
+    for record in records:
+        config, history = record.search.config, record.history
+        last = history.iloc[-1] if len(history) else {}
+        rows.append({
+            "search": record.name, "estimator": config.get("estimator", ""), "space": record.search.space,
+            "dataset": config.get("dataset", ""), "epochs": len(history),
+            "final val_acc": _number(last.get("val_acc")), "best val_acc": _number(history["val_acc"].max()),
+            "final entropy": _number(last.get("entropy")),
+            "search seconds": _number(history["seconds"].sum()) if "seconds" in history else "",
+        })
+    tensorboard = [f"tensorboard --logdir {r.directory / 'tensorboard'}" for r in records
+                   if (r.directory / "tensorboard").is_dir()]
+    hint = ("<p class=\"note\">Training curves in TensorBoard: <code>" + html.escape(tensorboard[0]) + "</code></p>"
+            if tensorboard else "")
+    return _section("summary", "Summary", "One row per search (from config.json and history.csv).",
+                    _table(pd.DataFrame(rows)) + hint)
+
+
+def _number(value: Any) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if math.isnan(value) else f"{value:.4g}"
+
+
+def _architecture_text(architecture: dict, space: str) -> str:
+    if space == "nb201":
+        return to_arch_string(architecture)
+    from .export import format_genotype, to_genotype
+
+    return format_genotype(to_genotype(architecture))
+
+
+def _top_k(records: Sequence[SearchRecord]) -> str:
+    parts = []
+    for record in records:
+        search = record.search
+        frame = pd.DataFrame({
+            "rank": range(1, len(search.architectures) + 1),
+            "probability": [("" if p is None else f"{p:.3g}") for p in search.probabilities],
+            "architecture": [_architecture_text(a, search.space) for a in search.architectures],
+        })
+        parts.append(f"<h3>{html.escape(record.name)}</h3>" + _table(frame))
+    return _section("top-k", "Most probable architectures",
+                    "The k most probable architectures of each search (top_k.json): DARTS genotypes or "
+                    "NAS-Bench-201 strings; `nas-estimators export DIR --top K` writes them as files.",
+                    "".join(parts))
+
+
+def _heatmaps(record: SearchRecord):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frame = record.probabilities
+    labels = list(dict.fromkeys(frame["label"]))
+    rows = math.ceil(len(labels) / HEATMAP_COLUMNS)
+    figure = make_subplots(rows=rows, cols=min(HEATMAP_COLUMNS, len(labels)), subplot_titles=labels,
+                           vertical_spacing=min(0.3 / max(rows - 1, 1), 0.12), horizontal_spacing=0.12)
+    for index, label in enumerate(labels):
+        table = frame[frame["label"] == label].pivot_table(index="value", columns="epoch", values="probability",
+                                                           sort=False)
+        candidates = [_candidate(value) for value in table.index]
+        figure.add_trace(go.Heatmap(
+            z=table.to_numpy(), x=list(table.columns), y=candidates, coloraxis="coloraxis", name=label,
+            hovertemplate=f"{label}<br>%{{y}} at epoch %{{x}}: %{{z:.3f}}<extra></extra>"),
+            row=index // HEATMAP_COLUMNS + 1, col=index % HEATMAP_COLUMNS + 1)
+    figure.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title="p")),
+                         height=max(260, 190 * rows), margin=dict(l=90, r=10, t=40, b=10))
+    figure.update_annotations(font_size=11)
+    figure.update_yaxes(tickfont=dict(size=9))
+    figure.update_xaxes(tickfont=dict(size=9), title_text=None)
+    return figure
+
+
+def _candidate(value: Any) -> str:
+    try:
+        parsed = json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        return str(value)
+    return f"input {parsed[0]}" if isinstance(parsed, list) and len(parsed) == 1 else str(parsed)
+
+
+def _curves(records: Sequence[SearchRecord]):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=1, cols=2, subplot_titles=["entropy (nats)", "validation accuracy"])
+    for index, record in enumerate(records):
+        colour = _colour(index)
+        for column, key in enumerate(("entropy", "val_acc"), 1):
+            figure.add_trace(go.Scatter(x=record.history["epoch"], y=record.history[key], mode="lines+markers",
+                                        name=record.name, legendgroup=record.name, showlegend=column == 1,
+                                        line=dict(color=colour)), row=1, col=column)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return figure
+
+
+def _diagnostic_columns(records: Sequence[SearchRecord]) -> list[str]:
+    present = []
+    for record in records:
+        for column in record.history.columns:
+            known = column in DIAGNOSTIC_COLUMNS or "variance" in column
+            if known and record.history[column].notna().any() and column not in present:
+                present.append(column)
+    order = {name: index for index, name in enumerate(DIAGNOSTIC_COLUMNS)}
+    return sorted(present, key=lambda name: order.get(name, 2.5))  # variances right after the surrogate loss
+
+
+def _diagnostics(records: Sequence[SearchRecord], figures: _Figures) -> str:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    columns = _diagnostic_columns(records)
+    text = ("Per-epoch means of what the estimators record: SF's moving-average baseline, RELAX's surrogate "
+            "loss (the variance it minimises) and temperature, gradient variance where measured, forward "
+            "evaluations per step (RAM), skipped steps, and the losses.")
+    if not columns:
+        return _section("diagnostics", "Estimator diagnostics", text, "<p>No diagnostics were recorded.</p>")
+    cols = min(3, len(columns))
+    rows = math.ceil(len(columns) / cols)
+    figure = make_subplots(rows=rows, cols=cols, subplot_titles=columns, vertical_spacing=0.18 if rows > 1 else 0.1)
+    for index, record in enumerate(records):
+        for position, column in enumerate(columns):
+            if column not in record.history or not record.history[column].notna().any():
+                continue
+            figure.add_trace(go.Scatter(x=record.history["epoch"], y=record.history[column], mode="lines+markers",
+                                        name=record.name, legendgroup=record.name, showlegend=position == 0,
+                                        line=dict(color=_colour(index))),
+                             row=position // cols + 1, col=position % cols + 1)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(height=300 * rows, margin=dict(l=10, r=10, t=40, b=10))
+    return _section("diagnostics", "Estimator diagnostics", text, figures.add(figure))
+
+
+def _cells(record: SearchRecord, figures: _Figures, use_svg: bool) -> str:
+    cells = diagrams.cell_graphs(record.search.architectures[0], record.search.space)
+    heading = f"<h3>{html.escape(record.name)}</h3>"
+    if not use_svg:
+        return heading + figures.add(diagrams.plotly_figure(cells))
+    drawings = []
+    for cell in cells:
+        svg = diagrams.to_svg(diagrams.to_dot(cell))
+        drawings.append(f'<figure class="cell" data-cell="{html.escape(cell.name)}">{svg}</figure>')
+    return heading + '<div class="cells">' + "".join(drawings) + "</div>"
+
+
+def _colour(index: int) -> str:
+    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+    return palette[index % len(palette)]
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px 32px; color: #222; }}
+h1 {{ font-size: 24px; }} h2 {{ font-size: 20px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 36px; }}
+h3 {{ font-size: 16px; margin: 16px 0 6px; }}
+.note {{ color: #555; font-size: 14px; }}
+table.table {{ border-collapse: collapse; font-size: 13px; }}
+table.table th, table.table td {{ padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; }}
+table.table td {{ font-family: ui-monospace, monospace; }}
+.cells {{ display: flex; flex-wrap: wrap; gap: 24px; }}
+figure.cell {{ margin: 0; max-width: 100%; }} figure.cell svg {{ max-width: 100%; height: auto; }}
+</style></head>
+<body><h1>{title}</h1>
+{body}
+</body></html>
+"""
