@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", action="store_true", help="continue the search whose checkpoint is in --output")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.set_defaults(handler=_search)
+    __import__("nas_estimators.commands_tune", fromlist=["add_parser"]).add_parser(commands)
     return parser
 
 
