@@ -29,10 +29,12 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import optuna
+import pytorch_lightning as pl
 import torch
 
 from ..search import SearchConfig, prepare, run_search
@@ -140,6 +142,11 @@ def exported_val_accuracy(result: Mapping[str, Any], parts: Mapping[str, Any], s
                           batch_size: int = 256) -> float:
     """Accuracy of the exported architecture with the supernet's weights on the architecture half, unaugmented.
 
+    Batch-norm statistics are first recalibrated for that one path on the weights half (as one-shot
+    NAS does before evaluating a path): a short single-path search updates each op's running
+    statistics only when the op is sampled, too rarely for them to be usable. The supernet's own
+    statistics are restored afterwards.
+
     ``result`` and ``parts`` are what :func:`~nas_estimators.search.run_search` and
     :func:`~nas_estimators.search.prepare` returned; ``seed`` is the search's (it picks the halves).
     """
@@ -148,20 +155,34 @@ def exported_val_accuracy(result: Mapping[str, Any], parts: Mapping[str, Any], s
     data, device = parts["data"], parts["device"]
     module = result["strategy"]._search_module
     network = module.training_module
-    _, arch_idx = split_halves(len(data.train_labels), seed)
-    batches = DeviceBatches(data.train_images[arch_idx], data.train_labels[arch_idx], batch_size,
-                            mean=data.mean, std=data.std, device=device, augment=False, shuffle=False,
-                            drop_last=False)
+    weights_idx, arch_idx = split_halves(len(data.train_labels), seed)
+
+    def batches(indices: torch.Tensor) -> DeviceBatches:
+        return DeviceBatches(data.train_images[indices], data.train_labels[indices], batch_size, mean=data.mean,
+                             std=data.std, device=device, augment=False, shuffle=False, drop_last=False)
+
     network.to(device)  # Lightning hands the module back on the CPU after fit
     module.apply(result["architecture"])
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    saved = [({k: v.clone() for k, v in m.state_dict().items()}, m.momentum) for m in norms]
     was_training = network.training
-    network.eval()
     correct = 0
     try:
         with torch.inference_mode():
-            for inputs, targets in batches:
+            for norm in norms:
+                norm.reset_running_stats()
+                norm.momentum = None  # a plain average over the recalibration batches
+            network.train()
+            for inputs, _ in batches(weights_idx):
+                network(inputs)
+            network.eval()
+            for inputs, targets in batches(arch_idx):
                 correct += int((network(inputs).argmax(1) == targets).sum())
     finally:
+        for norm, (state, momentum) in zip(norms, saved):
+            norm.load_state_dict(state)
+            norm.momentum = momentum
         network.train(was_training)
     return correct / len(arch_idx)
 
@@ -224,6 +245,9 @@ class SearchObjective:
         config = dataclasses.replace(self.config, output=str(trial_output), **hyperparameters)
         reporter = _EpochReporter(trial, config.warmup_epochs, self.table)
         try:
+            # prepare() initialises the supernet's and the surrogate's weights: seed first, so that every
+            # trial starts from the same weights whatever ran before it in this process.
+            pl.seed_everything(config.seed, workers=False, verbose=False)
             parts = prepare(config)
             result = run_search(config, parts, listeners=[reporter])
             trial.set_user_attr("architecture", result["architecture"])
@@ -280,7 +304,7 @@ def _initialization_lock(engine: Any) -> Iterator[None]:
     PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not atomic: two workers creating Optuna's tables in
     an empty database at once make one of them fail with a duplicate-key error on ``pg_type``.
     """
-    if engine.dialect.name != "postgresql":
+    if engine is None or engine.dialect.name != "postgresql":
         yield
         return
     import sqlalchemy
@@ -305,15 +329,15 @@ def make_storage(url: str, heartbeat_interval: int | None = 60) -> optuna.storag
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("postgresql"):
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    lock_engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_kwargs) \
-        if url.startswith("postgresql") else None
+    postgres = url.startswith("postgresql")
+    engine_kwargs: dict[str, Any] = {"connect_args": {"connect_timeout": 10}} if postgres else {}
+    lock_engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_kwargs) if postgres else None
+    grace_period = None if heartbeat_interval is None else 4 * heartbeat_interval
     try:
-        with _initialization_lock(lock_engine) if lock_engine is not None else contextlib.nullcontext():
+        with _initialization_lock(lock_engine), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                              grace_period=None if heartbeat_interval is None else 4 * heartbeat_interval)
+                                              grace_period=grace_period)
     finally:
         if lock_engine is not None:
             lock_engine.dispose()
@@ -331,8 +355,7 @@ def open_study(storage: str | optuna.storages.BaseStorage, study_name: str, *,
     """
     if isinstance(storage, str):
         storage = make_storage(storage)
-    engine = getattr(storage, "engine", None)
-    with _initialization_lock(engine) if engine is not None else contextlib.nullcontext():
+    with _initialization_lock(getattr(storage, "engine", None)):
         return _create_or_load(storage, study_name, sampler, pruner, metadata)
 
 

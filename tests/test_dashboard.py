@@ -18,10 +18,9 @@ import pytest
 
 from nas_estimators.cli import main
 
-CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None)
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y chromium)"),
-]
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
 
 
 def _dashboard_command() -> list[str]:
@@ -92,6 +91,7 @@ def test_dashboard_shows_the_study_trials_parameters_and_intermediate_values(tun
         dom, text = _rendered_text(f"{base}/dashboard/studies/{study_id}", tmp_path / "profile")
         assert "dash-study" in text
         # The intermediate-value plot: its plotly container holds an SVG with one trace per trial.
+        assert 'id="graph-intermediate-values"' in dom, "no intermediate-value plot on the study page"
         plot = dom[dom.index('id="graph-intermediate-values"'):]
         assert 'class="main-svg"' in plot[:20000]
         assert "Intermediate values" in text and "trial #0" in text and "trial #1" in text

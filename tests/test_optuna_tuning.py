@@ -79,6 +79,42 @@ def test_objective_reports_each_epoch_and_stores_the_exported_architecture(tmp_p
     assert 0 < trial.value <= 1 and trial.value == trial.user_attrs["val_acc"]
 
 
+def test_trials_with_the_same_hyperparameters_score_the_same_whatever_ran_before(tmp_path):
+    def same(trial, estimator, num_labels, fixed):
+        trial.suggest_float("arc_learning_rate", 0.01, 0.01)  # recorded, always 0.01
+        return {"arc_learning_rate": 0.01, "surrogate_width": 16, "surrogate_lr": 1e-3, "temperature": 0.5,
+                "temperature_schedule": "constant"}
+
+    study = _study()
+    study.optimize(SearchObjective(SearchConfig(estimator="relax", epochs=1, **TINY), tmp_path, suggest=same),
+                   n_trials=2)
+    first, second = study.trials
+    assert first.value == second.value and first.intermediate_values == second.intermediate_values
+
+
+def test_exported_accuracy_runs_the_given_path_and_leaves_the_supernet_as_it_was(tmp_path):
+    import torch
+
+    from nas_estimators.data import split_halves
+    from nas_estimators.integrations.optuna_tuning import exported_val_accuracy
+    from nas_estimators.search import prepare, run_search
+
+    config = SearchConfig(estimator="sf", epochs=1, output=str(tmp_path / "s"), **TINY)
+    parts = prepare(config)
+    result = run_search(config, parts)
+    network = result["strategy"]._search_module.training_module
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    accuracy = exported_val_accuracy(result, parts, config.seed)
+    assert accuracy == exported_val_accuracy(result, parts, config.seed) and 0 < accuracy <= 1
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())  # BN statistics restored
+    # An all-"none" cell outputs zeros: the network predicts one class for every image, so the
+    # accuracy is that class's share of the architecture half.
+    empty = exported_val_accuracy({**result, "architecture": {label: "none" for label in LABELS}}, parts, config.seed)
+    labels = parts["data"].train_labels[split_halves(len(parts["data"].train_labels), config.seed)[1]]
+    shares = {count / len(labels) for count in torch.bincount(labels).tolist()}
+    assert empty in shares
+
+
 def _synthetic_table(missing_all_but=None):
     """Accuracy = 10 x the number of conv_3x3 edges + the index of the cell/0_1 op (distinct, deterministic)."""
     rows = {}
@@ -241,6 +277,8 @@ def test_a_storage_that_cannot_be_opened_is_a_one_line_error(tmp_path, capsys, s
 def test_bad_tune_options_are_one_line_errors_and_keep_an_existing_study(tmp_path, capsys):
     output = tmp_path / "o"
     assert "n-trials" in _fails(capsys, "tune", *TINY_ARGS, "--n-trials", "0", "--output", str(output))
+    assert "timeout" in _fails(capsys, "tune", *TINY_ARGS, "--timeout", "nan", "--output", str(output))
+    assert "study-name" in _fails(capsys, "tune", *TINY_ARGS, "--study-name", " ", "--output", str(output))
     assert "baseline_decay" in _fails(capsys, "tune", *TINY_ARGS, "--baseline-decay", "1.5", "--output", str(output))
     assert "benchmark" in _fails(capsys, "tune", "--space", "darts", "--benchmark", "x.csv", "--output", str(output))
     assert "not found" in _fails(capsys, "tune", *TINY_ARGS, "--benchmark", str(tmp_path / "none.csv"),
