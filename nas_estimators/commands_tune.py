@@ -189,8 +189,8 @@ def _importances(study: Any, complete: list) -> dict[str, float]:
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
             importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
             return {name: float(value) for name, value in importances.items()}
-    except (RuntimeError, ValueError) as error:  # e.g. every trial drew the same values: nothing to rank
-        logging.getLogger(__name__).info("no importances: %s", error)
+    except (RuntimeError, ValueError) as error:  # e.g. every trial scored the same: nothing to rank
+        print(f"parameter importance: not available ({error})")
         return {}
 
 

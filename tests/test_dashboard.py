@@ -95,7 +95,7 @@ def test_dashboard_shows_the_study_trials_parameters_and_intermediate_values(tun
         plot = dom[dom.index('id="graph-intermediate-values"'):]
         assert 'class="main-svg"' in plot[:20000]
         assert "Intermediate values" in text and "trial #0" in text and "trial #1" in text
-        assert "arc_learning_rate" in text and "baseline_decay" in text  # the importance plot's bars
+        assert "arc_learning_rate" in text and "baseline_decay" in text  # the best trial's parameters
         best = study.best_trial
         assert f"Best Trial (number={best.number})" in text
 

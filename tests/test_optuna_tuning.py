@@ -230,7 +230,6 @@ def test_tune_writes_the_best_trial_and_resumes_the_study(tmp_path, capsys):
     assert json.loads((output / "best_trial.json").read_text())["params"] == best.params
     trials = pd.read_csv(output / "trials.csv")
     assert list(trials["number"]) == [0, 1] and "params_baseline_decay" in trials
-    assert set(pd.read_csv(output / "importances.csv")["parameter"]) == {"arc_learning_rate", "baseline_decay"}
 
     # Resume: same name and storage; a hyperparameter given on the command line is fixed, not drawn.
     code = main(["tune", "--estimator", "sf", *TINY_ARGS, "--n-trials", "1", "--baseline-decay", "0.8",
@@ -241,6 +240,36 @@ def test_tune_writes_the_best_trial_and_resumes_the_study(tmp_path, capsys):
     assert len(study.trials) == 3 and "baseline_decay" not in study.trials[2].params
     assert json.loads((output / "trials" / "0002" / "config.json").read_text())["baseline_decay"] == 0.8
     assert len(pd.read_csv(output / "trials.csv")) == 3
+
+
+def test_importances_rank_the_parameter_that_decides_the_value(tmp_path, capsys):
+    from nas_estimators.commands_tune import _write_results
+
+    study = _study()
+    distributions = {"arc_learning_rate": optuna.distributions.FloatDistribution(1e-4, 3e-2, log=True),
+                     "baseline_decay": optuna.distributions.FloatDistribution(0.5, 0.99)}
+    for number in range(12):
+        decay, rate = 0.5 + 0.04 * number, 1e-4 * 1.5 ** ((7 * number) % 12)
+        study.add_trial(optuna.trial.create_trial(
+            params={"arc_learning_rate": rate, "baseline_decay": decay}, distributions=distributions,
+            value=decay + 1e-3 * rate, user_attrs={"architecture": {"op": number}}))
+    assert _write_results(study, tmp_path) == 0
+    importances = pd.read_csv(tmp_path / "importances.csv")
+    assert list(importances["parameter"]) == ["baseline_decay", "arc_learning_rate"]
+    assert importances["importance"].iloc[0] > 0.9
+    assert json.loads((tmp_path / "best_architecture.json").read_text()) == {"op": 11}
+    assert "parameter importance (fANOVA): baseline_decay" in capsys.readouterr().out
+
+    # Every trial scoring the same: nothing to rank, said so, no file.
+    flat = _study()
+    for number in range(3):
+        flat.add_trial(optuna.trial.create_trial(params={"baseline_decay": 0.5 + 0.1 * number},
+                                                 distributions={"baseline_decay": distributions["baseline_decay"]},
+                                                 value=0.5, user_attrs={"architecture": {}}))
+    (tmp_path / "flat").mkdir()
+    assert _write_results(flat, tmp_path / "flat") == 0
+    assert "parameter importance: not available" in capsys.readouterr().out
+    assert not (tmp_path / "flat" / "importances.csv").exists()
 
 
 def test_tune_with_every_trial_failing_says_so_and_exits_1(tmp_path, capsys):
