@@ -69,7 +69,7 @@ def _search_config(args: argparse.Namespace, output: Path):
     return SearchConfig(**common, **fixed), fixed
 
 
-def _check_config(config, fixed: dict) -> None:
+def _check_config(config) -> None:
     """Bad options (data, device, fixed hyperparameters) are one usage error now, not N failed trials."""
     from .search import prepare
 
@@ -219,7 +219,7 @@ def tune(args: argparse.Namespace) -> int:
             table = BenchmarkTable.from_csv(args.benchmark, accuracy_column=args.benchmark_column)
         except (ValueError, FileNotFoundError) as error:
             raise UsageError(f"benchmark: {error}") from None
-    _check_config(config, fixed)
+    _check_config(config)
     if args.storage is None:  # the default SQLite file lives in the output directory
         output.mkdir(parents=True, exist_ok=True)
     storage_url = args.storage or default_storage(output)
