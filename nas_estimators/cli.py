@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_parser(commands)
     from .commands_export import add_parsers as add_export_commands  # export, report, webui
     add_export_commands(commands)
+    from .commands_tune import add_parser as add_tune_command  # imports cli: not at module level
+    add_tune_command(commands)
     return parser
 
 

@@ -1,0 +1,374 @@
+"""Optuna tuning of the estimators' hyperparameters: search spaces, an objective, study helpers.
+
+Each trial runs one short search (:func:`nas_estimators.search.run_search`) with hyperparameters
+drawn from the estimator's search space, reports the search's validation accuracy after every
+epoch (so a pruner can stop it), and returns the validation accuracy of the exported architecture
+(the distribution's mode, run with the supernet's shared weights on the architecture half of the
+training set, unaugmented), or its accuracy in a NAS-Bench-201 table when one is given.
+
+Example::
+
+    import optuna
+    from nas_estimators.search import SearchConfig
+    from nas_estimators.integrations.optuna_tuning import SearchObjective, open_study
+
+    config = SearchConfig(estimator="relax", space="nb201", dataset="digits", epochs=5, progress=False)
+    study = open_study("sqlite:///runs/tune/optuna.db", "relax-nb201", pruner=optuna.pruners.MedianPruner())
+    study.optimize(SearchObjective(config, "runs/tune"), n_trials=20)
+    study.best_trial.user_attrs["architecture"]
+
+A trial whose search diverges (a non-finite loss or accuracy) or raises ends as FAIL with its reason
+in the user attribute ``fail_reason``; the objective returns NaN instead of raising, so the study
+goes on whatever ``catch=`` the caller passes. ``KeyboardInterrupt`` still stops the study.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import optuna
+import pytorch_lightning as pl
+import torch
+
+from ..search import SearchConfig, prepare, run_search
+
+__all__ = [
+    "TUNED_PARAMETERS", "SearchDiverged", "StudyMismatch", "suggest_hyperparameters", "SearchObjective",
+    "exported_val_accuracy", "default_storage", "make_storage", "open_study", "TRIALS_DIRECTORY",
+]
+
+_logger = logging.getLogger(__name__)
+
+#: The hyperparameters each estimator's search space draws (SearchConfig field names).
+#: ``temperature_final`` is conditional: drawn only when the schedule is not ``constant``.
+TUNED_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "sf": ("arc_learning_rate", "baseline_decay"),
+    "relax": ("arc_learning_rate", "surrogate_lr", "surrogate_width", "temperature_schedule", "temperature",
+              "temperature_final"),
+    "ram": ("arc_learning_rate", "labels_per_step"),
+}
+#: Where, under the objective's output directory, each trial's search writes (``trials/0007``).
+TRIALS_DIRECTORY = "trials"
+SURROGATE_WIDTHS = (16, 32, 64, 128)
+TEMPERATURE_SCHEDULES = ("constant", "linear", "exponential", "cosine")
+
+Suggest = Callable[[optuna.Trial, str, int, Mapping[str, Any]], dict[str, Any]]
+
+
+class SearchDiverged(RuntimeError):
+    """A search epoch ended with a non-finite loss or accuracy."""
+
+
+class StudyMismatch(ValueError):
+    """An existing study was made for another estimator, space, data set or objective."""
+
+
+def suggest_hyperparameters(trial: optuna.Trial, estimator: str, num_labels: int,
+                            fixed: Mapping[str, Any] = {}) -> dict[str, Any]:
+    """Draw the estimator's hyperparameters from ``trial``; names in ``fixed`` are not drawn, their value is used.
+
+    Ranges: ``arc_learning_rate`` log-uniform in [1e-4, 3e-2] (all estimators); SF ``baseline_decay``
+    uniform in [0.5, 0.99]; RELAX ``surrogate_lr`` log-uniform in [1e-4, 1e-2], ``surrogate_width`` in
+    {16, 32, 64, 128}, ``temperature_schedule`` in {constant, linear, exponential, cosine},
+    ``temperature`` (initial) log-uniform in [0.1, 2], and, for a non-constant schedule only,
+    ``temperature_final`` log-uniform in [0.05, 1]; RAM ``labels_per_step`` an integer in [1, num_labels].
+
+    Returns the SearchConfig fields to set (drawn and fixed together).
+    """
+    if estimator not in TUNED_PARAMETERS:
+        raise ValueError(f"estimator: expected one of {', '.join(TUNED_PARAMETERS)}, got {estimator!r}")
+    values: dict[str, Any] = dict(fixed)
+
+    def draw(name: str, suggest: Callable[[], Any]) -> Any:
+        if name not in values:
+            values[name] = suggest()
+        return values[name]
+
+    draw("arc_learning_rate", lambda: trial.suggest_float("arc_learning_rate", 1e-4, 3e-2, log=True))
+    if estimator == "sf":
+        draw("baseline_decay", lambda: trial.suggest_float("baseline_decay", 0.5, 0.99))
+    elif estimator == "relax":
+        draw("surrogate_lr", lambda: trial.suggest_float("surrogate_lr", 1e-4, 1e-2, log=True))
+        draw("surrogate_width", lambda: trial.suggest_categorical("surrogate_width", SURROGATE_WIDTHS))
+        schedule = draw("temperature_schedule",
+                        lambda: trial.suggest_categorical("temperature_schedule", TEMPERATURE_SCHEDULES))
+        draw("temperature", lambda: trial.suggest_float("temperature", 0.1, 2.0, log=True))
+        if schedule != "constant":  # the conditional parameter: a constant schedule has no final value
+            draw("temperature_final", lambda: trial.suggest_float("temperature_final", 0.05, 1.0, log=True))
+    else:
+        draw("labels_per_step", lambda: trial.suggest_int("labels_per_step", 1, max(1, num_labels)))
+    return values
+
+
+class _EpochReporter:
+    """The search's epoch listener: checks the row is finite, reports val_acc, prunes."""
+
+    def __init__(self, trial: optuna.Trial, warmup_epochs: int, table: Any = None) -> None:
+        self.trial, self.warmup_epochs, self.table = trial, warmup_epochs, table
+        self.started = time.perf_counter()
+        self.architecture: dict[str, Any] | None = None
+
+    def __call__(self, row: dict, module: Any) -> None:
+        epoch = int(row["epoch"])
+        self.architecture = module.distribution.mode()
+        # Warm-up epochs train weights only: they have no validation numbers to check or report.
+        checked = ("train_loss",) if epoch < self.warmup_epochs else ("train_loss", "val_loss", "val_acc")
+        for name in checked:
+            value = row.get(name)
+            if value is None or not math.isfinite(value):
+                raise SearchDiverged(f"epoch {epoch}: {name} is {value}")
+        if self.table is not None:  # a column of history.csv: the benchmark accuracy of the epoch's mode
+            row["benchmark_acc"] = _table_accuracy(self.table, self.architecture)
+        if epoch < self.warmup_epochs:
+            return
+        self.trial.report(float(row["val_acc"]), epoch)
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", epoch)
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} (val_acc {row['val_acc']:.4f})")
+
+
+def _table_accuracy(table: Any, architecture: Mapping[str, Any]) -> float:
+    return float(table.accuracy(architecture))
+
+
+def exported_val_accuracy(result: Mapping[str, Any], parts: Mapping[str, Any], seed: int,
+                          batch_size: int = 256) -> float:
+    """Accuracy of the exported architecture with the supernet's weights on the architecture half, unaugmented.
+
+    Batch-norm statistics are first recalibrated for that one path on the weights half (as one-shot
+    NAS does before evaluating a path): a short single-path search updates each op's running
+    statistics only when the op is sampled, too rarely for them to be usable. The supernet's own
+    statistics are restored afterwards.
+
+    ``result`` and ``parts`` are what :func:`~nas_estimators.search.run_search` and
+    :func:`~nas_estimators.search.prepare` returned; ``seed`` is the search's (it picks the halves).
+    """
+    from ..data import DeviceBatches, split_halves
+
+    data, device = parts["data"], parts["device"]
+    module = result["strategy"]._search_module
+    network = module.training_module
+    weights_idx, arch_idx = split_halves(len(data.train_labels), seed)
+
+    def batches(indices: torch.Tensor) -> DeviceBatches:
+        return DeviceBatches(data.train_images[indices], data.train_labels[indices], batch_size, mean=data.mean,
+                             std=data.std, device=device, augment=False, shuffle=False, drop_last=False)
+
+    network.to(device)  # Lightning hands the module back on the CPU after fit
+    module.apply(result["architecture"])
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    saved = [({k: v.clone() for k, v in m.state_dict().items()}, m.momentum) for m in norms]
+    was_training = network.training
+    correct = 0
+    try:
+        with torch.inference_mode():
+            for norm in norms:
+                norm.reset_running_stats()
+                norm.momentum = None  # a plain average over the recalibration batches
+            network.train()
+            for inputs, _ in batches(weights_idx):
+                network(inputs)
+            network.eval()
+            for inputs, targets in batches(arch_idx):
+                correct += int((network(inputs).argmax(1) == targets).sum())
+    finally:
+        for norm, (state, momentum) in zip(norms, saved):
+            norm.load_state_dict(state)
+            norm.momentum = momentum
+        network.train(was_training)
+    return correct / len(arch_idx)
+
+
+class SearchObjective:
+    """An Optuna objective: one short search per trial, on ``config`` with drawn hyperparameters.
+
+    Args:
+        config: the search every trial runs (dataset, space, estimator, epochs...); its estimator
+            hyperparameters are replaced by the drawn ones, except those named in ``fixed``.
+        output: each trial writes its search into ``output/trials/NNNN`` (NNNN: the trial number).
+        table: a :class:`~nas_estimators.integrations.nasbench201.BenchmarkTable`: return the
+            table accuracy of the exported architecture instead of its validation accuracy (nb201 only).
+        fixed: hyperparameters not to tune (SearchConfig field names -> values).
+        suggest: replaces :func:`suggest_hyperparameters` (same signature) for another search space.
+
+    Every trial stores user attributes ``architecture`` (the exported one), ``search_seconds``,
+    ``output``, ``val_acc`` (of the exported architecture; finished trials), ``benchmark_acc`` (with a
+    table), and ``fail_reason`` (failed trials; the traceback goes to ``error.txt`` in the trial's
+    directory) or ``pruned_at_epoch`` (pruned ones).
+    """
+
+    def __init__(self, config: SearchConfig, output: str | Path, *, table: Any = None,
+                 fixed: Mapping[str, Any] | None = None, suggest: Suggest | None = None) -> None:
+        if config.estimator not in TUNED_PARAMETERS:
+            raise ValueError(f"estimator: expected one of {', '.join(TUNED_PARAMETERS)}, got {config.estimator!r}")
+        if table is not None and config.space != "nb201":
+            raise ValueError(f"table: a NAS-Bench-201 table scores nb201 architectures; the space is {config.space!r}")
+        known = {field.name for field in dataclasses.fields(SearchConfig)}
+        unknown = sorted(set(fixed or {}) - known)
+        if unknown:
+            raise ValueError(f"fixed: unknown hyperparameter(s) {', '.join(unknown)}")
+        self.config = dataclasses.replace(config, progress=False, resume=False)
+        self.output = Path(output)
+        self.table = table
+        self.fixed = dict(fixed or {})
+        self.suggest = suggest or suggest_hyperparameters
+        self._num_labels: int | None = None
+
+    @property
+    def num_labels(self) -> int:
+        """Labels of the searched space (RAM's ``labels_per_step`` ranges up to it)."""
+        if self._num_labels is None:
+            from ..distribution import ArchitectureDistribution
+            from ..search import DIGITS_SIZE
+            from ..spaces import build_space
+
+            width, cells = self.config.width, self.config.cells
+            if self.config.dataset == "digits":
+                width = DIGITS_SIZE[self.config.space][0] if width is None else width
+                cells = DIGITS_SIZE[self.config.space][1] if cells is None else cells
+            space = build_space(self.config.space, width, cells)
+            self._num_labels = len(ArchitectureDistribution.from_model_space(space).labels)
+        return self._num_labels
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial_output = self.output / TRIALS_DIRECTORY / f"{trial.number:04d}"
+        trial.set_user_attr("output", str(trial_output))
+        hyperparameters = self.suggest(trial, self.config.estimator, self.num_labels, self.fixed)
+        config = dataclasses.replace(self.config, output=str(trial_output), **hyperparameters)
+        reporter = _EpochReporter(trial, config.warmup_epochs, self.table)
+        try:
+            # prepare() initialises the supernet's and the surrogate's weights: seed first, so that every
+            # trial starts from the same weights whatever ran before it in this process.
+            pl.seed_everything(config.seed, workers=False, verbose=False)
+            parts = prepare(config)
+            result = run_search(config, parts, listeners=[reporter])
+            trial.set_user_attr("architecture", result["architecture"])
+            trial.set_user_attr("search_seconds", round(result["seconds"], 3))
+            val_acc = exported_val_accuracy(result, parts, config.seed)
+            trial.set_user_attr("val_acc", val_acc)
+            if self.table is None:
+                return val_acc
+            benchmark_acc = _table_accuracy(self.table, result["architecture"])
+            trial.set_user_attr("benchmark_acc", benchmark_acc)
+            return benchmark_acc
+        except optuna.TrialPruned:
+            self._record_partial(trial, reporter)
+            raise
+        except Exception as error:  # a failed trial must not end the study: record why, return NaN (FAIL)
+            self._record_partial(trial, reporter)
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            trial.set_user_attr("fail_reason", reason)
+            _write_traceback(trial_output / "error.txt", error)
+            _logger.warning("trial %d failed: %s (traceback in %s)", trial.number, reason, trial_output / "error.txt")
+            return float("nan")
+
+    @staticmethod
+    def _record_partial(trial: optuna.Trial, reporter: _EpochReporter) -> None:
+        """What a stopped search had: the mode at its last epoch and the seconds it ran."""
+        if reporter.architecture is not None:
+            trial.set_user_attr("architecture", reporter.architecture)
+        trial.set_user_attr("search_seconds", round(time.perf_counter() - reporter.started, 3))
+
+
+def _write_traceback(path: Path, error: BaseException) -> None:
+    import traceback
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(error)))
+    except OSError:  # the reason is in the trial's user attributes anyway
+        pass
+
+
+def default_storage(output: str | Path) -> str:
+    """The SQLite URL of ``output/optuna.db`` (what ``optuna-dashboard`` opens)."""
+    return f"sqlite:///{(Path(output) / 'optuna.db').resolve()}"
+
+
+# Any 64-bit number works as long as every worker uses the same one ("nas-estimators" in ASCII, truncated).
+_SCHEMA_LOCK_KEY = 0x6E61732D657374
+
+
+@contextlib.contextmanager
+def _initialization_lock(engine: Any) -> Iterator[None]:
+    """Serialise first-time set-up across workers on PostgreSQL (a session advisory lock; elsewhere a no-op).
+
+    PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not atomic: two workers creating Optuna's tables in
+    an empty database at once make one of them fail with a duplicate-key error on ``pg_type``.
+    """
+    if engine is None or engine.dialect.name != "postgresql":
+        yield
+        return
+    import sqlalchemy
+
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            connection.commit()
+
+
+def make_storage(url: str, heartbeat_interval: int | None = 60) -> optuna.storages.RDBStorage:
+    """An RDB storage for ``url`` (``sqlite:///...``, ``postgresql://...``), ready for several workers.
+
+    PostgreSQL connections give up after 10 s instead of the driver's default (forever on some
+    networks), and workers starting together on an empty database take turns creating its tables.
+    With a heartbeat, a trial whose worker died (killed, machine lost) is marked FAIL by the next
+    worker instead of staying RUNNING forever.
+    """
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    postgres = url.startswith("postgresql")
+    engine_kwargs: dict[str, Any] = {"connect_args": {"connect_timeout": 10}} if postgres else {}
+    lock_engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_kwargs) if postgres else None
+    grace_period = None if heartbeat_interval is None else 4 * heartbeat_interval
+    try:
+        with _initialization_lock(lock_engine), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                              grace_period=grace_period)
+    finally:
+        if lock_engine is not None:
+            lock_engine.dispose()
+
+
+def open_study(storage: str | optuna.storages.BaseStorage, study_name: str, *,
+               sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None,
+               metadata: Mapping[str, Any] | None = None) -> optuna.Study:
+    """Create the study (maximising) or load it if it exists, e.g. when another worker made it first.
+
+    A URL is opened with :func:`make_storage`. ``metadata`` (estimator, space, dataset, objective...)
+    is stored as study user attributes the first time; a later open with different values raises
+    :class:`StudyMismatch`, so one study never mixes trials of two settings.
+    """
+    if isinstance(storage, str):
+        storage = make_storage(storage)
+    with _initialization_lock(getattr(storage, "engine", None)):
+        return _create_or_load(storage, study_name, sampler, pruner, metadata)
+
+
+def _create_or_load(storage, study_name, sampler, pruner, metadata) -> optuna.Study:
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
+        raise StudyMismatch(f"study {study_name!r} does not maximise one value; the tuner maximises accuracy")
+    existing = study.user_attrs
+    for key, value in (metadata or {}).items():
+        if key in existing and existing[key] != value:
+            raise StudyMismatch(f"study {study_name!r} was made with {key}={existing[key]!r}, not {value!r}; "
+                                f"choose another study name")
+        if key not in existing:
+            study.set_user_attr(key, value)
+    return study

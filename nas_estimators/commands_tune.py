@@ -1,0 +1,250 @@
+"""``nas-estimators tune``: an Optuna study over an estimator's hyperparameters, one short search a trial.
+
+Estimator hyperparameters given on the command line are fixed; the others are tuned. The study is
+created or resumed (same ``--storage`` and ``--study-name``); several processes on one database URL
+share it. Writes ``best_architecture.json``, ``best_trial.json``, ``trials.csv`` and, with two or
+more finished trials, ``importances.csv`` into ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .cli import UsageError, add_search_arguments
+
+# The hyperparameters tune draws unless the command line fixes them (argparse dest -> SearchConfig field).
+TUNABLE = ("arc_learning_rate", "baseline_decay", "surrogate_width", "surrogate_lr", "temperature",
+           "temperature_final", "temperature_schedule", "labels_per_step")
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "hyperband", "none")
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the ``tune`` subcommand to ``nas-estimators``' subparsers."""
+    parser = commands.add_parser("tune", help="tune an estimator's hyperparameters with Optuna",
+                                 description="Tune an estimator's hyperparameters with Optuna, one short search "
+                                 "a trial. --arc-learning-rate and the estimator hyperparameters given on the "
+                                 "command line are fixed; the others are tuned. Creates or resumes the study "
+                                 "(--storage, --study-name); writes best_architecture.json, best_trial.json, "
+                                 "trials.csv and importances.csv to --output.")
+    add_search_arguments(parser)
+    # None marks "not given": those are drawn by the sampler (the search command's defaults do not apply).
+    parser.set_defaults(**{name: None for name in TUNABLE})
+    parser.add_argument("--n-trials", type=int, default=20, help="trials this process runs (default: 20)")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    parser.add_argument("--study-name", help="study to create or resume (default: ESTIMATOR-SPACE-DATASET)")
+    parser.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pass@host/db "
+                                          "(default: sqlite:///OUTPUT/optuna.db)")
+    parser.add_argument("--output", help="output directory (default: runs/tune-STUDY_NAME)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default: tpe)")
+    parser.add_argument("--sampler-seed", type=int,
+                        help="seed of the sampler (default: none; give each worker of a shared study its own)")
+    parser.add_argument("--pruner", choices=PRUNERS, default="median",
+                        help="stop trials whose validation accuracy lags (default: median, from half the "
+                             "epochs on, after 5 trials)")
+    parser.add_argument("--benchmark", metavar="CSV",
+                        help="NAS-Bench-201 table (arch + accuracy columns): maximise the exported "
+                             "architecture's table accuracy instead of its validation accuracy (nb201 only)")
+    parser.add_argument("--benchmark-column", help="accuracy column of --benchmark (default: guessed)")
+    parser.set_defaults(handler=tune)
+    return parser
+
+
+def _search_config(args: argparse.Namespace, output: Path):
+    from .search import SearchConfig
+
+    fixed = {name: getattr(args, name) for name in TUNABLE if getattr(args, name) is not None}
+    common = dict(estimator=args.estimator, space=args.space, dataset=args.dataset, data_root=args.data_root,
+                  download=args.download, output=str(output), epochs=args.epochs, batch_size=args.batch_size,
+                  seed=args.seed, device=args.device, width=args.width, cells=args.cells,
+                  weight_learning_rate=args.weight_learning_rate, warmup_epochs=args.warmup_epochs,
+                  progress=False)
+    return SearchConfig(**common, **fixed), fixed
+
+
+def _check_config(config) -> None:
+    """Bad options (data, device, fixed hyperparameters) are one usage error now, not N failed trials."""
+    from .search import prepare
+
+    try:
+        # Points at a directory that is never created: prepare() only checks and builds, writes nothing.
+        prepare(dataclasses.replace(config, output=str(Path(config.output) / "trials" / "check")))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing to hide
+        return url
+
+
+def _open_study(args: argparse.Namespace, storage_url: str, study_name: str, metadata: dict) -> Any:
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .integrations.optuna_tuning import StudyMismatch, make_storage, open_study
+
+    sampler = (optuna.samplers.RandomSampler(seed=args.sampler_seed) if args.sampler == "random"
+               else optuna.samplers.TPESampler(seed=args.sampler_seed))
+    epochs = metadata["epochs"]
+    # Early epochs say little about the exported architecture, and the median of the trials that
+    # finished is biased upwards (the pruned ones are left out): judge from half way on.
+    pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 2),
+              "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
+              "none": optuna.pruners.NopPruner}[args.pruner]()
+    shown = _hide_password(storage_url)
+    try:
+        storage = make_storage(storage_url)
+        return open_study(storage, study_name, sampler=sampler, pruner=pruner, metadata=metadata)
+    except StudyMismatch as error:
+        raise UsageError(f"study-name: {error}") from None
+    except ImportError as error:
+        cause = f" ({error.__cause__})" if error.__cause__ else ""
+        raise UsageError(f"storage: no database driver for {shown}{cause}; for PostgreSQL: "
+                         f"pip install 'psycopg[binary]'") from None
+    except (SQLAlchemyError, ValueError, OSError) as error:
+        reason = " ".join(str(error).split("\n")[0].split()) or type(error).__name__
+        raise UsageError(f"storage: cannot open {shown}: {reason}") from None
+
+
+def _progress(total: int):
+    """A callback printing one line per finished trial."""
+    import optuna
+
+    done = [0]
+
+    def report(study: Any, trial: Any) -> None:
+        done[0] += 1
+        seconds = trial.user_attrs.get("search_seconds")
+        took = f"  {seconds:.1f} s" if seconds is not None else ""
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            best = study.best_trial
+            what = f"value {trial.value:.4f}  (best {best.value:.4f}, trial {best.number})"
+        elif trial.state == optuna.trial.TrialState.PRUNED:
+            what = f"pruned at epoch {trial.user_attrs.get('pruned_at_epoch', '?')}"
+        else:
+            what = f"failed: {trial.user_attrs.get('fail_reason', 'see the log above')}"
+        params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+        print(f"[{done[0]}/{total}] trial {trial.number} {what}{took}  {params}", flush=True)
+
+    return report
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _write_results(study: Any, output: Path) -> int:
+    import optuna
+
+    from .search import _atomic_write_text
+
+    frame = study.trials_dataframe()
+    _atomic_write_text(output / "trials.csv", frame.to_csv(index=False))
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        print(f"no trial of study {study.study_name!r} finished; reasons in {output / 'trials.csv'} "
+              f"(user_attrs_fail_reason)")
+        return 1
+    best = study.best_trial
+    architecture = best.user_attrs.get("architecture")
+    _atomic_write_text(output / "best_architecture.json", json.dumps(architecture, indent=2) + "\n")
+    record = {"study": study.study_name, "trial": best.number, "value": best.value, "params": best.params,
+              "user_attrs": best.user_attrs, "complete_trials": len(complete), "trials": len(study.trials)}
+    _atomic_write_text(output / "best_trial.json", json.dumps(record, indent=2) + "\n")
+    print(f"best: trial {best.number}  value {best.value:.4f}  "
+          + ", ".join(f"{k}={_short(v)}" for k, v in best.params.items()))
+    print(f"best architecture: {output / 'best_architecture.json'}")
+    importances = _importances(study, complete)
+    if importances:
+        import pandas as pd
+
+        _atomic_write_text(output / "importances.csv", pd.DataFrame(
+            [{"parameter": k, "importance": v} for k, v in importances.items()]).to_csv(index=False))
+        print("parameter importance (fANOVA): " + ", ".join(f"{k} {v:.3f}" for k, v in importances.items()))
+    return 0
+
+
+def _importances(study: Any, complete: list) -> dict[str, float]:
+    import optuna
+
+    if len(complete) < 2:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # fANOVA, seeded: steadier than Optuna's default (PED-ANOVA, which looks at the top 10% of
+            # trials, two of a 20-trial study). It skips conditional parameters (temperature_final).
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+            return {name: float(value) for name, value in importances.items()}
+    except (RuntimeError, ValueError) as error:  # e.g. every trial scored the same: nothing to rank
+        print(f"parameter importance: not available ({error})")
+        return {}
+
+
+def tune(args: argparse.Namespace) -> int:
+    """The ``tune`` command's handler."""
+    import optuna
+
+    from .integrations.nasbench201 import BenchmarkTable
+    from .integrations.optuna_tuning import SearchObjective, default_storage
+    from .search import DEFAULT_EPOCHS
+
+    if args.n_trials < 1:
+        raise UsageError(f"n-trials: expected a positive integer, got {args.n_trials}")
+    if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise UsageError(f"timeout: expected a positive number of seconds, got {args.timeout}")
+    study_name = args.study_name or f"{args.estimator}-{args.space}-{args.dataset}"
+    if not study_name.strip():
+        raise UsageError("study-name: expected a non-empty name")
+    output = Path(args.output or f"runs/tune-{study_name}")
+    config, fixed = _search_config(args, output)
+    table = None
+    if args.benchmark is not None:
+        if args.space != "nb201":
+            raise UsageError(f"benchmark: a NAS-Bench-201 table scores nb201 architectures; --space is {args.space}")
+        try:
+            table = BenchmarkTable.from_csv(args.benchmark, accuracy_column=args.benchmark_column)
+        except (ValueError, FileNotFoundError) as error:
+            raise UsageError(f"benchmark: {error}") from None
+    _check_config(config)
+    if args.storage is None:  # the default SQLite file lives in the output directory
+        output.mkdir(parents=True, exist_ok=True)
+    storage_url = args.storage or default_storage(output)
+    objective_name = "val_acc" if table is None else f"benchmark:{table.accuracy_column}"
+    metadata = {"estimator": args.estimator, "space": args.space, "dataset": args.dataset,
+                "epochs": config.epochs or DEFAULT_EPOCHS.get(args.dataset), "objective": objective_name}
+    # Optuna's own per-trial log lines repeat ours, and its warnings for failed trials are misleading
+    # ("the value nan is not acceptable"): our lines carry the reason.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("nas_estimators.integrations.optuna_tuning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    study = _open_study(args, storage_url, study_name, metadata)
+    output.mkdir(parents=True, exist_ok=True)
+    objective = SearchObjective(config, output, table=table, fixed=fixed)
+    previous = len(study.trials)
+    print(f"study {study_name!r} in {_hide_password(storage_url)}: {previous} trial(s) so far, "
+          f"running {args.n_trials} more; tuning {', '.join(_tuned(args.estimator, fixed)) or 'nothing'}", flush=True)
+    if storage_url.startswith("sqlite:"):
+        print(f"watch it: optuna-dashboard {storage_url}", flush=True)
+    study.optimize(objective, n_trials=args.n_trials, timeout=args.timeout, callbacks=[_progress(args.n_trials)],
+                   gc_after_trial=True)
+    return _write_results(study, output)
+
+
+def _tuned(estimator: str, fixed: dict) -> list[str]:
+    from .integrations.optuna_tuning import TUNED_PARAMETERS
+
+    return [name for name in TUNED_PARAMETERS[estimator] if name not in fixed]
