@@ -148,7 +148,7 @@ def _short(value: Any) -> str:
 def _write_results(study: Any, output: Path) -> int:
     import optuna
 
-    from .search import _atomic_write_text
+    from .checkpoints import atomic_write_text as _atomic_write_text
 
     frame = study.trials_dataframe()
     _atomic_write_text(output / "trials.csv", frame.to_csv(index=False))

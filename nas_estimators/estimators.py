@@ -185,7 +185,8 @@ class Relax(Estimator):
             theta = log_p.exp()
             log_v = torch.log(v)
             top = -torch.log(-log_v[b])
-            others = -torch.log(-log_v / theta.clamp_min(_TINY) - log_v[b])
+            # 1e-12, not smaller: the gradient goes through 1/theta**2, which must stay finite in float32.
+            others = -torch.log(-log_v / theta.clamp_min(1e-12) - log_v[b])
             is_b = torch.zeros_like(alpha, dtype=torch.bool)
             is_b[b] = True
             z_conditional = torch.where(is_b, top, others)

@@ -142,10 +142,10 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self.resample()
         output = self.training_module.training_step(train_batch, batch_idx)
         loss = output["loss"] if isinstance(output, dict) else output
-        self._count(self.weights_step(loss), "training loss or weight gradient")
-
+        weights_good = self.weights_step(loss)
+        architecture_good = True
         if self.trainer.current_epoch >= self.warmup_epochs:
-            self._count(self.architecture_step(val_batch), "validation loss or architecture gradient estimate")
+            architecture_good = self.architecture_step(val_batch)
             metrics = {**self._last_validation,
                        **{f"estimator/{k}": v for k, v in self.estimator.diagnostics.items()
                           if isinstance(v, float) and math.isfinite(v)}}
@@ -159,6 +159,8 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self.log("entropy", entropy, on_step=False, on_epoch=True, prog_bar=True)
         self.log("skipped_steps", float(self.skipped_steps), on_step=False, on_epoch=True, reduce_fx="max")
 
+        self._count(weights_good and architecture_good,
+                    "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
         self.advance_lr_schedulers(batch_idx)
         if self.log_probs_every_n_steps and self.global_step % self.log_probs_every_n_steps == 0:
             self.log_probs(self.export_probs())

@@ -54,7 +54,7 @@ class SearchRecorder(pl.Callback):
         self._elapsed = 0.0
         self._epoch_start = time.perf_counter()
         self._train_loss = torch.zeros((), device=self.device)
-        self._train_steps = 0
+        self._train_steps = torch.zeros((), device=self.device)
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
 
@@ -78,19 +78,25 @@ class SearchRecorder(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
-            self._train_loss += loss.detach()  # stays on the device: no host sync per step
-            self._train_steps += 1
+            # Stays on the device (no host sync per step); skipped non-finite steps are not averaged.
+            finite = torch.isfinite(loss.detach())
+            self._train_loss += torch.where(finite, loss.detach(), 0.0)
+            self._train_steps += finite
         values = {**pl_module._last_validation, **pl_module.estimator.diagnostics}
         for key, value in values.items():
             self._sums[key] = self._sums.get(key, 0.0) + float(value)
             self._counts[key] = self._counts.get(key, 0) + 1
         self._batches_done = (self._batches_done or 0) + 1
-        if self.stop_signal is not None:
+        # After an epoch's last batch the stop waits for on_train_epoch_end: its row must be written first.
+        if self.stop_signal is not None and self._batches_done < trainer.num_training_batches:
             trainer.save_checkpoint(self.checkpoint_path)  # atomic, see VerifiedCheckpointIO
-            name = signal.Signals(self.stop_signal).name
-            raise SearchInterrupted(
-                f"stopped by {name} in epoch {trainer.current_epoch}; checkpoint saved to {self.checkpoint_path}, "
-                "continue with --resume", self.stop_signal)
+            self._stop(trainer)
+
+    def _stop(self, trainer) -> None:
+        name = signal.Signals(self.stop_signal).name
+        raise SearchInterrupted(
+            f"stopped by {name} in epoch {trainer.current_epoch}; checkpoint saved to {self.checkpoint_path}, "
+            "continue with --resume", self.stop_signal)
 
     def on_train_epoch_end(self, trainer, pl_module):
         distribution = pl_module.distribution
@@ -98,7 +104,7 @@ class SearchRecorder(pl.Callback):
             entropy = float(distribution.entropy())
         row = {
             "epoch": trainer.current_epoch,
-            "train_loss": float(self._train_loss) / max(self._train_steps, 1),
+            "train_loss": float(self._train_loss) / max(float(self._train_steps), 1.0),
             "val_loss": self._mean("val_loss"),
             "val_acc": self._mean("val_acc"),
             "entropy": entropy,
@@ -117,6 +123,8 @@ class SearchRecorder(pl.Callback):
         self.write_tables()
         self._batches_done = None
         trainer.save_checkpoint(self.checkpoint_path)  # atomic, see VerifiedCheckpointIO
+        if self.stop_signal is not None and trainer.current_epoch + 1 < trainer.max_epochs:
+            self._stop(trainer)
 
     def _mean(self, key: str) -> float:
         return self._sums.get(key, float("nan")) / max(self._counts.get(key, 0), 1)
@@ -134,7 +142,7 @@ class SearchRecorder(pl.Callback):
             "probability_rows": self.probability_rows,
             "partial_epoch": None if self._batches_done is None else {
                 "batches_done": self._batches_done, "sums": self._sums, "counts": self._counts,
-                "train_loss": float(self._train_loss), "train_steps": self._train_steps,
+                "train_loss": float(self._train_loss), "train_steps": float(self._train_steps),
                 "elapsed": self._elapsed + time.perf_counter() - self._epoch_start},
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -150,7 +158,7 @@ class SearchRecorder(pl.Callback):
             self._batches_done = partial["batches_done"]
             self._sums, self._counts = dict(partial["sums"]), dict(partial["counts"])
             self._train_loss = torch.tensor(partial["train_loss"], device=self.device)
-            self._train_steps = partial["train_steps"]
+            self._train_steps = torch.tensor(partial["train_steps"], device=self.device)
             self._elapsed = partial["elapsed"]
             self._epoch_start = time.perf_counter()
             # Lightning does not call on_train_epoch_start for an epoch resumed mid-way.
