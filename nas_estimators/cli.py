@@ -96,7 +96,8 @@ def _search(args: argparse.Namespace) -> int:
             config = load_saved_config(output)
         except ValueError as error:
             raise UsageError(str(error)) from None
-        config.resume, config.progress, config.device = True, not args.no_progress, args.device
+        # The directory given wins over the one saved: a search may have been moved or copied.
+        config.output, config.resume, config.progress, config.device = output, True, not args.no_progress, args.device
         config.epochs = args.epochs if args.epochs is not None else config.epochs
         return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
     config = SearchConfig(
