@@ -81,6 +81,7 @@ def test_sigkill_mid_search_then_resume_reproduces_the_uninterrupted_search(tmp_
     output = tmp_path / "run"
     process = cli(*KILLABLE, "--output", str(output))
     wait_for_epochs(process, output, 2)
+    time.sleep(0.2)  # into the third epoch (or its checkpoint write: either must be survivable)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert finished_epochs(output) < 6 and not (output / "architecture.json").exists()
