@@ -21,6 +21,7 @@ from . import _nni
 from .checkpoints import atomic_write_text, read_checkpoint, write_checkpoint
 
 REFERENCE_NAMES = ("darts-v2", "random:SEED")
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "rows", "rng")
 
 
 class RetrainError(ValueError):
@@ -78,8 +79,7 @@ class RetrainConfig:
 
 def resolve_architecture(spec: str) -> dict[str, Any]:
     """An NNI DARTS-space sample from ``darts-v2``, ``random:SEED``, a JSON file or a search directory."""
-    from .integrations.export import (ArchitectureError, DARTS_V2_GENOTYPE, check_architecture, from_genotype,
-                                      load_search, parse_genotype)
+    from .integrations.export import ArchitectureError, DARTS_V2_GENOTYPE, from_genotype, load_search, parse_genotype
 
     if spec == "darts-v2":
         return from_genotype(parse_genotype(DARTS_V2_GENOTYPE))
@@ -89,11 +89,7 @@ def resolve_architecture(spec: str) -> dict[str, Any]:
             raise RetrainError(f"--architecture: {spec!r}: expected random:SEED with SEED a non-negative integer")
         return random_architecture(int(seed_text))
     try:
-        search = load_search(spec)
-        if search.space != "darts":
-            raise RetrainError(f"--architecture: {spec} is a {search.space} architecture; retrain needs the darts space")
-        architecture = search.architectures[0]
-        check_architecture(architecture, "darts")
+        architecture = load_search(spec, space="darts").architectures[0]  # checked against the darts space
     except ArchitectureError as error:
         text = str(error)
         if "no such file" in text and "/" not in spec and not spec.endswith(".json"):
@@ -200,7 +196,7 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
     rows: list[dict[str, Any]] = []
     start = 0
     if config.resume:
-        state = read_checkpoint(checkpoint_path)
+        state = read_checkpoint(checkpoint_path, required=CHECKPOINT_KEYS)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
