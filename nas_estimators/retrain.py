@@ -196,6 +196,7 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
     rows: list[dict[str, Any]] = []
     start = 0
     if config.resume:
+        _check_same_protocol(config, output / "config.json")
         state = read_checkpoint(checkpoint_path, required=CHECKPOINT_KEYS)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -230,6 +231,21 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
                   complete=len(rows) == config.epochs)
     atomic_write_text(output / "result.json", json.dumps(result, indent=2))
     return result
+
+
+#: Options that may differ between a retraining and its resumption (where and how it runs, not what).
+RESUMABLE_CHANGES = ("output", "resume", "device", "precision", "data_root", "download")
+
+
+def _check_same_protocol(config: RetrainConfig, saved_path: Path) -> None:
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RetrainError(f"--resume: cannot read {saved_path} ({str(error).splitlines()[0]})") from None
+    for name, value in dataclasses.asdict(config).items():
+        if name not in RESUMABLE_CHANGES and name in saved and saved[name] != value:
+            raise RetrainError(f"--resume: --{name.replace('_', '-')} is {value!r} but the retraining in "
+                               f"{saved_path.parent} used {saved[name]!r}; resume with the same protocol")
 
 
 def _train_epoch(model: nn.Module, batches: Any, optimizer: torch.optim.Optimizer, config: RetrainConfig,

@@ -104,6 +104,8 @@ def test_resume_continues_where_it_stopped(tmp_path):
     lines: list[str] = []
     stopped = retrain(RetrainConfig("random:1", str(tmp_path / "b"), **TINY), progress=lines.append, stop_after=1)
     assert stopped["epochs"] == 1 and not stopped["complete"] and len(lines) == 1
+    with pytest.raises(RetrainError, match="--width is 8 but .* used 4"):
+        retrain(RetrainConfig("random:1", str(tmp_path / "b"), resume=True, **dict(TINY, width=8)))
     resumed = retrain(RetrainConfig("random:1", str(tmp_path / "b"), resume=True, **TINY), progress=lines.append)
     assert lines[1].startswith("epoch 2/2")  # the resumed run starts at the second epoch
     assert resumed["complete"] and resumed["epochs"] == 2
