@@ -182,3 +182,8 @@ def test_table_joins_retraining_with_its_search_cost(tmp_path, capsys):
     assert "| RELAX | " in markdown and "1.000 | RELAX estimator (darts space) on NVIDIA H100 |" in markdown
     html = (out / "table.html").read_text()
     assert "plotly" in html and "RELAX" in html and "darts-v2" in html
+
+
+def test_darts_v2_at_evaluation_size_has_the_published_parameter_count():
+    model = build_network(resolve_architecture("darts-v2"), width=36, cells=20, auxiliary=True, drop_path=0.2)
+    assert parameters_millions(model) == pytest.approx(3.3, abs=0.06)  # DARTS paper, Table 1: 3.3 M
