@@ -240,3 +240,15 @@ def run_multi_trial(strategy: Any, model_space: Any, score: Callable[[dict], flo
     finally:
         hpo.time = hpo_time
         nni_logger.setLevel(level)
+
+
+def build_fixed(factory: Callable[[], nn.Module], sample: Mapping[str, Any]) -> nn.Module:
+    """``factory()`` built inside NNI's ``model_context(sample)``: the fixed network of ``sample``.
+
+    Unlike :func:`freeze`, this also works for modules that only exist in fixed networks
+    (the DARTS auxiliary head asserts it is not in a model space).
+    """
+    from nni.nas.nn.pytorch import model_context
+
+    with model_context(dict(sample)):
+        return factory()

@@ -48,8 +48,11 @@ def write_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> None:
     atomic_write_bytes(Path(path), MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a search checkpoint on the CPU, or raise :class:`CheckpointError` saying why not."""
+def read_checkpoint(path: Path, required: tuple[str, ...] = ("state_dict", SEARCH_KEY)) -> dict[str, Any]:
+    """Load a checkpoint on the CPU, or raise :class:`CheckpointError` saying why not.
+
+    ``required``: the keys it must hold (by default those of a search checkpoint).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
@@ -64,7 +67,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as error:  # torch raises many types for damaged data; all mean the same here
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"checkpoint {path}: unreadable: {reason}") from None
-    missing = [key for key in ("state_dict", SEARCH_KEY)
+    missing = [key for key in required
                if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint {path}: not a nas-estimators search checkpoint (missing {', '.join(missing)})")

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(commands)
     from .commands_tune import add_parser as add_tune_command  # imports cli: not at module level
     add_tune_command(commands)
+    from .commands_retrain import add_parser as add_retrain_commands  # retrain, table
+    add_retrain_commands(commands)
     return parser
 
 
