@@ -146,15 +146,12 @@ def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from .search import resolve_device  # one definition of what --device accepts
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise RetrainError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RetrainError(f"--device: {name} asked for, but CUDA is not available here")
-    return device
+        return resolve_device(name)
+    except ValueError as error:
+        raise RetrainError(f"--{error}") from None
 
 
 def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], None] = print,
