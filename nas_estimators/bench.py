@@ -53,7 +53,7 @@ class BenchConfig:
     random_data: bool = False
     precision: str = "auto"
     channels_last: bool = False
-    labels_per_step: int | None = None
+    labels_per_step: int | None = 1  # RAM; None marginalises every label each step
     seed: int = 0
     threads: int | None = None  # CPU threads of torch (None: torch's default)
     repeats: int = 1  # rounds over all strategies; each strategy's median round is reported

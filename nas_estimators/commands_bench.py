@@ -10,6 +10,7 @@ from pathlib import Path
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from .bench import DEFAULT_STRATEGIES, STRATEGIES
+    from .cli import _optional_int
 
     parser = subparsers.add_parser(
         "bench", help="time search steps of each strategy, ours and NNI's",
@@ -32,7 +33,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="bf16 autocast or fp32 for every strategy (default auto: bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last images and weights")
-    parser.add_argument("--labels-per-step", type=int, help="ram: labels marginalised per step (default: all)")
+    parser.add_argument("--labels-per-step", type=_optional_int, default=1,
+                        help="ram: labels marginalised per step, or 'all' (default: 1, as in search)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads (default: torch's); 1 gives steadier CPU timings on a busy machine")

@@ -29,6 +29,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--channels-last", action="store_true", help="channels-last images and weights")
     parser.add_argument("--benchmark-table", metavar="CSV",
                         help="NAS-Bench-201 accuracies (arch, accuracy columns): score the mode every epoch")
+    parser.add_argument("--arc-learning-rate", type=float, default=3e-3,
+                        help="Adam learning rate of the logits of sf, relax and ram (default: 3e-3; NNI's "
+                             "strategies keep their own)")
+    parser.add_argument("--warmup-epochs", type=int, default=0,
+                        help="epochs that train weights only, for every one-shot method (default: 0)")
     parser.add_argument("--budget", type=int, default=100,
                         help="architectures each multi-trial method queries (default: 100)")
     parser.add_argument("--output", default="runs/compare", help="output directory (default: runs/compare)")
@@ -47,6 +52,7 @@ def _compare(args: argparse.Namespace) -> int:
             dataset=args.dataset, data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size,
             width=args.width, cells=args.cells, device=args.device, precision=args.precision,
             channels_last=args.channels_last, benchmark_table=args.benchmark_table, budget=args.budget,
+            arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
             output=args.output, progress=not args.no_progress)
     except ValueError as error:  # a seed that is not an integer
         raise UsageError(f"seeds: expected integers, {error}") from None

@@ -14,6 +14,7 @@ stopped; ``compare.json`` records the settings, and a rerun with other settings 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -39,7 +40,7 @@ DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random"
 NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
-            "benchmark_table", "budget")
+            "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs")
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -68,6 +69,8 @@ class CompareConfig:
     channels_last: bool = False
     benchmark_table: str | None = None
     budget: int = 100
+    arc_learning_rate: float = SearchConfig.arc_learning_rate  # sf, relax, ram (NNI's keep their own)
+    warmup_epochs: int = 0  # every one-shot method
     output: str = "runs/compare"
     progress: bool = True
 
@@ -108,6 +111,11 @@ def check(config: CompareConfig):
     if config.epochs is not None and (isinstance(config.epochs, bool) or int(config.epochs) != config.epochs
                                       or config.epochs < 1):
         raise InputError(f"epochs: expected a positive integer, got {config.epochs!r}")
+    if not (isinstance(config.arc_learning_rate, (int, float)) and math.isfinite(config.arc_learning_rate)
+            and config.arc_learning_rate > 0):
+        raise InputError(f"arc-learning-rate: expected a positive number, got {config.arc_learning_rate!r}")
+    if isinstance(config.warmup_epochs, bool) or int(config.warmup_epochs) != config.warmup_epochs or config.warmup_epochs < 0:
+        raise InputError(f"warmup-epochs: expected an integer >= 0, got {config.warmup_epochs!r}")
     if isinstance(config.budget, bool) or int(config.budget) != config.budget or config.budget < 1:
         raise InputError(f"budget: expected a positive number of architectures, got {config.budget!r}")
     multi_trial = [m for m in config.methods if m in MULTI_TRIAL_METHODS]
@@ -135,7 +143,11 @@ def check(config: CompareConfig):
 def settings(config: CompareConfig) -> dict[str, Any]:
     record = {key: getattr(config, key) for key in SETTINGS}
     if record["benchmark_table"] is not None:
-        record["benchmark_table"] = os.path.abspath(record["benchmark_table"])
+        # The table's content, not its path: a comparison can move between machines (a GPU's, then
+        # yours for the report) and continue there.
+        path = Path(record["benchmark_table"])
+        record["benchmark_table"] = ("sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file()
+                                     else os.path.abspath(path))
     return record
 
 
@@ -148,6 +160,10 @@ def _check_settings(output: Path, config: CompareConfig) -> None:
     except (ValueError, KeyError, TypeError):
         raise InputError(f"output: {path} is not a comparison record; choose another --output") from None
     current = settings(config)
+    table = previous.get("benchmark_table")
+    if isinstance(table, str) and not table.startswith("sha256:") and config.benchmark_table is not None \
+            and os.path.abspath(config.benchmark_table) == table:
+        previous = {**previous, "benchmark_table": current["benchmark_table"]}  # earlier versions recorded the path
     changed = [f"{key} {previous.get(key)!r} -> {current[key]!r}" for key in SETTINGS if previous.get(key) != current[key]]
     if changed:
         raise InputError(f"output: {output} holds a comparison with other settings ({'; '.join(changed)}); "
@@ -213,6 +229,7 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         estimator=method, space=config.space, dataset=config.dataset, data_root=config.data_root,
         output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
+        arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
         progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
     try:
         parts = prepare(search_config, data=data)

@@ -33,6 +33,18 @@ def _loss_value(value: Any) -> float:
     raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got {type(value).__name__}")
 
 
+def _loss_values(values: list[Any]) -> list[float]:
+    """Several ``loss_fn`` results as floats; device tensors come to the host in one transfer."""
+    tensors = [value for value in values if isinstance(value, torch.Tensor)]
+    for value in tensors:
+        if value.numel() != 1:
+            raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got a tensor of shape {tuple(value.shape)}")
+    if len({value.device for value in tensors}) == 1:
+        read = iter(torch.stack([value.detach().reshape(()).double() for value in tensors]).tolist())
+        return [next(read) if isinstance(value, torch.Tensor) else _loss_value(value) for value in values]
+    return [_loss_value(value) for value in values]
+
+
 def _positive(name: str, value: float) -> float:
     value = float(value)
     if not (value > 0 and math.isfinite(value)):
@@ -197,11 +209,13 @@ class Relax(Estimator):
             scores.append(score)
             indices[label] = b
 
-        loss = _loss_value(loss_fn(distribution.to_architecture(indices)))
+        # Called before the surrogate runs and read after: a device computes the loss meanwhile.
+        pending_loss = loss_fn(distribution.to_architecture(indices))
         c_z = self.surrogate(torch.cat(relaxed)).squeeze()
         c_z_conditional = self.surrogate(torch.cat(relaxed_conditional)).squeeze()
         d_c_z = torch.autograd.grad(c_z, alphas, create_graph=True, allow_unused=True)
         d_c_z_conditional = torch.autograd.grad(c_z_conditional, alphas, create_graph=True, allow_unused=True)
+        loss = _loss_value(pending_loss)
         estimates = []
         for alpha, score, dz, dzc in zip(alphas, scores, d_c_z, d_c_z_conditional):
             dz = torch.zeros_like(alpha) if dz is None else dz
@@ -271,7 +285,7 @@ class Ram(Estimator):
 
     def estimate(self, distribution, loss_fn, generator=None):
         indices = distribution.sample_indices(generator)
-        shared_loss = _loss_value(loss_fn(distribution.to_architecture(indices)))
+        shared = loss_fn(distribution.to_architecture(indices))
         labels = distribution.labels
         if self.labels_per_step is None or self.labels_per_step >= len(labels):
             chosen, scale = labels, 1.0
@@ -279,21 +293,21 @@ class Ram(Estimator):
             order = torch.randperm(len(labels), generator=generator)[: self.labels_per_step].tolist()
             chosen, scale = [labels[i] for i in sorted(order)], len(labels) / self.labels_per_step
         probs = distribution.probs()
-        gradients = {label: torch.zeros_like(p) for label, p in probs.items()}
-        evaluations = 1
+        # Every forward pass is queued before any loss is read (one transfer from a device).
+        pending = [shared]
         for label in chosen:
-            losses = torch.empty_like(probs[label])
-            for index in range(len(losses)):
-                if index == indices[label]:
-                    losses[index] = shared_loss
-                else:
-                    neighbour = dict(indices)
-                    neighbour[label] = index
-                    losses[index] = _loss_value(loss_fn(distribution.to_architecture(neighbour)))
-                    evaluations += 1
+            for index in range(len(probs[label])):
+                if index != indices[label]:
+                    pending.append(loss_fn(distribution.to_architecture({**indices, label: index})))
+        values = iter(_loss_values(pending))
+        shared_loss = next(values)
+        gradients = {label: torch.zeros_like(p) for label, p in probs.items()}
+        for label in chosen:
             p = probs[label]
+            losses = torch.tensor([shared_loss if index == indices[label] else next(values) for index in range(len(p))],
+                                  dtype=p.dtype)
             gradients[label] = scale * p * (losses - (p * losses).sum())
-        self.diagnostics = {"loss": shared_loss, "forward_evaluations": float(evaluations)}
+        self.diagnostics = {"loss": shared_loss, "forward_evaluations": float(len(pending))}
         return gradients
 
     def hyperparameters(self):

@@ -67,7 +67,7 @@ class SearchConfig:
     temperature: float = 0.5
     temperature_final: float | None = None
     temperature_schedule: str = "constant"
-    labels_per_step: int | None = None
+    labels_per_step: int | None = 1  # RAM; None marginalises every label each step
     top_k: int = 5
     benchmark_table: str | None = None
     max_bad_steps: int = 20

@@ -121,7 +121,13 @@ class RELAX(EstimatorStrategy):
 
 
 class RAM(EstimatorStrategy):
-    """Search with RAM's one-label-at-a-time marginalisation (:class:`~nas_estimators.Ram`)."""
+    """Search with RAM's one-label-at-a-time marginalisation (:class:`~nas_estimators.Ram`).
 
-    def __init__(self, labels_per_step: int | None = None, **kwargs: Any) -> None:
+    Unlike the bare estimator, the strategy marginalises one randomly chosen label per step by default:
+    every label costs ``1 + sum_k (A_k - 1)`` forward passes a step (138 in the DARTS space, 25x SF's
+    step time), while one label is unbiased too and costs about twice SF's step
+    (``docs/bench.md``). Pass ``labels_per_step=None`` for every label.
+    """
+
+    def __init__(self, labels_per_step: int | None = 1, **kwargs: Any) -> None:
         super().__init__(Ram(labels_per_step=labels_per_step), **kwargs)

@@ -123,3 +123,19 @@ def test_entry_point_reports_usage_errors_without_traceback(tmp_path):
     result = run_cli("search", "--baseline-decay", "2", "--output", str(tmp_path / "o"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("nas-estimators search: error: baseline_decay")
+
+
+def test_lightning_logs_hold_each_epochs_aggregates(tmp_path):
+    # The step aggregates on the host and hands Lightning one value per epoch and metric.
+    output = tmp_path / "run"
+    assert main(["search", "--space", "nb201", "--epochs", "2", "--no-progress", "--output", str(output)]) == 0
+    history = pd.read_csv(output / "history.csv")
+    logged = pd.read_csv(output / "logs" / "version_0" / "metrics.csv")
+    per_epoch = logged.dropna(subset=["val_acc"]).set_index("epoch")
+    assert list(per_epoch.index) == [0, 1]
+    for column in ("val_acc", "val_loss", "entropy", "skipped_steps", "estimator/baseline"):
+        assert per_epoch[column].notna().all(), column
+    # Every validation batch has the same size here, so the weighted mean is the recorder's plain mean.
+    assert per_epoch["val_acc"].tolist() == pytest.approx(history["val_acc"].tolist(), rel=1e-5)
+    assert per_epoch["val_loss"].tolist() == pytest.approx(history["val_loss"].tolist(), rel=1e-5)
+    assert per_epoch["skipped_steps"].tolist() == history["skipped_steps"].tolist()  # the largest: the count

@@ -132,6 +132,27 @@ def test_a_rerun_with_other_settings_is_refused(comparison):
         compare.run_compare(dataclasses.replace(config, epochs=2), progress=lambda line: None)
 
 
+def test_a_comparison_moved_to_another_machine_continues_there(comparison, tmp_path):
+    import shutil
+
+    config, _, _ = comparison
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(config.output, moved)
+    table_copy = shutil.copy(config.benchmark_table, tmp_path / "table-copy.csv")
+    messages = []
+    compare.run_compare(dataclasses.replace(config, output=str(moved), benchmark_table=str(table_copy)),
+                        progress=messages.append)
+    assert messages and all("finished before, skipped" in line for line in messages)
+    assert (moved / "report.html").is_file()
+
+    other = pd.read_csv(table_copy)
+    other.loc[0, "test_acc"] += 1.0
+    other.to_csv(table_copy, index=False)
+    with pytest.raises(compare.InputError, match=r"other settings \(benchmark_table 'sha256:"):
+        compare.run_compare(dataclasses.replace(config, output=str(moved), benchmark_table=str(table_copy)),
+                            progress=lambda line: None)
+
+
 def test_nni_random_scores_nni_random_export(tmp_path, table_csv, table):
     """nni-random's mode is NNI's export, a random architecture: the score follows that architecture."""
     torch.set_num_threads(1)
@@ -162,9 +183,23 @@ def test_bad_input_is_a_one_line_error_before_any_run(tmp_path, table_csv, capsy
         ["--methods", "nni-tpe", "--benchmark-table", str(table_csv), "--budget", "20000", *out], capsys)
     assert "pass --benchmark-table" in _cli_error(["--methods", "nni-evolution", *out], capsys)
     assert "seeds: expected integers" in _cli_error(["--seeds", "0,x", *out], capsys)
+    assert "arc-learning-rate: expected a positive number" in _cli_error(["--arc-learning-rate", "0", *out], capsys)
+    assert "warmup-epochs: expected an integer >= 0" in _cli_error(["--warmup-epochs", "-1", *out], capsys)
     partial = write_table(tmp_path / "partial.csv", ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
     assert "has 1 architectures" in _cli_error(["--benchmark-table", str(partial), *out], capsys)
     assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_arc_learning_rate_and_warmup_reach_our_runs_and_warmup_nnis(tmp_path, table_csv):
+    config = compare.CompareConfig(methods=("sf", "nni-random"), seeds=(0,), benchmark_table=str(table_csv),
+                                   arc_learning_rate=0.05, warmup_epochs=1, output=str(tmp_path / "out"),
+                                   **{**TINY, "epochs": 2})
+    result = compare.run_compare(config, progress=lambda line: None)
+    saved = json.loads((tmp_path / "out" / "runs" / "sf-s0" / "config.json").read_text())
+    assert saved["arc_learning_rate"] == 0.05 and saved["warmup_epochs"] == 1
+    saved = json.loads((tmp_path / "out" / "runs" / "nni-random-s0" / "config.json").read_text())
+    assert saved["warmup_epochs"] == 1
+    assert set(result["results"]["method"]) == {"sf", "nni-random"}
 
 
 def test_nni_enas_is_refused_with_the_reason(tmp_path, capsys):

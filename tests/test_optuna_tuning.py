@@ -144,7 +144,7 @@ def test_diverging_and_raising_trials_fail_with_their_reason_and_the_study_goes_
     def suggest(trial, estimator, num_labels, fixed):
         values = suggest_hyperparameters(trial, estimator, num_labels, fixed)
         if trial.number == 0:  # weights blow up: the loss is NaN after the first steps
-            values["weight_learning_rate"] = 1e6
+            values["weight_learning_rate"] = 1e12
             values["gradient_clip"] = None
         return values
 
@@ -274,7 +274,7 @@ def test_importances_rank_the_parameter_that_decides_the_value(tmp_path, capsys)
 
 def test_tune_with_every_trial_failing_says_so_and_exits_1(tmp_path, capsys):
     output = tmp_path / "tune"
-    code = main(["tune", "--estimator", "sf", *TINY_ARGS, "--n-trials", "1", "--weight-learning-rate", "1e6",
+    code = main(["tune", "--estimator", "sf", *TINY_ARGS, "--n-trials", "1", "--weight-learning-rate", "1e12",
                  "--output", str(output)])
     out = capsys.readouterr().out
     assert code == 1
