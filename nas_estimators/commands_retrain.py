@@ -62,7 +62,7 @@ def _usage_error(error: BaseException):
 def _retrain(args: argparse.Namespace) -> int:
     from .checkpoints import CheckpointError
     from .data import DATASETS, DataError
-    from .retrain import RetrainConfig, RetrainError, retrain
+    from .retrain import RetrainConfig, RetrainDiverged, RetrainError, retrain
 
     if args.dataset not in DATASETS:
         raise _usage_error(ValueError(f"--dataset: expected one of {', '.join(DATASETS)}, got {args.dataset!r}"))
@@ -78,6 +78,9 @@ def _retrain(args: argparse.Namespace) -> int:
         result = retrain(config, progress=lambda line: print(line, flush=True))
     except (RetrainError, DataError, CheckpointError, ValueError) as error:
         raise _usage_error(error) from None
+    except RetrainDiverged as error:
+        print(f"nas-estimators retrain: diverged: {error}", file=sys.stderr)
+        return 1
     print(f"test error {result['test_error']:.2f}%  parameters {result['parameters_m']:.3f} M  "
           f"{result['epochs']} epochs in {result['gpu_seconds']:.1f} s: {Path(config.output) / 'result.json'}")
     return 0

@@ -28,6 +28,10 @@ class RetrainError(ValueError):
     """Bad retraining input; the message is one line naming the input and what is allowed."""
 
 
+class RetrainDiverged(RuntimeError):
+    """Every step of an epoch had a non-finite loss or gradient; the last good epoch's checkpoint stays."""
+
+
 @dataclasses.dataclass
 class RetrainConfig:
     """The DARTS evaluation protocol (the defaults) and where to read and write."""
@@ -186,8 +190,10 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
                           mean=data.mean, std=data.std, device=device, augment=True,
                           crop_padding=data.crop_padding, flip=data.hflip, seed=config.seed)
     test = test_batches(data, max(config.batch_size, 256), device)
+    # Fused: it skips a step with a non-finite loss or gradient on the device (found_inf), with no
+    # host synchronisation a step.
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+                                weight_decay=config.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=0.0)
     bf16 = device.type == "cuda" and config.precision in ("auto", "bf16")
     rows: list[dict[str, Any]] = []
@@ -197,6 +203,8 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
         state = read_checkpoint(checkpoint_path, required=CHECKPOINT_KEYS)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:
+            group.update(fused=True, foreach=None)  # a checkpoint of an earlier version holds unfused SGD
         scheduler.load_state_dict(state["scheduler"])
         rows, start = list(state["rows"]), int(state["epoch"])
         torch.set_rng_state(state["rng"])
@@ -210,11 +218,14 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
         model.set_drop_path_prob(config.drop_path * epoch / config.epochs)  # linear ramp, as DARTS does
         train.epoch = epoch  # the epoch's order and augmentation follow (seed, epoch): resumable
         cut_generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-        loss, correct, seen = _train_epoch(model, train, optimizer, config, cut_generator, bf16)
+        loss, correct, seen, skipped = _train_epoch(model, train, optimizer, config, cut_generator, bf16)
+        if skipped == len(train):
+            raise RetrainDiverged(f"epoch {epoch + 1}: every one of its {skipped} steps had a non-finite loss or "
+                                  f"gradient and was skipped; {checkpoint_path} still holds epoch {epoch}")
         scheduler.step()
         test_accuracy = evaluate(model, test, bf16)
-        rows.append(dict(epoch=epoch + 1, train_loss=loss / seen, train_acc=correct / seen,
-                         test_acc=test_accuracy, seconds=time.perf_counter() - began))
+        rows.append(dict(epoch=epoch + 1, train_loss=loss / max(seen, 1), train_acc=correct / max(seen, 1),
+                         test_acc=test_accuracy, skipped_steps=skipped, seconds=time.perf_counter() - began))
         write_checkpoint(dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                               scheduler=scheduler.state_dict(), epoch=epoch + 1, rows=rows,
                               rng=torch.get_rng_state()), checkpoint_path)
@@ -246,9 +257,18 @@ def _check_same_protocol(config: RetrainConfig, saved_path: Path) -> None:
 
 
 def _train_epoch(model: nn.Module, batches: Any, optimizer: torch.optim.Optimizer, config: RetrainConfig,
-                 cut_generator: torch.Generator, bf16: bool) -> tuple[float, int, int]:
+                 cut_generator: torch.Generator, bf16: bool) -> tuple[float, int, int, int]:
+    """One epoch; returns the finite steps' summed loss, correct count and images, and the skipped steps.
+
+    The sums stay on the device and are read once, at the end of the epoch.
+    """
     model.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    device = parameters[0].device
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = torch.zeros((), device=device, dtype=torch.int64)
+    skipped = torch.zeros((), device=device, dtype=torch.int64)
     for images, labels in batches:
         images = cutout(images, config.cutout, cut_generator)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -259,26 +279,33 @@ def _train_epoch(model: nn.Module, batches: Any, optimizer: torch.optim.Optimize
                 loss = loss + config.auxiliary_weight * nn.functional.cross_entropy(auxiliary.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        norm = nn.utils.clip_grad_norm_(parameters, config.grad_clip if config.grad_clip > 0 else float("inf"))
+        bad = ~(torch.isfinite(loss.detach()) & torch.isfinite(norm))
+        optimizer.found_inf = bad.float()  # fused SGD leaves weights and momentum untouched where set
         optimizer.step()
-        total_loss += float(loss.detach()) * len(labels)
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += len(labels)
-    return total_loss, correct, seen
+        good = ~bad
+        total_loss += torch.where(good, loss.detach().double() * len(labels), 0.0)
+        correct += torch.where(good, (logits.argmax(1) == labels).sum(), 0)
+        seen += torch.where(good, len(labels), 0)
+        skipped += bad.long()
+    del optimizer.found_inf
+    loss_sum, correct_count, seen_count, skipped_count = torch.stack(
+        [total_loss, correct.double(), seen.double(), skipped.double()]).tolist()
+    return loss_sum, int(correct_count), int(seen_count), int(skipped_count)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Any, bf16: bool = False) -> float:
     """Accuracy of ``model`` over ``batches`` (eval mode: no auxiliary head, no drop-path)."""
     model.eval()
-    correct, seen = 0, 0
+    correct, seen = None, 0
     for images, labels in batches:
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(images)
-        correct += int((logits.argmax(1) == labels).sum())
+        hits = (logits.argmax(1) == labels).sum()  # summed on the device, read once
+        correct = hits if correct is None else correct + hits
         seen += len(labels)
-    return correct / max(seen, 1)
+    return (0 if correct is None else int(correct)) / max(seen, 1)
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

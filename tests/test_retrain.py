@@ -116,6 +116,42 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert resumed["test_error"] == pytest.approx(100 * (1 - b["test_acc"].iloc[-1]))
 
 
+def test_non_finite_steps_are_skipped_on_the_device_and_a_wholly_bad_epoch_stops(tmp_path, monkeypatch, capsys):
+    import nas_estimators.retrain as retrain_module
+    from nas_estimators.checkpoints import read_checkpoint
+
+    cross_entropy = nn.functional.cross_entropy
+    calls = {"n": 0}
+
+    def every_third_loss_is_nan(*args, **kwargs):
+        calls["n"] += 1
+        loss = cross_entropy(*args, **kwargs)
+        return loss * float("nan") if calls["n"] % 3 == 0 else loss
+
+    monkeypatch.setattr(retrain_module.nn.functional, "cross_entropy", every_third_loss_is_nan)
+    result = retrain(RetrainConfig("random:1", str(tmp_path / "some"), **dict(TINY, epochs=1)), progress=lambda line: None)
+    rows = pd.read_csv(tmp_path / "some" / "retrain.csv")
+    steps = -(-int(0.8 * 1797) // 64)  # digits: 80% of 1797 images for training, the last batch partial
+    assert rows["skipped_steps"].iloc[0] == steps // 3  # a skipped step changed nothing ...
+    assert rows["train_loss"].notna().all() and result["test_error"] < 90  # ... so the network still learnt
+    state = read_checkpoint(tmp_path / "some" / "checkpoint.ckpt", required=retrain_module.CHECKPOINT_KEYS)
+    assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())
+
+    monkeypatch.setattr(retrain_module.nn.functional, "cross_entropy", cross_entropy)
+    output = tmp_path / "all"
+    retrain(RetrainConfig("random:1", str(output), device="cpu", **TINY), progress=lambda line: None, stop_after=1)
+    before = (output / "checkpoint.ckpt").read_bytes()
+    monkeypatch.setattr(retrain_module.nn.functional, "cross_entropy",
+                        lambda *args, **kwargs: cross_entropy(*args, **kwargs) * float("nan"))
+    assert main(["retrain", "--architecture", "random:1", "--output", str(output), "--dataset", "digits",
+                 "--cells", "3", "--width", "4", "--epochs", "2", "--batch-size", "64", "--auxiliary-weight", "0",
+                 "--cutout", "4", "--device", "cpu", "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "diverged: epoch 2: every one of its" in err and "still holds epoch 1" in err
+    assert (output / "checkpoint.ckpt").read_bytes() == before
+    assert len(pd.read_csv(output / "retrain.csv")) == 1
+
+
 def test_auxiliary_head_trains_on_32x32_images(tmp_path):
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=generator)
@@ -127,7 +163,7 @@ def test_auxiliary_head_trains_on_32x32_images(tmp_path):
     result = retrain(config, data=data, progress=lambda line: None)
     assert result["epochs"] == 1 and 0 <= result["test_error"] <= 100
     row = pd.read_csv(tmp_path / "aux" / "retrain.csv").iloc[0]
-    assert row["train_loss"] > 0 and set(row.index) == {"epoch", "train_loss", "train_acc", "test_acc", "seconds"}
+    assert row["train_loss"] > 0 and set(row.index) == {"epoch", "train_loss", "train_acc", "test_acc", "skipped_steps", "seconds"}
 
 
 def _cli_error(args, capsys) -> str:
