@@ -11,6 +11,7 @@ import shutil
 import pytest
 import torch
 
+from helpers import needs_graphviz, one_line_error, tiny_search
 from nas_estimators.cli import main
 from nas_estimators.integrations import diagrams
 from nas_estimators.integrations.export import (
@@ -32,27 +33,18 @@ NNI_DARTS_V2 = {
 }
 NB201_SAMPLE = {"cell/0_1": "conv_3x3", "cell/0_2": "none", "cell/1_2": "avg_pool_3x3",
                 "cell/0_3": "skip_connect", "cell/1_3": "conv_1x1", "cell/2_3": "conv_3x3"}
-needs_graphviz = pytest.mark.skipif(shutil.which("dot") is None,
-                                    reason="Graphviz's dot is not installed (Debian: apt-get install graphviz)")
 
-
-def search(output, *extra):
-    """A real (tiny, fast) search through the command line."""
-    code = main(["search", "--epochs", "2", "--batch-size", "256", "--no-progress", "--seed", "0",
-                 "--output", str(output), *extra])
-    assert code == 0
-    return output
 
 
 @pytest.fixture(scope="module")
 def darts_run(tmp_path_factory):
-    return search(tmp_path_factory.mktemp("darts") / "run", "--width", "4", "--cells", "3", "--top-k", "3")
+    return tiny_search(tmp_path_factory.mktemp("darts") / "run", "--width", "4", "--cells", "3", "--top-k", "3")
 
 
 @pytest.fixture(scope="module")
 def nb201_run(tmp_path_factory):
-    return search(tmp_path_factory.mktemp("nb201") / "run", "--space", "nb201", "--width", "4", "--cells", "1",
-                  "--top-k", "2", "--estimator", "relax")
+    return tiny_search(tmp_path_factory.mktemp("nb201") / "run", "--space", "nb201", "--width", "4", "--cells", "1",
+                       "--top-k", "2", "--estimator", "relax")
 
 
 # ------------------------------------------------------------------------------------------ spaces, genotypes
@@ -236,15 +228,6 @@ def test_html_export_is_a_plotly_page_of_the_cells(nb201_run, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ command line
-
-
-def one_line_error(capsys, argv) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
-    return error
 
 
 def test_export_command_writes_each_format(darts_run, tmp_path, capsys):

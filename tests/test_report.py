@@ -10,6 +10,7 @@ import zlib
 import pandas as pd
 import pytest
 
+from helpers import needs_graphviz, one_line_error, tiny_search
 from nas_estimators.cli import main
 from nas_estimators.integrations import diagrams
 from nas_estimators.integrations.browser import find_chromium
@@ -17,23 +18,16 @@ from nas_estimators.integrations.report import SECTIONS, write_report
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="Chromium is not installed (Debian: apt-get install chromium)")
-needs_graphviz = pytest.mark.skipif(shutil.which("dot") is None,
-                                    reason="Graphviz's dot is not installed (Debian: apt-get install graphviz)")
 
-
-def search(output, *extra):
-    code = main(["search", "--epochs", "2", "--batch-size", "256", "--no-progress", "--seed", "1",
-                 "--output", str(output), *extra])
-    assert code == 0
-    return output
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """An SF search of the DARTS space and a RELAX search of NAS-Bench-201, both tiny and real."""
     root = tmp_path_factory.mktemp("runs")
-    darts = search(root / "sf-darts", "--width", "4", "--cells", "3", "--top-k", "3")
-    nb201 = search(root / "relax-nb201", "--space", "nb201", "--width", "4", "--cells", "1", "--estimator", "relax")
+    darts = tiny_search(root / "sf-darts", "--width", "4", "--cells", "3", "--top-k", "3", seed=1)
+    nb201 = tiny_search(root / "relax-nb201", "--space", "nb201", "--width", "4", "--cells", "1", "--estimator", "relax",
+                        seed=1)
     return darts, nb201
 
 
@@ -155,15 +149,6 @@ def test_report_renders_in_chromium_without_script_errors(runs, tmp_path):
     width, height, distinct_rows = png_size_and_colours(screenshot)
     assert width == 1300 and height > 2000
     assert distinct_rows > 50  # a drawn page, not a blank one
-
-
-def one_line_error(capsys, argv) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
-    return error
 
 
 def test_report_command_default_paths_and_bad_input(runs, tmp_path, capsys, monkeypatch):
