@@ -84,7 +84,10 @@ class SearchRecorder(pl.Callback):
             self._train_steps += finite
         values = {**pl_module._last_validation, **pl_module.estimator.diagnostics}
         for key, value in values.items():
-            self._sums[key] = self._sums.get(key, 0.0) + float(value)
+            # A device tensor (NNI's strategies keep their validation numbers there) is summed there:
+            # reading it a step would add a host synchronisation to their steps.
+            value = value.detach().double() if isinstance(value, torch.Tensor) else float(value)
+            self._sums[key] = self._sums.get(key, 0.0) + value
             self._counts[key] = self._counts.get(key, 0) + 1
         self._batches_done = (self._batches_done or 0) + 1
         # After an epoch's last batch the stop waits for on_train_epoch_end: its row must be written first.
@@ -127,7 +130,7 @@ class SearchRecorder(pl.Callback):
             self._stop(trainer)
 
     def _mean(self, key: str) -> float:
-        return self._sums.get(key, float("nan")) / max(self._counts.get(key, 0), 1)
+        return float(self._sums.get(key, float("nan"))) / max(self._counts.get(key, 0), 1)
 
     def write_tables(self) -> None:
         atomic_write_text(self.output / "history.csv", pd.DataFrame(self.rows).to_csv(index=False))
@@ -141,7 +144,8 @@ class SearchRecorder(pl.Callback):
             "rows": self.rows,
             "probability_rows": self.probability_rows,
             "partial_epoch": None if self._batches_done is None else {
-                "batches_done": self._batches_done, "sums": self._sums, "counts": self._counts,
+                "batches_done": self._batches_done, "sums": {key: float(value) for key, value in self._sums.items()},
+                "counts": self._counts,
                 "train_loss": float(self._train_loss), "train_steps": float(self._train_steps),
                 "elapsed": self._elapsed + time.perf_counter() - self._epoch_start},
             "torch_rng": torch.get_rng_state(),
