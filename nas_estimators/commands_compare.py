@@ -37,6 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--budget", type=int, default=100,
                         help="architectures each multi-trial method queries (default: 100)")
     parser.add_argument("--output", default="runs/compare", help="output directory (default: runs/compare)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write results.csv, summary.csv and report.html of the runs already "
+                             "finished in --output (the others are named and left out)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_compare)
     return parser
@@ -53,7 +56,7 @@ def _compare(args: argparse.Namespace) -> int:
             width=args.width, cells=args.cells, device=args.device, precision=args.precision,
             channels_last=args.channels_last, benchmark_table=args.benchmark_table, budget=args.budget,
             arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
-            output=args.output, progress=not args.no_progress)
+            output=args.output, progress=not args.no_progress, report_only=args.report_only)
     except ValueError as error:  # a seed that is not an integer
         raise UsageError(f"seeds: expected integers, {error}") from None
     try:

@@ -73,6 +73,7 @@ class CompareConfig:
     warmup_epochs: int = 0  # every one-shot method
     output: str = "runs/compare"
     progress: bool = True
+    report_only: bool = False  # run nothing: tables and report of the runs already finished in output
 
 
 def check(config: CompareConfig):
@@ -180,14 +181,29 @@ def is_finished(directory: Path, method: str) -> bool:
 
 
 def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every (method, seed) not finished yet, then write results.csv, summary.csv and report.html."""
+    """Run every (method, seed) not finished yet, then write results.csv, summary.csv and report.html.
+
+    With ``config.report_only`` nothing runs: the tables and report cover the finished runs (a
+    comparison whose GPU time ran out, or one copied back from a GPU machine).
+    """
     table = check(config)
     output = Path(config.output)
+    pairs = [(method, seed) for method in config.methods for seed in config.seeds]
+    if config.report_only:  # the options that say how to run do not matter: nothing runs
+        if not (output / "compare.json").is_file():
+            raise InputError(f"output: {output} holds no comparison to report on")
+        finished = [(m, s) for m, s in pairs if is_finished(run_dir(output, m, s), m)]
+        missing = [f"{m} seed {s}" for m, s in pairs if (m, s) not in finished]
+        if not finished:
+            raise InputError(f"output: no run of {', '.join(config.methods)} with seeds "
+                             f"{', '.join(map(str, config.seeds))} has finished in {output}")
+        if missing:
+            progress(f"not finished, left out: {', '.join(missing)}")
+        return _write_outputs(output, finished, table)
     _check_settings(output, config)
     (output / "runs").mkdir(parents=True, exist_ok=True)
     _atomic_write(output / "compare.json", json.dumps({"settings": settings(config)}, indent=2) + "\n")
     data = None
-    pairs = [(method, seed) for method in config.methods for seed in config.seeds]
     for index, (method, seed) in enumerate(pairs, 1):
         directory = run_dir(output, method, seed)
         if is_finished(directory, method):
@@ -205,7 +221,11 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
                 except ValueError as error:  # DataError: a missing or malformed --data-root
                     raise InputError(str(error)) from None
             run_oneshot_method(config, method, seed, table, directory, data)
-    results, trials = collect(output, config)
+    return _write_outputs(output, pairs, table)
+
+
+def _write_outputs(output: Path, pairs: list[tuple[str, int]], table) -> dict[str, Any]:
+    results, trials = collect(output, pairs)
     summary = summarize(results, trials)
     _atomic_write(output / "results.csv", results.to_csv(index=False))
     if len(trials):
@@ -260,18 +280,17 @@ def run_multi_trial_method(method: str, seed: int, budget: int, table, directory
     _atomic_write(directory / "trials.csv", frame.to_csv(index=False))
 
 
-def collect(output: Path, config: CompareConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect(output: Path, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """results (one row per one-shot method, seed, epoch) and trials (one row per queried architecture)."""
     histories, trial_frames = [], []
-    for method in config.methods:
-        for seed in config.seeds:
-            directory = run_dir(output, method, seed)
-            if method in MULTI_TRIAL_METHODS:
-                frame = pd.read_csv(directory / "trials.csv")
-                trial_frames.append(frame.assign(method=method, seed=seed))
-            else:
-                frame = pd.read_csv(directory / "history.csv")
-                histories.append(frame.assign(method=method, seed=seed))
+    for method, seed in pairs:
+        directory = run_dir(output, method, seed)
+        if method in MULTI_TRIAL_METHODS:
+            frame = pd.read_csv(directory / "trials.csv")
+            trial_frames.append(frame.assign(method=method, seed=seed))
+        else:
+            frame = pd.read_csv(directory / "history.csv")
+            histories.append(frame.assign(method=method, seed=seed))
     columns = ["method", "seed", "epoch", "train_loss", "val_loss", "val_acc", "entropy", "benchmark_acc", "seconds",
                "mode"]
     results = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=columns)

@@ -153,6 +153,30 @@ def test_a_comparison_moved_to_another_machine_continues_there(comparison, tmp_p
                             progress=lambda line: None)
 
 
+def test_report_only_covers_the_finished_runs_and_runs_nothing(comparison, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    config, result, _ = comparison
+    copy = tmp_path / "copy"
+    shutil.copytree(config.output, copy)
+    (copy / "runs" / "sf-s1" / "architecture.json").unlink()  # as if its GPU time had run out
+    for name in ("results.csv", "summary.csv", "report.html"):
+        (copy / name).unlink()
+    monkeypatch.setattr(compare, "run_oneshot_method", lambda *args: pytest.fail("report-only ran a search"))
+    monkeypatch.setattr(compare, "run_multi_trial_method", lambda *args: pytest.fail("report-only ran a search"))
+    assert main(["compare", "--methods", ",".join(METHODS), "--seeds", "0,1", "--benchmark-table",
+                 config.benchmark_table, "--output", str(copy), "--report-only", "--no-progress"]) == 0
+    assert "not finished, left out: sf seed 1" in capsys.readouterr().err
+    results = pd.read_csv(copy / "results.csv")
+    assert set(zip(results["method"], results["seed"])) == {("sf", 0), ("nni-darts", 0), ("nni-darts", 1)}
+    summary = pd.read_csv(copy / "summary.csv").set_index("method")
+    assert summary.loc["sf", "runs"] == 1 and summary.loc["nni-darts", "runs"] == 2
+    assert (copy / "report.html").is_file()
+    with pytest.raises(compare.InputError, match="no run of sf with seeds 1 has finished"):
+        compare.run_compare(dataclasses.replace(config, output=str(copy), methods=("sf",), seeds=(1,),
+                                                report_only=True), progress=lambda line: None)
+
+
 def test_nni_random_scores_nni_random_export(tmp_path, table_csv, table):
     """nni-random's mode is NNI's export, a random architecture: the score follows that architecture."""
     torch.set_num_threads(1)
