@@ -96,8 +96,8 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     # On a GPU the step is bound by the host (Python, NNI's dispatch, kernel launches), so the host must
     # not wait on the device while the step's work is still to be queued: the training forward and
     # backward and the validation forward(s) are all queued before the first value is read, and what the
-    # step reads (validation loss and accuracy, whether the weight step was finite) comes in one
-    # transfer. The architecture is therefore scored at the weights before this step's update, as NNI's
+    # step reads (validation losses and accuracy, whether the weight step was finite) comes in at most
+    # two transfers. The architecture is therefore scored at the weights before this step's update, as NNI's
     # DARTS does (architecture step first).
 
     def validation_loss(self, batch: Any, architecture: Architecture) -> torch.Tensor:
@@ -169,12 +169,6 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         else:
             optimizer.zero_grad(set_to_none=True)
 
-    def weights_step(self, loss: torch.Tensor) -> bool:
-        """One optimizer step of the sampled path's weights; False (and no update) if non-finite."""
-        [finite] = read_host(self.weights_backward(loss))
-        self.weights_update(finite != 0.0)
-        return finite != 0.0
-
     def _count(self, good: bool, where: str) -> None:
         if good:
             self.consecutive_bad_steps = 0
@@ -223,15 +217,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             [finite] = read_host(weights_finite)
             weights_good, architecture_good = finite != 0.0, True
         self.weights_update(weights_good)
+        self._count(weights_good and architecture_good,
+                    "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
         with torch.no_grad():
             entropy = float(self.distribution.entropy())
         self._log_host("entropy", entropy)
         self._log_host("skipped_steps", self.skipped_steps, largest=True)
         if batch_idx + 1 >= self.trainer.num_training_batches:
             self._flush_epoch_logs()
-
-        self._count(weights_good and architecture_good,
-                    "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
         self.advance_lr_schedulers(batch_idx)
         if self.log_probs_every_n_steps and self.global_step % self.log_probs_every_n_steps == 0:
             self.log_probs(self.export_probs())
