@@ -36,16 +36,21 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--arc-learning-rate", type=float, default=3e-3, help="Adam on our strategies' logits")
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="weights-only epochs, every one-shot method")
+    parser.add_argument("--report-only", action="store_true", help="run nothing; tables of the finished runs")
     args = parser.parse_args()
 
     config = CompareConfig(
         methods=list_argument(args.methods), seeds=list_argument(args.seeds, int), space="nb201", dataset="cifar10",
         data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, width=args.width, cells=args.cells,
         device=args.device, precision=args.precision, channels_last=args.channels_last,
-        benchmark_table=args.benchmark_table, budget=args.budget, output=args.output)
+        benchmark_table=args.benchmark_table, budget=args.budget, output=args.output,
+        arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs, report_only=args.report_only)
     result = run_compare(config)
     table = markdown_table(result["summary"])
-    note = (f"NAS-Bench-201 (C={args.width}, N={args.cells}), CIFAR-10, {args.epochs} search epochs, batch "
+    note = (f"NAS-Bench-201 (C={args.width}, N={args.cells}), CIFAR-10, {args.epochs} search epochs "
+            f"({args.warmup_epochs} of them weights only, architecture learning rate {args.arc_learning_rate:g}), batch "
             f"{args.batch_size}, seeds {', '.join(map(str, config.seeds))}; benchmark accuracy: the table's CIFAR-10 "
             "test accuracy of the final mode architecture (one-shot) or of the best queried architecture "
             f"(multi-trial, {args.budget} look-ups each: {', '.join(m for m in config.methods if m in MULTI_TRIAL_METHODS)}).\n\n")
