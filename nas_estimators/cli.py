@@ -19,7 +19,12 @@ class UsageError(Exception):
 
 
 def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("none", "all") else int(text)
+    if text.lower() in ("none", "all"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}") from None
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:

@@ -72,6 +72,8 @@ def _fails(capsys, *argv, code=2):
     (["search", "--estimator", "reinforce"], "choose from 'sf', 'relax', 'ram'"),
     (["search", "--space", "nasnet"], "choose from 'darts', 'nb201'"),
     (["search", "--dataset", "mnist"], "choose from 'digits', 'cifar10'"),
+    (["search", "--labels-per-step", "some"], "--labels-per-step: expected an integer >= 1 or 'all', got 'some'"),
+    (["bench", "--labels-per-step", "some"], "--labels-per-step: expected an integer >= 1 or 'all', got 'some'"),
 ])
 def test_unknown_choices_are_usage_errors_listing_the_choices(capsys, argv, expected):
     assert expected in _fails(capsys, *argv)
