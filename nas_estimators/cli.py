@@ -18,6 +18,11 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
+def usage_error(error: BaseException) -> UsageError:
+    """``error`` as a usage error: its first line, shown to the user without a traceback (exit 2)."""
+    return UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
 def _optional_int(text: str) -> int | None:
     if text.lower() in ("none", "all"):
         return None

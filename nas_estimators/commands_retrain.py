@@ -54,9 +54,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _usage_error(error: BaseException):
-    from .cli import UsageError  # here, not at the top: cli imports this module
+    from .cli import usage_error  # here, not at the top: cli imports this module
 
-    return UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    return usage_error(error)
 
 
 def _retrain(args: argparse.Namespace) -> int:

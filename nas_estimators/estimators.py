@@ -33,16 +33,28 @@ def _loss_value(value: Any) -> float:
     raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got {type(value).__name__}")
 
 
-def _loss_values(values: list[Any]) -> list[float]:
-    """Several ``loss_fn`` results as floats; device tensors come to the host in one transfer."""
+def host_values(values: list[Any]) -> list[Any]:
+    """Numbers and 0-dim tensors as Python floats; the tensors of one device come in one transfer.
+
+    On a GPU each separate read is a host synchronisation; ``None`` stays ``None``.
+    """
     tensors = [value for value in values if isinstance(value, torch.Tensor)]
-    for value in tensors:
-        if value.numel() != 1:
+    read: dict[int, float] = {}
+    for device in {tensor.device for tensor in tensors}:
+        same = [tensor for tensor in tensors if tensor.device == device]
+        read.update(zip(map(id, same), torch.stack([t.detach().reshape(()).double() for t in same]).tolist()))
+    return [read[id(value)] if isinstance(value, torch.Tensor) else None if value is None else float(value)
+            for value in values]
+
+
+def _loss_values(values: list[Any]) -> list[float]:
+    """Several ``loss_fn`` results as floats, read in one transfer (see :func:`host_values`)."""
+    for value in values:
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
             raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got a tensor of shape {tuple(value.shape)}")
-    if len({value.device for value in tensors}) == 1:
-        read = iter(torch.stack([value.detach().reshape(()).double() for value in tensors]).tolist())
-        return [next(read) if isinstance(value, torch.Tensor) else _loss_value(value) for value in values]
-    return [_loss_value(value) for value in values]
+        if not isinstance(value, (torch.Tensor, int, float)):
+            raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got {type(value).__name__}")
+    return host_values(values)
 
 
 def _positive(name: str, value: float) -> float:

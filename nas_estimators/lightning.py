@@ -13,23 +13,13 @@ import torch
 
 from . import _nni
 from .distribution import Architecture, ArchitectureDistribution
-from .estimators import Estimator
+from .estimators import Estimator, host_values
 
 CHECKPOINT_KEY = "nas_estimators"
 # Logits are kept within this distance of each label's largest: softmax cannot tell further apart in
 # float32 (e^-50 ~ 2e-22), and it keeps them finite under any learning rate.
 LOGIT_RANGE = 50.0
 PROGRESS_BAR_METRICS = ("val_acc", "entropy")
-
-
-def read_host(*tensors: torch.Tensor | None) -> list[float | None]:
-    """Several 0-dim device tensors as Python floats in one transfer: one host synchronisation, not one each.
-
-    ``None`` stays ``None``.
-    """
-    present = [t.detach().reshape(()).double() for t in tensors if t is not None]
-    values = iter(torch.stack(present).tolist() if present else [])
-    return [None if t is None else next(values) for t in tensors]
 
 
 class SearchDiverged(RuntimeError):
@@ -127,7 +117,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self._sampled_validation = None
         gradients = self.estimator.estimate(self.distribution, lambda arch: self.validation_loss(batch, arch))
         loss, accuracy = self._sampled_validation or (None, None)
-        weights_good, loss, accuracy = read_host(weights_finite, loss, accuracy)
+        weights_good, loss, accuracy = host_values([weights_finite, loss, accuracy])
         self._last_validation = {key: value for key, value in (("val_loss", loss), ("val_acc", accuracy))
                                  if value is not None}
         if not all(torch.isfinite(g).all() for g in gradients.values()):
@@ -214,7 +204,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             for name, value in metrics.items():
                 self._log_host(name, value, weight=batch_size)
         else:
-            [finite] = read_host(weights_finite)
+            [finite] = host_values([weights_finite])
             weights_good, architecture_good = finite != 0.0, True
         self.weights_update(weights_good)
         self._count(weights_good and architecture_good,

@@ -19,6 +19,7 @@ from torch import nn
 
 from . import _nni
 from .checkpoints import atomic_write_text, read_checkpoint, write_checkpoint
+from .estimators import host_values
 
 REFERENCE_NAMES = ("darts-v2", "random:SEED")
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "rows", "rng")
@@ -289,8 +290,7 @@ def _train_epoch(model: nn.Module, batches: Any, optimizer: torch.optim.Optimize
         seen += torch.where(good, len(labels), 0)
         skipped += bad.long()
     del optimizer.found_inf
-    loss_sum, correct_count, seen_count, skipped_count = torch.stack(
-        [total_loss, correct.double(), seen.double(), skipped.double()]).tolist()
+    loss_sum, correct_count, seen_count, skipped_count = host_values([total_loss, correct, seen, skipped])
     return loss_sum, int(correct_count), int(seen_count), int(skipped_count)
 
 

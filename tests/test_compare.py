@@ -153,6 +153,27 @@ def test_a_comparison_moved_to_another_machine_continues_there(comparison, tmp_p
                             progress=lambda line: None)
 
 
+def test_a_comparison_recorded_with_the_table_path_continues(comparison, tmp_path):
+    import os
+    import shutil
+
+    config, _, _ = comparison
+    copy = tmp_path / "old"
+    shutil.copytree(config.output, copy)
+    record = json.loads((copy / "compare.json").read_text())
+    record["settings"]["benchmark_table"] = os.path.abspath(config.benchmark_table)  # what earlier versions wrote
+    (copy / "compare.json").write_text(json.dumps(record))
+    messages = []
+    compare.run_compare(dataclasses.replace(config, output=str(copy)), progress=messages.append)
+    assert messages and all("finished before, skipped" in line for line in messages)
+    other = tmp_path / "other.csv"
+    shutil.copy(config.benchmark_table, other)
+    (copy / "compare.json").write_text(json.dumps(record))
+    with pytest.raises(compare.InputError, match="other settings"):
+        compare.run_compare(dataclasses.replace(config, output=str(copy), benchmark_table=str(other)),
+                            progress=lambda line: None)
+
+
 def test_report_only_covers_the_finished_runs_and_runs_nothing(comparison, tmp_path, monkeypatch, capsys):
     import shutil
 

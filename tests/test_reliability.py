@@ -109,6 +109,15 @@ def test_sigterm_saves_a_mid_epoch_checkpoint_that_resumes_exactly(tmp_path, uni
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-2000:]
     assert_same_search(output, uninterrupted)
+    # The epoch aggregates handed to Lightning resume too: the interrupted epoch's mean covers all of it.
+    pd.testing.assert_frame_equal(logged_epochs(output), logged_epochs(uninterrupted), check_exact=False, rtol=1e-9)
+
+
+def logged_epochs(output):
+    """Lightning's per-epoch logs over every logger version (a resumed search adds one), last row per epoch."""
+    frames = [pd.read_csv(path) for path in sorted((output / "logs").glob("version_*/metrics.csv"))]
+    logged = pd.concat(frames).dropna(subset=["val_acc"]).groupby("epoch").last()
+    return logged[["val_acc", "val_loss", "entropy", "skipped_steps", "estimator/baseline"]]
 
 
 def _poison(monkeypatch, bad_step):
