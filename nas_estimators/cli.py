@@ -51,8 +51,13 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-learning-rate", type=float, default=0.025, help="SGD learning rate of the weights")
     parser.add_argument("--arc-learning-rate", type=float, default=3e-3, help="Adam learning rate of the logits")
     parser.add_argument("--warmup-epochs", type=int, default=0, help="epochs that train weights only")
+    parser.add_argument("--uniform-weight-paths", type=float, default=0.0, metavar="SHARE",
+                        help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
+                             "(1: single-path one-shot; 0: paths from the learnt distribution)")
     estimators = parser.add_argument_group("estimator hyperparameters")
     estimators.add_argument("--baseline-decay", type=float, default=0.9, help="sf: moving-average decay, in [0, 1)")
+    estimators.add_argument("--samples-per-step", type=int, default=1,
+                            help="sf: architectures scored a step; >= 2 uses leave-one-out baselines (default: 1)")
     estimators.add_argument("--surrogate-width", type=int, default=64, help="relax: hidden units of the surrogate")
     estimators.add_argument("--surrogate-lr", type=float, default=1e-3, help="relax: surrogate learning rate")
     estimators.add_argument("--temperature", type=float, default=0.5, help="relax: (initial) temperature")
@@ -75,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--benchmark-table", metavar="CSV",
                         help="nb201: NAS-Bench-201 accuracy table (arch, accuracy); scores the mode every epoch "
                              "and the top-k architectures")
+    search.add_argument("--panel-images", type=int, default=512,
+                        help="with --benchmark-table: held-out images on which a panel of 80 architectures is "
+                             "scored each epoch (Kendall's tau in history.csv; 0: off)")
     search.add_argument("--resume", action="store_true",
                         help="continue the search in --output with its saved options (--epochs may extend it)")
     search.add_argument("--max-bad-steps", type=int, default=20,
@@ -117,7 +125,8 @@ def _search(args: argparse.Namespace) -> int:
         download=args.download, output=output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         device=args.device, width=args.width, cells=args.cells, weight_learning_rate=args.weight_learning_rate,
         arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
-        baseline_decay=args.baseline_decay, surrogate_width=args.surrogate_width, surrogate_lr=args.surrogate_lr,
+        uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
+        baseline_decay=args.baseline_decay, samples_per_step=args.samples_per_step, surrogate_width=args.surrogate_width, surrogate_lr=args.surrogate_lr,
         temperature=args.temperature, temperature_final=args.temperature_final,
         temperature_schedule=args.temperature_schedule, labels_per_step=args.labels_per_step,
         top_k=args.top_k, benchmark_table=args.benchmark_table, max_bad_steps=args.max_bad_steps, deterministic=args.deterministic,

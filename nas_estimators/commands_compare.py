@@ -34,8 +34,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "strategies keep their own)")
     parser.add_argument("--warmup-epochs", type=int, default=0,
                         help="epochs that train weights only, for every one-shot method (default: 0)")
+    parser.add_argument("--uniform-weight-paths", type=float, default=0.0, metavar="SHARE",
+                        help="sf, relax, ram: share of steps whose weights train a uniformly drawn path, in [0, 1]")
+    parser.add_argument("--panel-images", type=int, default=512,
+                        help="sf, relax, ram with --benchmark-table: held-out images scoring the supernet's "
+                             "ranking panel each epoch (0: off)")
     parser.add_argument("--budget", type=int, default=100,
                         help="architectures each multi-trial method queries (default: 100)")
+    parser.add_argument("--table-learning-rate", type=float, default=0.1,
+                        help="sf-table, relax-table, ram-table: Adam learning rate of the logits (default: 0.1)")
+    parser.add_argument("--table-noise", type=float, default=0.0,
+                        help="sf-table, relax-table, ram-table: standard deviation of Gaussian noise added to each "
+                             "queried error (1 - accuracy/100; default: 0)")
     parser.add_argument("--output", default="runs/compare", help="output directory (default: runs/compare)")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: write results.csv, summary.csv and report.html of the runs already "
@@ -56,6 +66,8 @@ def _compare(args: argparse.Namespace) -> int:
             width=args.width, cells=args.cells, device=args.device, precision=args.precision,
             channels_last=args.channels_last, benchmark_table=args.benchmark_table, budget=args.budget,
             arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
+            uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
+            table_learning_rate=args.table_learning_rate, table_noise=args.table_noise,
             output=args.output, progress=not args.no_progress, report_only=args.report_only)
     except ValueError as error:  # a seed that is not an integer
         raise UsageError(f"seeds: expected integers, {error}") from None

@@ -65,6 +65,7 @@ def _search_config(args: argparse.Namespace, output: Path):
                   download=args.download, output=str(output), epochs=args.epochs, batch_size=args.batch_size,
                   seed=args.seed, device=args.device, width=args.width, cells=args.cells,
                   weight_learning_rate=args.weight_learning_rate, warmup_epochs=args.warmup_epochs,
+                  uniform_weight_paths=args.uniform_weight_paths, samples_per_step=args.samples_per_step,
                   progress=False)
     return SearchConfig(**common, **fixed), fixed
 

@@ -27,20 +27,26 @@ import pandas as pd
 from . import _nni
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 from .data import DATASETS
-from .search import (CHECKPOINT_NAME, ESTIMATOR_NAMES, SearchConfig, prepare, resolve_device, resolve_precision,
-                     run_search)
+from .search import (CHECKPOINT_NAME, ESTIMATOR_NAMES, SearchConfig, make_estimator, prepare, resolve_device,
+                     resolve_precision, run_search)
+from .lightning import check_uniform_weight_paths
 from .spaces import SPACES
 
 ONESHOT_METHODS = (*ESTIMATOR_NAMES, *ONESHOT_BASELINES)
 #: Command-line name -> NNI multi-trial strategy class name.
 MULTI_TRIAL_METHODS = {"nni-evolution": "RegularizedEvolution", "nni-random-search": "Random", "nni-tpe": "TPE",
                        "nni-rl": "PolicyBasedRL"}
-METHODS = (*ONESHOT_METHODS, *MULTI_TRIAL_METHODS)
+#: Our estimators searching the benchmark table itself (no supernet): one query per forward evaluation.
+TABLE_METHODS = {f"{name}-table": name for name in ESTIMATOR_NAMES}
+#: Methods that query architectures one by one, scored by table look-up, up to ``budget``.
+QUERY_METHODS = (*MULTI_TRIAL_METHODS, *TABLE_METHODS)
+METHODS = (*ONESHOT_METHODS, *QUERY_METHODS)
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
-            "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs")
+            "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
+            "table_learning_rate", "table_noise")
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -71,6 +77,10 @@ class CompareConfig:
     budget: int = 100
     arc_learning_rate: float = SearchConfig.arc_learning_rate  # sf, relax, ram (NNI's keep their own)
     warmup_epochs: int = 0  # every one-shot method
+    uniform_weight_paths: float = SearchConfig.uniform_weight_paths  # sf, relax, ram
+    panel_images: int = SearchConfig.panel_images  # sf, relax, ram with a table: the supernet's ranking panel
+    table_learning_rate: float = 0.1  # sf-table, relax-table, ram-table: Adam learning rate of the logits
+    table_noise: float = 0.0  # ...: standard deviation of the noise added to each queried table error
     output: str = "runs/compare"
     progress: bool = True
     report_only: bool = False  # run nothing: tables and report of the runs already finished in output
@@ -117,9 +127,21 @@ def check(config: CompareConfig):
         raise InputError(f"arc-learning-rate: expected a positive number, got {config.arc_learning_rate!r}")
     if isinstance(config.warmup_epochs, bool) or int(config.warmup_epochs) != config.warmup_epochs or config.warmup_epochs < 0:
         raise InputError(f"warmup-epochs: expected an integer >= 0, got {config.warmup_epochs!r}")
+    try:
+        check_uniform_weight_paths(config.uniform_weight_paths)
+    except ValueError as error:
+        raise InputError(str(error).replace("uniform_weight_paths", "uniform-weight-paths")) from None
+    if isinstance(config.panel_images, bool) or int(config.panel_images) != config.panel_images \
+            or config.panel_images < 0:
+        raise InputError(f"panel-images: expected an integer >= 0, got {config.panel_images!r}")
     if isinstance(config.budget, bool) or int(config.budget) != config.budget or config.budget < 1:
         raise InputError(f"budget: expected a positive number of architectures, got {config.budget!r}")
-    multi_trial = [m for m in config.methods if m in MULTI_TRIAL_METHODS]
+    for name, value, allowed in (("table-learning-rate", config.table_learning_rate, "a positive number"),
+                                 ("table-noise", config.table_noise, "a number >= 0")):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+                and (value > 0 or name == "table-noise")):
+            raise InputError(f"{name}: expected {allowed}, got {value!r}")
+    multi_trial = [m for m in config.methods if m in QUERY_METHODS]
     if config.benchmark_table is None:
         if multi_trial:
             raise InputError(f"{multi_trial[0]}: multi-trial methods score architectures by table look-up; "
@@ -165,7 +187,10 @@ def _check_settings(output: Path, config: CompareConfig) -> None:
     if isinstance(table, str) and not table.startswith("sha256:") and config.benchmark_table is not None \
             and os.path.abspath(config.benchmark_table) == table:
         previous = {**previous, "benchmark_table": current["benchmark_table"]}  # earlier versions recorded the path
-    changed = [f"{key} {previous.get(key)!r} -> {current[key]!r}" for key in SETTINGS if previous.get(key) != current[key]]
+    # A setting added after the comparison was recorded ran at its default then.
+    defaults = {field.name: field.default for field in dataclasses.fields(CompareConfig)}
+    previous = {key: previous.get(key, defaults[key]) for key in SETTINGS}
+    changed = [f"{key} {previous[key]!r} -> {current[key]!r}" for key in SETTINGS if previous[key] != current[key]]
     if changed:
         raise InputError(f"output: {output} holds a comparison with other settings ({'; '.join(changed)}); "
                          "choose another --output")
@@ -177,7 +202,7 @@ def run_dir(output: Path, method: str, seed: int) -> Path:
 
 def is_finished(directory: Path, method: str) -> bool:
     """A one-shot run is finished once it wrote architecture.json, a multi-trial run once it wrote trials.csv."""
-    return (directory / ("trials.csv" if method in MULTI_TRIAL_METHODS else "architecture.json")).is_file()
+    return (directory / ("trials.csv" if method in QUERY_METHODS else "architecture.json")).is_file()
 
 
 def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
@@ -210,7 +235,9 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
             progress(f"[{index}/{len(pairs)}] {method} seed {seed}: finished before, skipped ({directory})")
             continue
         progress(f"[{index}/{len(pairs)}] {method} seed {seed}: running -> {directory}")
-        if method in MULTI_TRIAL_METHODS:
+        if method in TABLE_METHODS:
+            run_table_method(config, method, seed, table, directory)
+        elif method in MULTI_TRIAL_METHODS:
             run_multi_trial_method(method, seed, config.budget, table, directory)
         else:
             if data is None:  # loaded once for every one-shot run
@@ -250,12 +277,21 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
         arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
+        uniform_weight_paths=config.uniform_weight_paths if method in ESTIMATOR_NAMES else 0.0,
         progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
     try:
         parts = prepare(search_config, data=data)
     except (ValueError, TypeError) as error:
         raise InputError(f"{method} seed {seed}: {error}") from None
-    run_search(search_config, parts, listeners=[benchmark_listener(table)] if table is not None else ())
+    listeners = []
+    if table is not None:
+        listeners.append(benchmark_listener(table))
+        if config.panel_images and method in ESTIMATOR_NAMES:
+            from .ranking import RankingPanel
+
+            images, labels = parts["batches"][1].fixed(int(config.panel_images))
+            listeners.append(RankingPanel.from_table(table, images, labels))
+    run_search(search_config, parts, listeners=listeners)
 
 
 def run_multi_trial_method(method: str, seed: int, budget: int, table, directory: Path) -> None:
@@ -280,22 +316,35 @@ def run_multi_trial_method(method: str, seed: int, budget: int, table, directory
     _atomic_write(directory / "trials.csv", frame.to_csv(index=False))
 
 
+def run_table_method(config: CompareConfig, method: str, seed: int, table, directory: Path) -> None:
+    """Our estimator on the table itself, ``budget`` queries (see :mod:`~nas_estimators.table_search`)."""
+    from .integrations.nasbench201 import LABELS, NNI_OPS
+    from .table_search import TableSearch
+
+    estimator = make_estimator(SearchConfig(estimator=TABLE_METHODS[method]), steps=config.budget)
+    search = TableSearch(estimator, {label: NNI_OPS for label in LABELS}, table.accuracy,
+                         learning_rate=config.table_learning_rate, noise=config.table_noise)
+    frame = search.run(config.budget, seed=seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write(directory / "trials.csv", frame.to_csv(index=False))
+
+
 def collect(output: Path, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """results (one row per one-shot method, seed, epoch) and trials (one row per queried architecture)."""
     histories, trial_frames = [], []
     for method, seed in pairs:
         directory = run_dir(output, method, seed)
-        if method in MULTI_TRIAL_METHODS:
+        if method in QUERY_METHODS:
             frame = pd.read_csv(directory / "trials.csv")
             trial_frames.append(frame.assign(method=method, seed=seed))
         else:
             frame = pd.read_csv(directory / "history.csv")
             histories.append(frame.assign(method=method, seed=seed))
     columns = ["method", "seed", "epoch", "train_loss", "val_loss", "val_acc", "entropy", "benchmark_acc", "seconds",
-               "mode"]
+               "panel_tau", "panel_loss_tau", "panel_best_benchmark_acc", "mode"]
     results = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=columns)
     results = results.reindex(columns=columns)
-    trial_columns = ["method", "seed", "trial", "architecture", "benchmark_acc", "best_so_far", "seconds"]
+    trial_columns = ["method", "seed", "trial", "architecture", "benchmark_acc", "best_so_far", "mode_acc", "seconds"]
     trials = pd.concat(trial_frames, ignore_index=True) if trial_frames else pd.DataFrame(columns=trial_columns)
     return results, trials.reindex(columns=trial_columns)
 
@@ -314,18 +363,26 @@ def summarize(results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                      "budget": math.nan,
                      "final_benchmark_acc_mean": final["benchmark_acc"].mean(),
                      "final_benchmark_acc_std": final["benchmark_acc"].std(),
+                     "final_mode_acc_mean": final["benchmark_acc"].mean(),
                      "final_val_acc_mean": final["val_acc"].mean(),
+                     "final_panel_tau_mean": final["panel_tau"].mean(),
+                     "final_panel_best_benchmark_acc_mean": final["panel_best_benchmark_acc"].mean(),
                      "search_seconds_mean": frame.groupby("seed")["seconds"].sum().mean()})
     for method, frame in trials.groupby("method", sort=False):
         final = frame.sort_values("trial").groupby("seed").tail(1)
-        rows.append({"method": method, "kind": "multi-trial", "runs": len(final), "epochs": math.nan,
+        kind = "table" if method in TABLE_METHODS else "multi-trial"
+        rows.append({"method": method, "kind": kind, "runs": len(final), "epochs": math.nan,
                      "budget": int(frame.groupby("seed")["trial"].max().max()),
                      "final_benchmark_acc_mean": final["best_so_far"].mean(),
                      "final_benchmark_acc_std": final["best_so_far"].std(),
-                     "final_val_acc_mean": math.nan,
+                     "final_mode_acc_mean": final["mode_acc"].mean(),
+                     "final_val_acc_mean": math.nan, "final_panel_tau_mean": math.nan,
+                     "final_panel_best_benchmark_acc_mean": math.nan,
                      "search_seconds_mean": final["seconds"].mean()})
     summary = pd.DataFrame(rows, columns=["method", "kind", "runs", "epochs", "budget", "final_benchmark_acc_mean",
-                                          "final_benchmark_acc_std", "final_val_acc_mean", "search_seconds_mean"])
+                                          "final_benchmark_acc_std", "final_mode_acc_mean", "final_val_acc_mean",
+                                          "final_panel_tau_mean",
+                                          "final_panel_best_benchmark_acc_mean", "search_seconds_mean"])
     return summary.astype({"epochs": "Int64", "budget": "Int64"})
 
 
@@ -359,7 +416,7 @@ def figures(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, 
         final, value, error, label = summary.dropna(subset=["final_val_acc_mean"]), "final_val_acc_mean", None, \
             "final validation accuracy"
     if len(final):
-        names = [f"{m} ({int(b)} archs)" if k == "multi-trial" else m
+        names = [f"{m} ({int(b)} archs)" if k in ("multi-trial", "table") else m
                  for m, k, b in zip(final["method"], final["kind"], final["budget"])]
         made["final-comparison"] = go.Figure(
             go.Bar(x=names, y=final[value], error_y=dict(type="data", array=final[error]) if error else None,
@@ -390,7 +447,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
     lines = ["| method | kind | runs | epochs / budget | final benchmark accuracy | search time (s) |",
              "|---|---|---|---|---|---|"]
     for row in summary.itertuples(index=False):
-        size = f"{int(row.budget)} archs" if row.kind == "multi-trial" else f"{int(row.epochs)} epochs"
+        size = f"{int(row.budget)} archs" if row.kind in ("multi-trial", "table") else f"{int(row.epochs)} epochs"
         accuracy = "n/a" if pd.isna(row.final_benchmark_acc_mean) else (
             f"{row.final_benchmark_acc_mean:.2f}" + ("" if pd.isna(row.final_benchmark_acc_std)
                                                      else f" ± {row.final_benchmark_acc_std:.2f}"))

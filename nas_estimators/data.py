@@ -382,6 +382,16 @@ class DeviceBatches:
             cols[:, None, None, :],
         ]
 
+    def fixed(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``count`` images (in the order of the data given) and labels, normalised, not augmented.
+
+        The same images every call: for measurements that must compare across epochs.
+        """
+        x = self.images[:count].float().mul_(self._scale).add_(self._shift)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.labels[:count]
+
     # Named apart from state_dict/load_state_dict on purpose: Lightning would otherwise save and restore
     # the iterator itself, counting the batch it prefetched as consumed.
     def checkpoint_state(self, batches_done: int | None = None) -> dict:

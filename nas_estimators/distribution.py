@@ -136,6 +136,12 @@ class ArchitectureDistribution(nn.Module):
         """Draw one architecture (label -> candidate value)."""
         return self.to_architecture(self.sample_indices(generator))
 
+    def uniform_indices(self, generator: torch.Generator | None = None) -> dict[str, int]:
+        """Indices of an architecture drawn uniformly from the whole space, whatever the logits."""
+        sizes = torch.tensor([len(self.values[label]) for label in self.labels], dtype=torch.float64)
+        drawn = (torch.rand(len(self.labels), generator=generator, dtype=torch.float64) * sizes).long()
+        return {label: min(int(index), len(self.values[label]) - 1) for label, index in zip(self.labels, drawn)}
+
     def log_prob(self, architecture: Mapping[str, Any]) -> torch.Tensor:
         """Log-probability of an architecture; differentiable with respect to the logits."""
         indices = self.to_indices(architecture)

@@ -91,10 +91,13 @@ class Estimator:
 
 
 class ScoreFunction(Estimator):
-    """Score function (REINFORCE) with a moving-average baseline.
+    """Score function (REINFORCE) with a moving-average or a leave-one-out baseline.
 
-    ``g = (L(Z) - b) * d log p(Z) / d logits``, ``Z ~ p``; the baseline ``b`` only uses past losses
-    (it starts at 0 and takes the first loss after the first step), so the estimate stays unbiased.
+    With ``samples=1``: ``g = (L(Z) - b) * d log p(Z) / d logits``, ``Z ~ p``; the baseline ``b`` only
+    uses past losses (it starts at 0 and takes the first loss after the first step), so the estimate
+    stays unbiased. With ``samples=k >= 2``, ``k`` architectures are drawn and each one's baseline is
+    the mean loss of the other ``k - 1`` (leave-one-out, independent of that draw, so unbiased too):
+    ``g = 1/k sum_i (L(Z_i) - mean_{j != i} L(Z_j)) d log p(Z_i) / d logits``, at ``k`` forward passes.
 
     Example:
         >>> import torch
@@ -105,32 +108,46 @@ class ScoreFunction(Estimator):
         >>> grads = estimator.estimate(dist, lambda arch: 1.0 if arch["op"] == "skip" else 0.0)
         >>> grads["op"].shape
         torch.Size([3])
+        >>> ScoreFunction(samples=4).estimate(dist, lambda arch: float(arch["op"] == "skip"))["op"].shape
+        torch.Size([3])
     """
 
     name = "sf"
 
-    def __init__(self, baseline_decay: float = 0.9) -> None:
+    def __init__(self, baseline_decay: float = 0.9, samples: int = 1) -> None:
         super().__init__()
         baseline_decay = float(baseline_decay)
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"baseline_decay: expected a number in [0, 1), got {baseline_decay!r}")
+        if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+            raise ValueError(f"samples: expected an integer >= 1 (architectures scored a step), got {samples!r}")
         self.baseline_decay = baseline_decay
+        self.samples = int(samples)
         self.baseline: float | None = None
 
     def estimate(self, distribution, loss_fn, generator=None):
-        indices = distribution.sample_indices(generator)
-        loss = _loss_value(loss_fn(distribution.to_architecture(indices)))
-        baseline = 0.0 if self.baseline is None else self.baseline
-        advantage = loss - baseline
-        gradients = {}
-        for label, probs in distribution.probs().items():
-            score = -probs
-            score[indices[label]] += 1.0
-            gradients[label] = advantage * score
-        if math.isfinite(loss):  # a bad loss must not poison the baseline
-            self.baseline = loss if self.baseline is None else (
-                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * loss)
-        self.diagnostics = {"loss": loss, "baseline": baseline, "forward_evaluations": 1.0}
+        draws = [distribution.sample_indices(generator) for _ in range(self.samples)]
+        # Every forward pass is queued before any loss is read (one transfer from a device).
+        losses = _loss_values([loss_fn(distribution.to_architecture(indices)) for indices in draws])
+        probs = distribution.probs()
+        if self.samples == 1:
+            baselines = [0.0 if self.baseline is None else self.baseline]
+        else:
+            total = sum(losses)
+            baselines = [(total - loss) / (self.samples - 1) for loss in losses]
+        gradients = {label: torch.zeros_like(p) for label, p in probs.items()}
+        for indices, loss, baseline in zip(draws, losses, baselines):
+            advantage = (loss - baseline) / self.samples
+            for label, p in probs.items():
+                score = -p
+                score[indices[label]] += 1.0
+                gradients[label] += advantage * score
+        mean_loss = sum(losses) / len(losses)
+        if math.isfinite(mean_loss):  # a bad loss must not poison the baseline
+            self.baseline = mean_loss if self.baseline is None else (
+                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean_loss)
+        self.diagnostics = {"loss": losses[0], "baseline": sum(baselines) / len(baselines),
+                            "forward_evaluations": float(self.samples)}
         return gradients
 
     def state_dict(self):
@@ -140,7 +157,7 @@ class ScoreFunction(Estimator):
         self.baseline = state.get("baseline")
 
     def hyperparameters(self):
-        return {"baseline_decay": self.baseline_decay}
+        return {"baseline_decay": self.baseline_decay, "samples": self.samples}
 
 
 class Relax(Estimator):

@@ -22,6 +22,18 @@ LOGIT_RANGE = 50.0
 PROGRESS_BAR_METRICS = ("val_acc", "entropy")
 
 
+def check_uniform_weight_paths(value: float) -> float:
+    """``uniform_weight_paths`` as a float in [0, 1], or a ValueError naming it."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = float("nan")
+    if isinstance(value, bool) or not 0.0 <= share <= 1.0:
+        raise ValueError(f"uniform_weight_paths: expected a number in [0, 1] (the share of weight steps on a "
+                         f"uniformly drawn path), got {value!r}")
+    return share
+
+
 class SearchDiverged(RuntimeError):
     """Too many consecutive steps had a non-finite loss, gradient or estimate."""
 
@@ -36,8 +48,9 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     def __init__(self, training_module: _nni.LightningModule, estimator: Estimator, *,
                  arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20) -> None:
+                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0) -> None:
         super().__init__(training_module)
+        self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
         self.estimator = estimator
         self.arc_learning_rate = arc_learning_rate
         self.warmup_epochs = warmup_epochs
@@ -71,7 +84,17 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         _nni.apply_sample(self._path_modules, architecture)
 
     def resample(self) -> Architecture:
-        architecture = self.distribution.sample()
+        """Set the supernet to the path the shared weights train on this step, and return it.
+
+        With probability ``uniform_weight_paths`` the path is drawn uniformly from the space, otherwise
+        from the learnt distribution (see ``docs/estimators.md``, "Which paths train the weights").
+        """
+        share = self.uniform_weight_paths
+        uniform = share >= 1.0 or (share > 0.0 and float(torch.rand(())) < share)
+        if uniform:
+            architecture = self.distribution.to_architecture(self.distribution.uniform_indices())
+        else:
+            architecture = self.distribution.sample()
         self.apply(architecture)
         return architecture
 

@@ -24,7 +24,7 @@ from . import _nni
 from .checkpoints import VerifiedCheckpointIO, atomic_write_text, check_belongs, read_checkpoint
 from .data import load_dataset, search_batches
 from .estimators import Ram, Relax, ScoreFunction
-from .lightning import SearchDiverged
+from .lightning import SearchDiverged, check_uniform_weight_paths
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .schedules import make_schedule
 from .spaces import build_space
@@ -60,8 +60,10 @@ class SearchConfig:
     weight_decay: float = 3e-4
     arc_learning_rate: float = 3e-3
     warmup_epochs: int = 0
+    uniform_weight_paths: float = 0.0
     gradient_clip: float | None = 5.0
     baseline_decay: float = 0.9
+    samples_per_step: int = 1  # sf: architectures scored a step (>= 2: leave-one-out baselines)
     surrogate_width: int = 64
     surrogate_lr: float = 1e-3
     temperature: float = 0.5
@@ -70,6 +72,7 @@ class SearchConfig:
     labels_per_step: int | None = 1  # RAM; None marginalises every label each step
     top_k: int = 5
     benchmark_table: str | None = None
+    panel_images: int = 512  # with a benchmark table: held-out images that score the ranking panel (0: none)
     max_bad_steps: int = 20
     deterministic: bool = False
     resume: bool = False
@@ -100,7 +103,7 @@ def load_saved_config(output: str | Path) -> SearchConfig:
 def make_estimator(config: SearchConfig, steps: int = 1):
     """The estimator the config names; ``steps`` is the length of the temperature schedule."""
     if config.estimator == "sf":
-        return ScoreFunction(baseline_decay=config.baseline_decay)
+        return ScoreFunction(baseline_decay=config.baseline_decay, samples=config.samples_per_step)
     if config.estimator == "relax":
         return Relax(surrogate_width=config.surrogate_width, surrogate_lr=config.surrogate_lr,
                      temperature=make_schedule(config.temperature_schedule, config.temperature,
@@ -175,6 +178,10 @@ def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
         check_oneshot_baseline(config.estimator)
     else:
         make_estimator(config)  # checks the hyperparameters before any data is read
+    check_uniform_weight_paths(config.uniform_weight_paths)
+    if isinstance(config.panel_images, bool) or int(config.panel_images) != config.panel_images \
+            or config.panel_images < 0:
+        raise ValueError(f"panel_images: expected an integer >= 0, got {config.panel_images!r}")
     if isinstance(config.max_bad_steps, bool) or int(config.max_bad_steps) != config.max_bad_steps \
             or config.max_bad_steps < 0:
         raise ValueError(f"max_bad_steps: expected an integer >= 0, got {config.max_bad_steps!r}")
@@ -211,7 +218,8 @@ def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
         estimator = make_estimator(config, steps=max(1, (int(epochs) - config.warmup_epochs) * len(batches[0])))
         strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
                                      warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip,
-                                     max_bad_steps=config.max_bad_steps)
+                                     max_bad_steps=config.max_bad_steps,
+                                     uniform_weight_paths=config.uniform_weight_paths)
     return {"device": device, "data": data, "space": space, "batches": batches, "strategy": strategy,
             "epochs": int(epochs), "output": output, "width": width, "cells": cells, "table": table,
             "precision": precision}
@@ -253,6 +261,11 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
         from .integrations.nasbench201 import mode_scorer
 
         listeners.insert(0, mode_scorer(parts["table"]))
+        if config.panel_images:
+            from .ranking import RankingPanel
+
+            images, labels = parts["batches"][1].fixed(int(config.panel_images))
+            listeners.insert(1, RankingPanel.from_table(parts["table"], images, labels, seed=0))
     recorder = SearchRecorder(output, output / CHECKPOINT_NAME, parts["batches"], device,
                               config.identity(parts["width"], parts["cells"]), listeners)
     trainer_callbacks = [recorder, *callbacks]

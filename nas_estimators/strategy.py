@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from . import _nni
 from .estimators import Estimator, Ram, Relax, ScoreFunction
-from .lightning import EstimatorLightningModule
+from .lightning import EstimatorLightningModule, check_uniform_weight_paths
 from .schedules import Schedule
 
 _logger = logging.getLogger(__name__)
@@ -38,12 +38,17 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         max_bad_steps: stop with :class:`~nas_estimators.lightning.SearchDiverged` after this many
             consecutive steps with a non-finite loss, gradient or estimate (0: never stop). Such
             steps are skipped: nothing non-finite reaches the weights or the logits.
+        uniform_weight_paths: the share of steps whose weight update trains a path drawn uniformly
+            from the space (1: every step, as single-path one-shot NAS does; 0: every path is drawn
+            from the learnt distribution, as ENAS does). The estimator always scores its own draws
+            from the distribution.
     """
 
     def __init__(self, estimator: Estimator, *, arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20, **kwargs: Any) -> None:
+                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0, **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
+        self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
         super().__init__(**kwargs)
         self.estimator = estimator
         self.arc_learning_rate = float(arc_learning_rate)
@@ -65,7 +70,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         self._search_module = EstimatorLightningModule(
             training_module, self.estimator, arc_learning_rate=self.arc_learning_rate,
             warmup_epochs=self.warmup_epochs, gradient_clip_val=self.gradient_clip_val,
-            log_probs_every_n_steps=self.log_probs_every_n_steps, max_bad_steps=self.max_bad_steps)
+            log_probs_every_n_steps=self.log_probs_every_n_steps, max_bad_steps=self.max_bad_steps,
+            uniform_weight_paths=self.uniform_weight_paths)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
@@ -107,8 +113,8 @@ class SF(EstimatorStrategy):
         experiment.export_top_models(formatter='dict')
     """
 
-    def __init__(self, baseline_decay: float = 0.9, **kwargs: Any) -> None:
-        super().__init__(ScoreFunction(baseline_decay=baseline_decay), **kwargs)
+    def __init__(self, baseline_decay: float = 0.9, samples: int = 1, **kwargs: Any) -> None:
+        super().__init__(ScoreFunction(baseline_decay=baseline_decay, samples=samples), **kwargs)
 
 
 class RELAX(EstimatorStrategy):

@@ -1,0 +1,114 @@
+"""The estimators without weight sharing: search a benchmark table directly, one query per forward pass.
+
+The loss of an architecture is its table error, ``1 - accuracy / 100``, optionally plus Gaussian
+noise of a chosen standard deviation (a stand-in for the noise of a supernet's validation batch).
+Every evaluation an estimator asks for is one query, so SF and RELAX spend one query a step and RAM
+``1 + (A_k - 1)`` per marginalised label: at an equal query budget this compares how much each
+estimator learns per evaluation, the seed's variance claim, in seconds and with no supernet at all.
+
+Example:
+    >>> from nas_estimators import ScoreFunction
+    >>> from nas_estimators.integrations.nasbench201 import BenchmarkTable, LABELS
+    >>> table = BenchmarkTable({"|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|": 10.0})
+    >>> run = TableSearch(ScoreFunction(), {label: ["none", "skip_connect"] for label in LABELS}, lambda a: 0.5)
+    >>> frame = run.run(budget=3, seed=0)
+    >>> list(frame["trial"])
+    [1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from .distribution import ArchitectureDistribution
+from .estimators import Estimator
+from .lightning import LOGIT_RANGE
+
+
+class BudgetExhausted(Exception):
+    """Raised by the counting loss when an estimator asks for more queries than the budget holds."""
+
+
+class TableSearch:
+    """Train an :class:`ArchitectureDistribution` with ``estimator`` on a black-box ``accuracy(arch)``.
+
+    The architecture step is the search's own (Adam, betas 0.5 and 0.999, logits centred and clamped),
+    so the only difference from a supernet search is where the losses come from.
+
+    Args:
+        estimator: any :class:`~nas_estimators.estimators.Estimator`.
+        choices: label -> candidate values (the space).
+        accuracy: architecture -> accuracy in percent (a table look-up).
+        learning_rate: Adam learning rate of the logits.
+        noise: standard deviation of the Gaussian noise added to each queried loss (0: none).
+    """
+
+    def __init__(self, estimator: Estimator, choices: Mapping[str, Sequence[Any]],
+                 accuracy: Callable[[dict], float], learning_rate: float = 0.1, noise: float = 0.0) -> None:
+        if not (math.isfinite(float(learning_rate)) and learning_rate > 0):
+            raise ValueError(f"learning_rate: expected a positive number, got {learning_rate!r}")
+        if not (math.isfinite(float(noise)) and noise >= 0):
+            raise ValueError(f"noise: expected a number >= 0, got {noise!r}")
+        self.estimator = estimator
+        self.choices = {label: list(values) for label, values in choices.items()}
+        self.accuracy = accuracy
+        self.learning_rate = float(learning_rate)
+        self.noise = float(noise)
+
+    def run(self, budget: int, seed: int = 0) -> pd.DataFrame:
+        """Query at most ``budget`` architectures; one row per query.
+
+        Columns: ``trial``, ``architecture`` (JSON), ``benchmark_acc`` (of the queried architecture),
+        ``best_so_far``, ``mode_acc`` (the distribution's mode after the step the query belongs to),
+        ``step``, ``seconds``. A step that would need more queries than are left is not taken.
+        """
+        if isinstance(budget, bool) or int(budget) != budget or budget < 1:
+            raise ValueError(f"budget: expected a positive integer, got {budget!r}")
+        torch.manual_seed(seed)  # a RELAX surrogate's initial weights
+        generator = torch.Generator().manual_seed(seed)
+        noise_generator = torch.Generator().manual_seed(seed + 1_000_003)
+        distribution = ArchitectureDistribution(self.choices)
+        optimizer = torch.optim.Adam(distribution.parameters(), lr=self.learning_rate, betas=(0.5, 0.999))
+        rows: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        step = 0
+
+        def loss(architecture: dict) -> float:
+            if len(rows) >= budget:
+                raise BudgetExhausted
+            accuracy = float(self.accuracy(architecture))
+            rows.append({"trial": len(rows) + 1, "architecture": json.dumps(architecture), "benchmark_acc": accuracy,
+                         "step": step})
+            value = 1.0 - accuracy / 100.0
+            if self.noise:
+                value += self.noise * float(torch.randn((), generator=noise_generator))
+            return value
+
+        while len(rows) < budget:
+            before = len(rows)
+            try:
+                gradients = self.estimator.estimate(distribution, loss, generator=generator)
+            except BudgetExhausted:
+                del rows[before:]  # a step cut short by the budget is not taken
+                break
+            optimizer.zero_grad(set_to_none=True)
+            for label, parameter in distribution.logits.items():
+                parameter.grad = gradients[label].to(parameter.dtype)
+            optimizer.step()
+            with torch.no_grad():
+                for parameter in distribution.parameters():
+                    parameter.sub_(parameter.max()).clamp_(min=-LOGIT_RANGE)
+            mode_accuracy = float(self.accuracy(distribution.mode()))
+            elapsed = time.perf_counter() - started
+            for row in rows[before:]:
+                row.update(mode_acc=mode_accuracy, seconds=elapsed)
+            step += 1
+        frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "mode_acc", "step", "seconds"])
+        frame["best_so_far"] = frame["benchmark_acc"].cummax()
+        return frame
