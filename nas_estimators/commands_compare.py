@@ -32,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--arc-learning-rate", type=float, default=3e-3,
                         help="Adam learning rate of the logits of sf, relax and ram (default: 3e-3; NNI's "
                              "strategies keep their own)")
+    parser.add_argument("--weight-learning-rate", type=float, default=0.025,
+                        help="SGD learning rate of the shared weights, for every one-shot method (default: 0.025)")
     parser.add_argument("--warmup-epochs", type=int, default=0,
                         help="epochs that train weights only, for every one-shot method (default: 0)")
     parser.add_argument("--uniform-weight-paths", type=float, default=0.0, metavar="SHARE",
@@ -44,8 +46,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--table-learning-rate", type=float, default=0.1,
                         help="sf-table, relax-table, ram-table: Adam learning rate of the logits (default: 0.1)")
     parser.add_argument("--table-noise", type=float, default=0.0,
-                        help="sf-table, relax-table, ram-table: standard deviation of Gaussian noise added to each "
-                             "queried error (1 - accuracy/100; default: 0)")
+                        help="table and multi-trial methods: standard deviation of Gaussian noise added to each "
+                             "queried error (1 - accuracy/100; default: 0); they return their best-scored query")
     parser.add_argument("--output", default="runs/compare", help="output directory (default: runs/compare)")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: write results.csv, summary.csv and report.html of the runs already "
@@ -66,7 +68,7 @@ def _compare(args: argparse.Namespace) -> int:
             width=args.width, cells=args.cells, device=args.device, precision=args.precision,
             channels_last=args.channels_last, benchmark_table=args.benchmark_table, budget=args.budget,
             arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
-            uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
+            weight_learning_rate=args.weight_learning_rate, uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
             table_learning_rate=args.table_learning_rate, table_noise=args.table_noise,
             output=args.output, progress=not args.no_progress, report_only=args.report_only)
     except ValueError as error:  # a seed that is not an integer

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+import torch
 
 from . import _nni
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
@@ -46,7 +47,7 @@ NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
-            "table_learning_rate", "table_noise")
+            "table_learning_rate", "table_noise", "weight_learning_rate")
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -77,10 +78,11 @@ class CompareConfig:
     budget: int = 100
     arc_learning_rate: float = SearchConfig.arc_learning_rate  # sf, relax, ram (NNI's keep their own)
     warmup_epochs: int = 0  # every one-shot method
+    weight_learning_rate: float = SearchConfig.weight_learning_rate  # every one-shot method's shared weights
     uniform_weight_paths: float = SearchConfig.uniform_weight_paths  # sf, relax, ram
     panel_images: int = SearchConfig.panel_images  # sf, relax, ram with a table: the supernet's ranking panel
     table_learning_rate: float = 0.1  # sf-table, relax-table, ram-table: Adam learning rate of the logits
-    table_noise: float = 0.0  # ...: standard deviation of the noise added to each queried table error
+    table_noise: float = 0.0  # every query method: standard deviation of the noise on each queried table error
     output: str = "runs/compare"
     progress: bool = True
     report_only: bool = False  # run nothing: tables and report of the runs already finished in output
@@ -122,6 +124,9 @@ def check(config: CompareConfig):
     if config.epochs is not None and (isinstance(config.epochs, bool) or int(config.epochs) != config.epochs
                                       or config.epochs < 1):
         raise InputError(f"epochs: expected a positive integer, got {config.epochs!r}")
+    if not (isinstance(config.weight_learning_rate, (int, float)) and math.isfinite(config.weight_learning_rate)
+            and config.weight_learning_rate > 0):
+        raise InputError(f"weight-learning-rate: expected a positive number, got {config.weight_learning_rate!r}")
     if not (isinstance(config.arc_learning_rate, (int, float)) and math.isfinite(config.arc_learning_rate)
             and config.arc_learning_rate > 0):
         raise InputError(f"arc-learning-rate: expected a positive number, got {config.arc_learning_rate!r}")
@@ -238,7 +243,7 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
         if method in TABLE_METHODS:
             run_table_method(config, method, seed, table, directory)
         elif method in MULTI_TRIAL_METHODS:
-            run_multi_trial_method(method, seed, config.budget, table, directory)
+            run_multi_trial_method(method, seed, config.budget, table, directory, config.table_noise)
         else:
             if data is None:  # loaded once for every one-shot run
                 from .data import load_dataset
@@ -277,7 +282,7 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
         arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
-        uniform_weight_paths=config.uniform_weight_paths if method in ESTIMATOR_NAMES else 0.0,
+        weight_learning_rate=config.weight_learning_rate, uniform_weight_paths=config.uniform_weight_paths if method in ESTIMATOR_NAMES else 0.0,
         progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
     try:
         parts = prepare(search_config, data=data)
@@ -294,24 +299,31 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
     run_search(search_config, parts, listeners=listeners)
 
 
-def run_multi_trial_method(method: str, seed: int, budget: int, table, directory: Path) -> None:
-    """Query ``budget`` architectures with NNI's strategy, each scored by look-up; writes trials.csv."""
+def run_multi_trial_method(method: str, seed: int, budget: int, table, directory: Path, noise: float = 0.0) -> None:
+    """Query ``budget`` architectures with NNI's strategy, each scored by look-up; writes trials.csv.
+
+    With ``noise``, each score is the accuracy minus ``100 * noise`` times a standard normal draw (the
+    same noise as the table methods' losses, in accuracy units), and ``best_so_far`` follows the best score.
+    """
     from .spaces import build_space
+    from .table_search import best_so_far
 
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    noise_generator = torch.Generator().manual_seed(seed + 1_000_003)
 
     def score(sample: dict) -> float:
         accuracy = table.accuracy(sample)
+        seen = accuracy - 100.0 * noise * float(torch.randn((), generator=noise_generator)) if noise else accuracy
         rows.append({"trial": len(rows) + 1, "architecture": json.dumps(sample), "benchmark_acc": accuracy,
-                     "seconds": time.perf_counter() - started})
-        return accuracy
+                     "score": seen, "seconds": time.perf_counter() - started})
+        return seen
 
     strategy = _nni.multi_trial_strategy(MULTI_TRIAL_METHODS[method], seed, budget)
     # The labels do not depend on the network's size: the smallest network builds fastest.
     _nni.run_multi_trial(strategy, build_space("nb201", 1, 1), score, budget)
-    frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "seconds"])
-    frame["best_so_far"] = frame["benchmark_acc"].cummax()
+    frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "score", "seconds"])
+    frame["best_so_far"] = best_so_far(frame["score"], frame["benchmark_acc"])
     directory.mkdir(parents=True, exist_ok=True)
     _atomic_write(directory / "trials.csv", frame.to_csv(index=False))
 

@@ -65,7 +65,7 @@ class TableSearch:
         """Query at most ``budget`` architectures; one row per query.
 
         Columns: ``trial``, ``architecture`` (JSON), ``benchmark_acc`` (of the queried architecture),
-        ``best_so_far``, ``mode_acc`` (the distribution's mode after the step the query belongs to),
+        ``score`` (its accuracy as the search saw it, noise included), ``best_so_far`` (see :func:`best_so_far`), ``mode_acc`` (the distribution's mode after the step the query belongs to),
         ``step``, ``seconds``. A step that would need more queries than are left is not taken.
         """
         if isinstance(budget, bool) or int(budget) != budget or budget < 1:
@@ -88,6 +88,7 @@ class TableSearch:
             value = 1.0 - accuracy / 100.0
             if self.noise:
                 value += self.noise * float(torch.randn((), generator=noise_generator))
+            rows[-1]["score"] = 100.0 * (1.0 - value)  # what the search saw, in accuracy units
             return value
 
         while len(rows) < budget:
@@ -109,6 +110,22 @@ class TableSearch:
             for row in rows[before:]:
                 row.update(mode_acc=mode_accuracy, seconds=elapsed)
             step += 1
-        frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "mode_acc", "step", "seconds"])
-        frame["best_so_far"] = frame["benchmark_acc"].cummax()
+        frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "score", "mode_acc", "step",
+                                            "seconds"])
+        frame["best_so_far"] = best_so_far(frame["score"], frame["benchmark_acc"])
         return frame
+
+
+def best_so_far(scores: pd.Series, accuracies: pd.Series) -> pd.Series:
+    """After each query, the benchmark accuracy of the query with the best score so far.
+
+    With exact scores this is the running maximum of the accuracy; with noisy ones it is what a
+    search that returns its best-scored query would return (not the best it happened to query).
+    """
+    best, values = -math.inf, []
+    current = math.nan
+    for score, accuracy in zip(scores, accuracies):
+        if score > best:
+            best, current = score, accuracy
+        values.append(current)
+    return pd.Series(values, index=scores.index)

@@ -202,3 +202,26 @@ def test_compare_refuses_a_bad_table_learning_rate(tmp_path, capsys):
                                     "--output", str(tmp_path / "c")])
     assert "table-learning-rate" in error
     assert not (tmp_path / "c").exists()
+
+
+def test_best_so_far_follows_the_best_score_not_the_best_accuracy():
+    from nas_estimators.table_search import best_so_far
+
+    scores = pd.Series([50.0, 70.0, 60.0, 90.0])
+    accuracies = pd.Series([55.0, 65.0, 95.0, 80.0])  # query 3 is the best, but scored below query 2
+    assert best_so_far(scores, accuracies).tolist() == [55.0, 65.0, 65.0, 80.0]
+    assert best_so_far(accuracies, accuracies).tolist() == accuracies.cummax().tolist()
+
+
+def test_noisy_multi_trial_scores_are_seeded_and_differ_from_the_table(tmp_path, table):
+    from nas_estimators import compare
+
+    def run(noise, name):
+        compare.run_multi_trial_method("nni-random-search", 0, 20, table, tmp_path / name, noise)
+        return pd.read_csv(tmp_path / name / "trials.csv")
+
+    exact, noisy, again = run(0.0, "exact"), run(0.05, "noisy"), run(0.05, "again")
+    assert (exact["score"] == exact["benchmark_acc"]).all()
+    assert (noisy["score"] != noisy["benchmark_acc"]).all()
+    assert noisy["score"].tolist() == again["score"].tolist()
+    assert (noisy["score"] - noisy["benchmark_acc"]).abs().max() < 30  # 100 * 0.05 * 6 standard deviations
