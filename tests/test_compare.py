@@ -285,3 +285,35 @@ def test_an_interrupted_nni_run_continues_from_its_checkpoint(tmp_path, table_cs
     assert list(results["epoch"]) == [0, 1]
     assert results["train_loss"].iloc[0] == pytest.approx(epoch0["train_loss"].iloc[0])
     assert (directory / "architecture.json").is_file()
+
+
+def test_a_comparison_recorded_before_the_new_settings_continues_at_their_defaults(comparison, tmp_path):
+    import shutil
+
+    config, _, _ = comparison
+    copy = tmp_path / "old"
+    shutil.copytree(config.output, copy)
+    record = json.loads((copy / "compare.json").read_text())
+    for key in ("uniform_weight_paths", "table_learning_rate", "table_noise", "weight_learning_rate"):
+        del record["settings"][key]  # what earlier versions wrote
+    (copy / "compare.json").write_text(json.dumps(record))
+    messages = []
+    compare.run_compare(dataclasses.replace(config, output=str(copy)), progress=messages.append)
+    assert messages and all("finished before, skipped" in line for line in messages)
+    (copy / "compare.json").write_text(json.dumps(record))
+    with pytest.raises(compare.InputError, match="uniform_weight_paths"):
+        compare.run_compare(dataclasses.replace(config, output=str(copy), uniform_weight_paths=1.0),
+                            progress=lambda line: None)
+
+
+def test_uniform_paths_weight_rate_and_panel_reach_our_runs_only(tmp_path, table_csv):
+    config = compare.CompareConfig(methods=("sf", "nni-random"), seeds=(0,), benchmark_table=str(table_csv),
+                                   uniform_weight_paths=1.0, weight_learning_rate=0.05, panel_images=64,
+                                   output=str(tmp_path / "out"), **TINY)
+    result = compare.run_compare(config, progress=lambda line: None)
+    ours = json.loads((tmp_path / "out" / "runs" / "sf-s0" / "config.json").read_text())
+    nnis = json.loads((tmp_path / "out" / "runs" / "nni-random-s0" / "config.json").read_text())
+    assert ours["uniform_weight_paths"] == 1.0 and nnis["uniform_weight_paths"] == 0.0
+    assert ours["weight_learning_rate"] == nnis["weight_learning_rate"] == 0.05
+    results = result["results"].set_index("method")
+    assert -1 <= results.loc["sf", "panel_tau"] <= 1 and pd.isna(results.loc["nni-random", "panel_tau"])
