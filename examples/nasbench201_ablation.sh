@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The search-quality ablation of docs/search-quality.md, on the CPU NAS-Bench-201 proxy (C=8, N=1, batch 64,
+# 20 epochs, one thread a run). Every arm is a `compare` run: resumable (rerun the same line after an
+# interruption), and its results.csv/summary.csv are what the research log quotes.
+#
+# Usage: examples/nasbench201_ablation.sh CIFAR10_DIR TABLE_CSV ARM [SEEDS]
+#   ARM: uniform0 | uniform1 | late-wlr0.025 | late-wlr0.1 | late-wlr0.025-ram | late-wlr0.025-relax | table
+#   SEEDS: comma-separated (default 0: a tuning seed; the final table uses 10,11,12)
+# CIFAR10_DIR: an image-folder tree (python ../shared/tools/unpack_cifar10.py CIFAR10_DIR) or torchvision's files.
+set -euo pipefail
+data=${1:?CIFAR10_DIR}; table=${2:?TABLE_CSV}; arm=${3:?ARM}; seeds=${4:-0}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+proxy=(--space nb201 --dataset cifar10 --data-root "$data" --width 8 --cells 1 --epochs 20 --device cpu
+       --benchmark-table "$table" --seeds "$seeds" --no-progress)
+case "$arm" in
+  uniform0 | uniform1)  # which paths train the weights: the distribution's (0) or uniform ones (1)
+    nas-estimators compare --methods sf "${proxy[@]}" --warmup-epochs 4 --arc-learning-rate 0.01 \
+      --uniform-weight-paths "${arm#uniform}" --output "runs/abl-$arm" ;;
+  late-wlr0.025 | late-wlr0.1)  # the architecture waits 12 epochs for a uniformly trained supernet
+    nas-estimators compare --methods sf "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
+      --weight-learning-rate "${arm#late-wlr}" --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
+  late-wlr0.025-ram | late-wlr0.025-relax)
+    nas-estimators compare --methods "${arm##*-}" "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
+      --weight-learning-rate 0.025 --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
+  table)  # the estimators without a supernet, beside NNI's multi-trial strategies, at equal query budgets
+    for budget in 100 1000; do
+      for noise in 0 0.05; do
+        nas-estimators compare --methods sf-table,relax-table,ram-table,nni-evolution,nni-random-search \
+          --seeds "$seeds" --benchmark-table "$table" --budget "$budget" --table-noise "$noise" \
+          --output "runs/table-b$budget-n$noise" --no-progress
+      done
+    done ;;
+  *) echo "unknown arm: $arm" >&2; exit 2 ;;
+esac
