@@ -218,19 +218,32 @@ def _candidate(value: Any) -> str:
     return f"input {parsed[0]}" if isinstance(parsed, list) and len(parsed) == 1 else str(parsed)
 
 
+#: Per-epoch curves of the report: history column -> subplot title (the optional ones when recorded).
+CURVES = {"entropy": "entropy (nats)", "val_acc": "validation accuracy",
+          "benchmark_accuracy": "benchmark accuracy of the mode",
+          "panel_tau": "supernet ranking: Kendall's tau of the panel",
+          "panel_best_benchmark_acc": "benchmark accuracy of the supernet's best panel cell"}
+
+
 def _curves(records: Sequence[SearchRecord]):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    figure = make_subplots(rows=1, cols=2, subplot_titles=["entropy (nats)", "validation accuracy"])
+    keys = [key for key in CURVES if any(key in r.history and r.history[key].notna().any() for r in records)]
+    keys = keys or ["entropy", "val_acc"]
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    figure = make_subplots(rows=rows, cols=cols, subplot_titles=[CURVES[key] for key in keys])
     for index, record in enumerate(records):
         colour = _colour(index)
-        for column, key in enumerate(("entropy", "val_acc"), 1):
+        for position, key in enumerate(keys):
+            if key not in record.history:
+                continue
             figure.add_trace(go.Scatter(x=record.history["epoch"], y=record.history[key], mode="lines+markers",
-                                        name=record.name, legendgroup=record.name, showlegend=column == 1,
-                                        line=dict(color=colour)), row=1, col=column)
+                                        name=record.name, legendgroup=record.name, showlegend=position == 0,
+                                        line=dict(color=colour)), row=position // cols + 1, col=position % cols + 1)
     figure.update_xaxes(title_text="epoch")
-    figure.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10))
+    figure.update_layout(height=380 * rows, margin=dict(l=10, r=10, t=40, b=10))
     return figure
 
 

@@ -51,6 +51,8 @@ SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "preci
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
+           "panel-tau": "Supernet ranking quality: Kendall's tau of the panel against the table",
+           "panel-best": "Benchmark accuracy of the panel architecture the supernet scores best",
            "final-comparison": "Final comparison", "multi-trial": "Multi-trial search: best benchmark accuracy so far"}
 
 
@@ -412,6 +414,8 @@ def figures(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, 
     curves = [("validation-accuracy", "val_acc", "validation accuracy"), ("entropy", "entropy", "entropy (nats)")]
     if table is not None:
         curves.append(("benchmark-accuracy", "benchmark_acc", "benchmark accuracy of the mode"))
+        curves.append(("panel-tau", "panel_tau", "Kendall's tau"))
+        curves.append(("panel-best", "panel_best_benchmark_acc", "benchmark accuracy"))
     for figure_id, column, label in curves:
         if not len(results) or results[column].isna().all():
             continue

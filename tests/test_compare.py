@@ -317,3 +317,5 @@ def test_uniform_paths_weight_rate_and_panel_reach_our_runs_only(tmp_path, table
     assert ours["weight_learning_rate"] == nnis["weight_learning_rate"] == 0.05
     results = result["results"].set_index("method")
     assert -1 <= results.loc["sf", "panel_tau"] <= 1 and pd.isna(results.loc["nni-random", "panel_tau"])
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="panel-tau"' in report and 'id="panel-best"' in report

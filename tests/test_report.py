@@ -180,3 +180,20 @@ def test_report_command_screenshot(runs, tmp_path, capsys):
                  "--diagrams", "plotly"]) == 0
     assert png_size_and_colours(shot)[2] > 50
     assert "page error" not in capsys.readouterr().err
+
+
+def test_ranking_panel_curves_are_plotted_when_recorded(runs, tmp_path):
+    _, nb201 = runs
+    copy = tmp_path / "with-panel"
+    shutil.copytree(nb201, copy)
+    history = pd.read_csv(copy / "history.csv")
+    history["panel_tau"] = [0.125, 0.5]
+    history["panel_best_benchmark_acc"] = [91.5, 93.25]
+    history.to_csv(copy / "history.csv", index=False)
+    page = write_report([copy], tmp_path / "report.html", diagram_style="plotly").read_text()
+    assert "supernet ranking: Kendall" in page and "supernet's best panel cell" in page
+    plotted = [values(t["y"]) for figure in range(1, 8) if f'"figure-{figure}",' in page
+               for t in figure_data(page, f"figure-{figure}")]
+    assert [0.125, 0.5] in plotted and [91.5, 93.25] in plotted
+    plain = write_report([nb201], tmp_path / "plain.html", diagram_style="plotly").read_text()
+    assert "supernet ranking: Kendall" not in plain
