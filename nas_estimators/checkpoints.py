@@ -20,7 +20,7 @@ from lightning_fabric.plugins import TorchCheckpointIO
 
 SEARCH_KEY = "nas_estimators_search"  # the recorder's part: history, data order, random states, config
 # What must match between a checkpoint and the search resuming it.
-IDENTITY = ("estimator", "space", "dataset", "width", "cells", "batch_size", "seed")
+IDENTITY = ("estimator", "space", "dataset", "width", "cells", "batch_size", "seed", "batch_norm")
 MAGIC = b"nas-estimators checkpoint v1\n"
 
 

@@ -9,6 +9,7 @@ from typing import Sequence
 from . import commands_bench, commands_compare
 from .data import DATASETS
 from .schedules import SCHEDULES
+from .spaces import BATCH_NORMS
 
 ESTIMATOR_CHOICES = ("sf", "relax", "ram")
 SPACE_CHOICES = ("darts", "nb201")
@@ -51,6 +52,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-learning-rate", type=float, default=0.025, help="SGD learning rate of the weights")
     parser.add_argument("--arc-learning-rate", type=float, default=3e-3, help="Adam learning rate of the logits")
     parser.add_argument("--warmup-epochs", type=int, default=0, help="epochs that train weights only")
+    parser.add_argument("--batch-norm", choices=BATCH_NORMS, default="nni",
+                        help="supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics only, "
+                             "no affine parameters, as NAS-Bench-201's one-shot searches)")
     parser.add_argument("--uniform-weight-paths", type=float, default=0.0, metavar="SHARE",
                         help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
                              "(1: single-path one-shot; 0: paths from the learnt distribution)")
@@ -125,7 +129,7 @@ def _search(args: argparse.Namespace) -> int:
         download=args.download, output=output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         device=args.device, width=args.width, cells=args.cells, weight_learning_rate=args.weight_learning_rate,
         arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
-        uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
+        uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images, batch_norm=args.batch_norm,
         baseline_decay=args.baseline_decay, samples_per_step=args.samples_per_step, surrogate_width=args.surrogate_width, surrogate_lr=args.surrogate_lr,
         temperature=args.temperature, temperature_final=args.temperature_final,
         temperature_schedule=args.temperature_schedule, labels_per_step=args.labels_per_step,

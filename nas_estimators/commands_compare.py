@@ -32,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--arc-learning-rate", type=float, default=3e-3,
                         help="Adam learning rate of the logits of sf, relax and ram (default: 3e-3; NNI's "
                              "strategies keep their own)")
+    parser.add_argument("--batch-norm", default="nni",
+                        help="every one-shot method's supernet batch norm: nni or no-affine (default: nni)")
     parser.add_argument("--weight-learning-rate", type=float, default=0.025,
                         help="SGD learning rate of the shared weights, for every one-shot method (default: 0.025)")
     parser.add_argument("--warmup-epochs", type=int, default=0,
@@ -68,7 +70,7 @@ def _compare(args: argparse.Namespace) -> int:
             width=args.width, cells=args.cells, device=args.device, precision=args.precision,
             channels_last=args.channels_last, benchmark_table=args.benchmark_table, budget=args.budget,
             arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
-            weight_learning_rate=args.weight_learning_rate, uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
+            weight_learning_rate=args.weight_learning_rate, batch_norm=args.batch_norm, uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
             table_learning_rate=args.table_learning_rate, table_noise=args.table_noise,
             output=args.output, progress=not args.no_progress, report_only=args.report_only)
     except ValueError as error:  # a seed that is not an integer

@@ -66,6 +66,7 @@ def _search_config(args: argparse.Namespace, output: Path):
                   seed=args.seed, device=args.device, width=args.width, cells=args.cells,
                   weight_learning_rate=args.weight_learning_rate, warmup_epochs=args.warmup_epochs,
                   uniform_weight_paths=args.uniform_weight_paths, samples_per_step=args.samples_per_step,
+                  batch_norm=args.batch_norm,
                   progress=False)
     return SearchConfig(**common, **fixed), fixed
 

@@ -31,7 +31,7 @@ from .data import DATASETS
 from .search import (CHECKPOINT_NAME, ESTIMATOR_NAMES, SearchConfig, make_estimator, prepare, resolve_device,
                      resolve_precision, run_search)
 from .lightning import check_uniform_weight_paths
-from .spaces import SPACES
+from .spaces import BATCH_NORMS, SPACES
 
 ONESHOT_METHODS = (*ESTIMATOR_NAMES, *ONESHOT_BASELINES)
 #: Command-line name -> NNI multi-trial strategy class name.
@@ -47,7 +47,7 @@ NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
-            "table_learning_rate", "table_noise", "weight_learning_rate")
+            "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm")
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -81,6 +81,7 @@ class CompareConfig:
     arc_learning_rate: float = SearchConfig.arc_learning_rate  # sf, relax, ram (NNI's keep their own)
     warmup_epochs: int = 0  # every one-shot method
     weight_learning_rate: float = SearchConfig.weight_learning_rate  # every one-shot method's shared weights
+    batch_norm: str = SearchConfig.batch_norm  # every one-shot method's supernet
     uniform_weight_paths: float = SearchConfig.uniform_weight_paths  # sf, relax, ram
     panel_images: int = SearchConfig.panel_images  # sf, relax, ram with a table: the supernet's ranking panel
     table_learning_rate: float = 0.1  # sf-table, relax-table, ram-table: Adam learning rate of the logits
@@ -126,6 +127,8 @@ def check(config: CompareConfig):
     if config.epochs is not None and (isinstance(config.epochs, bool) or int(config.epochs) != config.epochs
                                       or config.epochs < 1):
         raise InputError(f"epochs: expected a positive integer, got {config.epochs!r}")
+    if config.batch_norm not in BATCH_NORMS:
+        raise InputError(f"batch-norm: expected one of {', '.join(BATCH_NORMS)}, got {config.batch_norm!r}")
     if not (isinstance(config.weight_learning_rate, (int, float)) and math.isfinite(config.weight_learning_rate)
             and config.weight_learning_rate > 0):
         raise InputError(f"weight-learning-rate: expected a positive number, got {config.weight_learning_rate!r}")
@@ -284,7 +287,7 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
         arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
-        weight_learning_rate=config.weight_learning_rate, uniform_weight_paths=config.uniform_weight_paths if method in ESTIMATOR_NAMES else 0.0,
+        weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm, uniform_weight_paths=config.uniform_weight_paths if method in ESTIMATOR_NAMES else 0.0,
         progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
     try:
         parts = prepare(search_config, data=data)

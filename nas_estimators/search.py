@@ -27,7 +27,7 @@ from .estimators import Ram, Relax, ScoreFunction
 from .lightning import SearchDiverged, check_uniform_weight_paths
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .schedules import make_schedule
-from .spaces import build_space
+from .spaces import BATCH_NORMS, build_space
 
 __all__ = ["SearchConfig", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
@@ -61,6 +61,7 @@ class SearchConfig:
     arc_learning_rate: float = 3e-3
     warmup_epochs: int = 0
     uniform_weight_paths: float = 0.0
+    batch_norm: str = "nni"  # "no-affine": batch statistics only, no affine parameters (see spaces.BATCH_NORMS)
     gradient_clip: float | None = 5.0
     baseline_decay: float = 0.9
     samples_per_step: int = 1  # sf: architectures scored a step (>= 2: leave-one-out baselines)
@@ -82,7 +83,7 @@ class SearchConfig:
 
     def identity(self, width: int | None = None, cells: int | None = None) -> dict[str, Any]:
         """What a checkpoint must share with the search that resumes it."""
-        return {"estimator": self.estimator, "space": self.space, "dataset": self.dataset,
+        return {"estimator": self.estimator, "space": self.space, "dataset": self.dataset, "batch_norm": self.batch_norm,
                 "width": self.width if width is None else width, "cells": self.cells if cells is None else cells,
                 "batch_size": self.batch_size, "seed": self.seed}
 
@@ -179,6 +180,8 @@ def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
     else:
         make_estimator(config)  # checks the hyperparameters before any data is read
     check_uniform_weight_paths(config.uniform_weight_paths)
+    if config.batch_norm not in BATCH_NORMS:
+        raise ValueError(f"batch_norm: expected one of {', '.join(BATCH_NORMS)}, got {config.batch_norm!r}")
     if isinstance(config.panel_images, bool) or int(config.panel_images) != config.panel_images \
             or config.panel_images < 0:
         raise ValueError(f"panel_images: expected an integer >= 0, got {config.panel_images!r}")
@@ -208,7 +211,7 @@ def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
     if checkpoint is not None:
         check_belongs(checkpoint_path, checkpoint, config.identity(width, cells))
     pl.seed_everything(config.seed, workers=False, verbose=False)  # the supernet's initial weights
-    space = build_space(config.space, width, cells, num_classes=data.num_classes)
+    space = build_space(config.space, width, cells, num_classes=data.num_classes, batch_norm=config.batch_norm)
     batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed,
                              channels_last=config.channels_last)
     if config.estimator in ONESHOT_BASELINES:

@@ -294,7 +294,7 @@ def test_a_comparison_recorded_before_the_new_settings_continues_at_their_defaul
     copy = tmp_path / "old"
     shutil.copytree(config.output, copy)
     record = json.loads((copy / "compare.json").read_text())
-    for key in ("uniform_weight_paths", "table_learning_rate", "table_noise", "weight_learning_rate"):
+    for key in ("uniform_weight_paths", "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm"):
         del record["settings"][key]  # what earlier versions wrote
     (copy / "compare.json").write_text(json.dumps(record))
     messages = []

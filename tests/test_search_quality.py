@@ -225,3 +225,46 @@ def test_noisy_multi_trial_scores_are_seeded_and_differ_from_the_table(tmp_path,
     assert (noisy["score"] != noisy["benchmark_acc"]).all()
     assert noisy["score"].tolist() == again["score"].tolist()
     assert (noisy["score"] - noisy["benchmark_acc"]).abs().max() < 30  # 100 * 0.05 * 6 standard deviations
+
+
+# ------------------------------------------------------------------ batch norm of the search supernet
+
+def test_no_affine_batch_norm_has_no_parameters_and_uses_batch_statistics():
+    from nas_estimators.spaces import build_space
+
+    space = build_space("nb201", 4, 1, batch_norm="no-affine")
+    norms = [m for m in space.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.weight is None and m.bias is None and m.running_mean is None for m in norms)
+    names = [name for name, _ in space.named_parameters()]
+    assert not any(name.endswith(("bn.weight", "bn.bias")) for name in names)
+    nni = build_space("nb201", 4, 1)
+    assert sum(p.numel() for p in nni.parameters()) > sum(p.numel() for p in space.parameters())
+    # Batch statistics in evaluation mode too: one image's output depends on the rest of its batch.
+    norm = norms[0]
+    x = torch.randn(6, norm.num_features, 3, 3, generator=torch.Generator().manual_seed(0))
+    norm.eval()
+    assert not torch.allclose(norm(x)[:1], norm(x[:2])[:1])
+    with pytest.raises(ValueError, match="batch_norm: expected one of nni, no-affine"):
+        build_space("nb201", 4, 1, batch_norm="none")
+
+
+def test_search_with_no_affine_batch_norm_resumes_and_its_checkpoint_refuses_the_other(tmp_path):
+    import json
+
+    from helpers import tiny_search
+    from nas_estimators.cli import main
+    from nas_estimators.search import SearchConfig, prepare
+
+    output = tiny_search(tmp_path / "s", "--space", "nb201", "--width", "4", "--cells", "1",
+                         "--batch-norm", "no-affine")
+    assert json.loads((output / "config.json").read_text())["batch_norm"] == "no-affine"
+    before = (output / "checkpoint.ckpt").read_bytes()
+    other = SearchConfig(space="nb201", width=4, cells=1, batch_size=256, output=str(output), resume=True,
+                         batch_norm="nni", progress=False)
+    with pytest.raises(ValueError, match="batch_norm='no-affine'"):
+        prepare(other)
+    assert (output / "checkpoint.ckpt").read_bytes() == before
+    with pytest.raises(ValueError, match="batch_norm: expected one of nni, no-affine"):
+        prepare(SearchConfig(batch_norm="affine", output=str(tmp_path / "t")))
+    assert main(["search", "--resume", "--output", str(output), "--epochs", "3", "--no-progress"]) == 0
+    assert len(json.loads((output / "top_k.json").read_text())) >= 1
