@@ -4,7 +4,8 @@
 # interruption), and its results.csv/summary.csv are what the research log quotes.
 #
 # Usage: examples/nasbench201_ablation.sh CIFAR10_DIR TABLE_CSV ARM [SEEDS]
-#   ARM: uniform0 | uniform1 | late-wlr0.025 | late-wlr0.1 | late-wlr0.025-ram | late-wlr0.025-relax | table
+#   ARM: uniform0 | uniform1 | late-wlr0.025 | late-wlr0.1 | late-wlr0.025-ram | late-wlr0.025-relax |
+#        late-wlr0.025-noaffine | table
 #   SEEDS: comma-separated (default 0: a tuning seed; the final table uses 10,11,12)
 # CIFAR10_DIR: an image-folder tree (python ../shared/tools/unpack_cifar10.py CIFAR10_DIR) or torchvision's files.
 set -euo pipefail
@@ -22,6 +23,9 @@ case "$arm" in
   late-wlr0.025-ram | late-wlr0.025-relax)
     nas-estimators compare --methods "${arm##*-}" "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
       --weight-learning-rate 0.025 --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
+  late-wlr0.025-noaffine)  # the same with batch statistics only, no affine parameters, in the supernet
+    nas-estimators compare --methods sf "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
+      --weight-learning-rate 0.025 --batch-norm no-affine --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
   table)  # the estimators without a supernet, beside NNI's multi-trial strategies, at equal query budgets
     for budget in 100 1000; do
       for noise in 0 0.05; do
