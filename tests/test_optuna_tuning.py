@@ -243,7 +243,7 @@ def test_tune_writes_the_best_trial_and_resumes_the_study(tmp_path, capsys):
 
 
 def test_importances_rank_the_parameter_that_decides_the_value(tmp_path, capsys):
-    from nas_estimators.commands_tune import _write_results
+    from nas_estimators.cli.tune import _write_results
 
     study = _study()
     distributions = {"arc_learning_rate": optuna.distributions.FloatDistribution(1e-4, 3e-2, log=True),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import UsageError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from .compare import DEFAULT_METHODS, METHODS
+    from ..compare import DEFAULT_METHODS, METHODS
 
     parser = subparsers.add_parser(
         "compare", help="compare search methods (ours and NNI's) over several seeds",
@@ -60,8 +62,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-    from .compare import CompareConfig, InputError, list_argument, run_compare
+    from ..compare import CompareConfig, InputError, list_argument, run_compare
 
     try:
         config = CompareConfig(

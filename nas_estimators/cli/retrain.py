@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common import usage_error
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``retrain`` and ``table`` on the ``nas-estimators`` subcommand parser."""
@@ -53,19 +55,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     table.set_defaults(handler=_table)
 
 
-def _usage_error(error: BaseException):
-    from .cli import usage_error  # here, not at the top: cli imports this module
-
-    return usage_error(error)
-
 
 def _retrain(args: argparse.Namespace) -> int:
-    from .checkpoints import CheckpointError
-    from .data import DATASETS, DataError
-    from .retrain import RetrainConfig, RetrainDiverged, RetrainError, retrain
+    from ..checkpoints import CheckpointError
+    from ..data import DATASETS, DataError
+    from ..retrain import RetrainConfig, RetrainDiverged, RetrainError, retrain
 
     if args.dataset not in DATASETS:
-        raise _usage_error(ValueError(f"--dataset: expected one of {', '.join(DATASETS)}, got {args.dataset!r}"))
+        raise usage_error(ValueError(f"--dataset: expected one of {', '.join(DATASETS)}, got {args.dataset!r}"))
     name = Path(args.architecture.rstrip("/")).name.replace(":", "-").removesuffix(".json") or "architecture"
     config = RetrainConfig(
         architecture=args.architecture, output=args.output or f"runs/retrain-{name}", dataset=args.dataset,
@@ -77,7 +74,7 @@ def _retrain(args: argparse.Namespace) -> int:
     try:
         result = retrain(config, progress=lambda line: print(line, flush=True))
     except (RetrainError, DataError, CheckpointError, ValueError) as error:
-        raise _usage_error(error) from None
+        raise usage_error(error) from None
     except RetrainDiverged as error:
         print(f"nas-estimators retrain: diverged: {error}", file=sys.stderr)
         return 1
@@ -87,12 +84,12 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .retrain import RetrainError, table_rows, write_table
+    from ..retrain import RetrainError, table_rows, write_table
 
     try:
         table = table_rows(args.paths)
     except RetrainError as error:
-        raise _usage_error(error) from None
+        raise usage_error(error) from None
     for path in write_table(table, Path(args.output)):
         print(path)
     print(table.drop(columns=["directory"]).to_string(index=False), file=sys.stdout)

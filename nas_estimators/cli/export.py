@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from .common import usage_error
+
 FORMATS = ("json", "genotype", "dot", "svg", "png", "html")
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``export``, ``report`` and ``webui`` on the ``nas-estimators`` subcommand parser."""
     export = commands.add_parser(
         "export", help="write a search's architectures as NNI JSON, genotypes or cell diagrams",
@@ -57,51 +59,46 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     webui.set_defaults(handler=_webui)
 
 
-def _usage_error(error: BaseException):
-    from .cli import usage_error  # here, not at the top: cli imports this module
-
-    return usage_error(error)
-
 
 def _export(args: argparse.Namespace) -> int:
-    from .integrations.diagrams import GraphvizMissing
-    from .integrations.export import ArchitectureError, export, load_search
+    from ..integrations.diagrams import GraphvizMissing
+    from ..integrations.export import ArchitectureError, export, load_search
 
     if args.format not in FORMATS:
-        raise _usage_error(ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {args.format!r}"))
+        raise usage_error(ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {args.format!r}"))
     path = Path(args.path)
     try:
         search = load_search(path, space=args.space)
         output = Path(args.output) if args.output else (path if path.is_dir() else path.parent) / "export"
         written = export(search, args.format, output, top=args.top)
     except (ArchitectureError, GraphvizMissing, OSError) as error:
-        raise _usage_error(error) from None
+        raise usage_error(error) from None
     for file in written:
         print(file)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .integrations.browser import INSTALL_HINT, BrowserError, find_chromium
-    from .integrations.diagrams import GraphvizMissing
-    from .integrations.export import ArchitectureError
-    from .integrations.report import write_report
+    from ..integrations.browser import INSTALL_HINT, BrowserError, find_chromium
+    from ..integrations.diagrams import GraphvizMissing
+    from ..integrations.export import ArchitectureError
+    from ..integrations.report import write_report
 
     if args.screenshot and find_chromium() is None:
-        raise _usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
+        raise usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
     if not 0.1 <= args.screenshot_scale <= 4:
-        raise _usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
+        raise usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
     default = Path(args.paths[0]) / "report.html" if len(args.paths) == 1 else Path("report.html")
     output = Path(args.output) if args.output else default
     if output.suffix.lower() not in (".html", ".htm"):
-        raise _usage_error(ValueError(f"--output: expected an .html file, got {output}"))
+        raise usage_error(ValueError(f"--output: expected an .html file, got {output}"))
     try:
         written = write_report(args.paths, output, diagram_style=args.diagrams)
     except (ArchitectureError, GraphvizMissing, OSError) as error:
-        raise _usage_error(error) from None
+        raise usage_error(error) from None
     print(written)
     if args.screenshot:
-        from .integrations.browser import HeadlessChromium
+        from ..integrations.browser import HeadlessChromium
 
         try:
             with HeadlessChromium(width=1300, height=900) as browser:
@@ -110,35 +107,35 @@ def _report(args: argparse.Namespace) -> int:
                 for error in page.errors:
                     print(f"page error: {error}", file=sys.stderr)
         except BrowserError as error:
-            raise _usage_error(error) from None
+            raise usage_error(error) from None
         print(args.screenshot)
     return 0
 
 
 def _webui(args: argparse.Namespace) -> int:
-    from .integrations.browser import INSTALL_HINT, find_chromium
-    from .integrations.export import ArchitectureError, load_search
-    from .integrations.nni_webui import capture_webui, launch, wait_for_trials
+    from ..integrations.browser import INSTALL_HINT, find_chromium
+    from ..integrations.export import ArchitectureError, load_search
+    from ..integrations.nni_webui import capture_webui, launch, wait_for_trials
 
     if args.screenshot and find_chromium() is None:
-        raise _usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
+        raise usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
     if not 0.1 <= args.screenshot_scale <= 4:
-        raise _usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
+        raise usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
     path = Path(args.path)
     if not path.is_dir():
-        raise _usage_error(ValueError(f"{path}: no such directory"))
+        raise usage_error(ValueError(f"{path}: no such directory"))
     try:
         search = load_search(path)
     except ArchitectureError as error:
-        raise _usage_error(error) from None
+        raise usage_error(error) from None
     if args.top is not None:
         if not 1 <= args.top <= len(search.architectures):
-            raise _usage_error(ValueError(f"--top: expected 1..{len(search.architectures)}, got {args.top}"))
+            raise usage_error(ValueError(f"--top: expected 1..{len(search.architectures)}, got {args.top}"))
         search.architectures, search.probabilities = search.architectures[:args.top], search.probabilities[:args.top]
     try:
         experiment = launch(search, port=args.port, trial_epochs=args.trial_epochs, concurrency=args.concurrency)
     except (ValueError, RuntimeError) as error:
-        raise _usage_error(error) from None
+        raise usage_error(error) from None
     print(f"NNI web UI: http://127.0.0.1:{args.port}  ({len(search.architectures)} trials)", flush=True)
     try:
         wait_for_trials(experiment, len(search.architectures), timeout=float("inf"),

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .cli import UsageError, add_search_arguments
+from .common import UsageError, add_search_arguments
 
 # The hyperparameters tune draws unless the command line fixes them (argparse dest -> SearchConfig field).
 TUNABLE = ("arc_learning_rate", "baseline_decay", "surrogate_width", "surrogate_lr", "temperature",
@@ -58,7 +58,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _search_config(args: argparse.Namespace, output: Path):
-    from .search import SearchConfig
+    from ..search import SearchConfig
 
     fixed = {name: getattr(args, name) for name in TUNABLE if getattr(args, name) is not None}
     common = dict(estimator=args.estimator, space=args.space, dataset=args.dataset, data_root=args.data_root,
@@ -73,7 +73,7 @@ def _search_config(args: argparse.Namespace, output: Path):
 
 def _check_config(config) -> None:
     """Bad options (data, device, fixed hyperparameters) are one usage error now, not N failed trials."""
-    from .search import prepare
+    from ..search import prepare
 
     try:
         # Points at a directory that is never created: prepare() only checks and builds, writes nothing.
@@ -95,7 +95,7 @@ def _open_study(args: argparse.Namespace, storage_url: str, study_name: str, met
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .integrations.optuna_tuning import StudyMismatch, make_storage, open_study
+    from ..integrations.optuna_tuning import StudyMismatch, make_storage, open_study
 
     sampler = (optuna.samplers.RandomSampler(seed=args.sampler_seed) if args.sampler == "random"
                else optuna.samplers.TPESampler(seed=args.sampler_seed))
@@ -150,7 +150,7 @@ def _short(value: Any) -> str:
 def _write_results(study: Any, output: Path) -> int:
     import optuna
 
-    from .checkpoints import atomic_write_text as _atomic_write_text
+    from ..checkpoints import atomic_write_text as _atomic_write_text
 
     frame = study.trials_dataframe()
     _atomic_write_text(output / "trials.csv", frame.to_csv(index=False))
@@ -200,9 +200,9 @@ def tune(args: argparse.Namespace) -> int:
     """The ``tune`` command's handler."""
     import optuna
 
-    from .integrations.nasbench201 import BenchmarkTable
-    from .integrations.optuna_tuning import SearchObjective, default_storage
-    from .search import DEFAULT_EPOCHS
+    from ..integrations.nasbench201 import BenchmarkTable
+    from ..integrations.optuna_tuning import SearchObjective, default_storage
+    from ..search import DEFAULT_EPOCHS
 
     if args.n_trials < 1:
         raise UsageError(f"n-trials: expected a positive integer, got {args.n_trials}")
@@ -247,6 +247,6 @@ def tune(args: argparse.Namespace) -> int:
 
 
 def _tuned(estimator: str, fixed: dict) -> list[str]:
-    from .integrations.optuna_tuning import TUNED_PARAMETERS
+    from ..integrations.optuna_tuning import TUNED_PARAMETERS
 
     return [name for name in TUNED_PARAMETERS[estimator] if name not in fixed]

@@ -7,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from .common import UsageError, optional_int
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from .bench import DEFAULT_STRATEGIES, STRATEGIES
-    from .cli import _optional_int
+    from ..bench import DEFAULT_STRATEGIES, STRATEGIES
 
     parser = subparsers.add_parser(
         "bench", help="time search steps of each strategy, ours and NNI's",
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="bf16 autocast or fp32 for every strategy (default auto: bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last images and weights")
-    parser.add_argument("--labels-per-step", type=_optional_int, default=1,
+    parser.add_argument("--labels-per-step", type=optional_int, default=1,
                         help="ram: labels marginalised per step, or 'all' (default: 1, as in search)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--threads", type=int,
@@ -44,8 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, InputError, run_bench, strategies_argument, table
-    from .cli import UsageError
+    from ..bench import BenchConfig, InputError, run_bench, strategies_argument, table
 
     config = BenchConfig(
         strategies=strategies_argument(args.strategies), space=args.space, width=args.width, cells=args.cells,

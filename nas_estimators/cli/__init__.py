@@ -1,0 +1,38 @@
+"""``nas-estimators`` command line (also ``python -m nas_estimators``)."""
+
+# One module a command; common.py holds what they share.
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import bench, compare, export, retrain, search, tune
+from .common import UsageError
+
+COMMANDS = (search, bench, compare, export, tune, retrain)  # in the order ``--help`` lists them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nas-estimators", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        parser.exit(2, f"nas-estimators {args.command}: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"nas-estimators {args.command}: interrupted\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

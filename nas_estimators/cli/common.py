@@ -1,0 +1,70 @@
+"""What every command shares: usage errors, option types and the search options."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data import DATASETS
+from ..schedules import SCHEDULES
+from ..spaces import BATCH_NORMS, SPACES
+
+ESTIMATOR_CHOICES = ("sf", "relax", "ram")
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit status 2."""
+
+
+def usage_error(error: BaseException) -> UsageError:
+    """``error`` as a usage error: its first line, shown to the user without a traceback (exit 2)."""
+    return UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def optional_int(text: str) -> int | None:
+    if text.lower() in ("none", "all"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}") from None
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """The search options, shared by every command that runs searches."""
+    parser.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="sf", help="gradient estimator (default: sf)")
+    parser.add_argument("--space", choices=SPACES, default="darts", help="model space (default: darts)")
+    parser.add_argument("--dataset", choices=DATASETS, default="digits",
+                        help="digits (ships with scikit-learn, the default) or cifar10 (needs --data-root)")
+    parser.add_argument("--data-root", help="CIFAR-10: torchvision's cifar-10-batches-py files or DIR/train/<class>/, "
+                                            "DIR/test/<class>/ image folders")
+    parser.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data-root")
+    parser.add_argument("--epochs", type=int, help="search epochs (default: 40 on digits, 50 on cifar10)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--width", type=int, help="initial channels (default: 16; 8 on digits)")
+    parser.add_argument("--cells", type=int,
+                        help="DARTS: cells in the network (default 8; 5 on digits); nb201: cells per stage (5; 1 on digits)")
+    parser.add_argument("--weight-learning-rate", type=float, default=0.025, help="SGD learning rate of the weights")
+    parser.add_argument("--arc-learning-rate", type=float, default=3e-3, help="Adam learning rate of the logits")
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="epochs that train weights only")
+    parser.add_argument("--batch-norm", choices=BATCH_NORMS, default="nni",
+                        help="supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics only, "
+                             "no affine parameters, as NAS-Bench-201's one-shot searches)")
+    parser.add_argument("--uniform-weight-paths", type=float, default=0.0, metavar="SHARE",
+                        help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
+                             "(1: single-path one-shot; 0: paths from the learnt distribution)")
+    estimators = parser.add_argument_group("estimator hyperparameters")
+    estimators.add_argument("--baseline-decay", type=float, default=0.9, help="sf: moving-average decay, in [0, 1)")
+    estimators.add_argument("--samples-per-step", type=int, default=1,
+                            help="sf: architectures scored a step; >= 2 uses leave-one-out baselines (default: 1)")
+    estimators.add_argument("--surrogate-width", type=int, default=64, help="relax: hidden units of the surrogate")
+    estimators.add_argument("--surrogate-lr", type=float, default=1e-3, help="relax: surrogate learning rate")
+    estimators.add_argument("--temperature", type=float, default=0.5, help="relax: (initial) temperature")
+    estimators.add_argument("--temperature-final", type=float, help="relax: final temperature of the schedule")
+    estimators.add_argument("--temperature-schedule", choices=sorted(SCHEDULES), default="constant",
+                            help="relax: temperature schedule over the search")
+    estimators.add_argument("--labels-per-step", type=optional_int, default=1,
+                            help="ram: labels marginalised per step, or 'all' (default: 1, at most ~2x SF's time)")
+
+

@@ -1,0 +1,90 @@
+"""``nas-estimators search``: one estimator over one model space, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import UsageError, add_search_arguments
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    search = commands.add_parser("search", help="search a model space with one estimator",
+                                 description="Search a model space; writes architecture.json, history.csv, "
+                                             "probabilities.csv, top_k.csv/json and checkpoint.ckpt to --output.")
+    add_search_arguments(search)
+    search.add_argument("--output", default=None, help="output directory (default: runs/ESTIMATOR-SPACE-DATASET-sSEED)")
+    search.add_argument("--top-k", type=int, default=5, help="also write the K most probable architectures")
+    search.add_argument("--benchmark-table", metavar="CSV",
+                        help="nb201: NAS-Bench-201 accuracy table (arch, accuracy); scores the mode every epoch "
+                             "and the top-k architectures")
+    search.add_argument("--panel-images", type=int, default=512,
+                        help="with --benchmark-table: held-out images on which a panel of 80 architectures is "
+                             "scored each epoch (Kendall's tau in history.csv; 0: off)")
+    search.add_argument("--resume", action="store_true",
+                        help="continue the search in --output with its saved options (--epochs may extend it)")
+    search.add_argument("--max-bad-steps", type=int, default=20,
+                        help="stop after this many consecutive non-finite steps (0: never; default 20)")
+    search.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto: bf16 autocast on CUDA, fp32 on the CPU")
+    search.add_argument("--channels-last", action="store_true", help="channels-last memory format (CUDA)")
+    search.add_argument("--deterministic", action="store_true",
+                        help="deterministic algorithms only (CUDA: reproducible, slower)")
+    search.add_argument("--no-progress", action="store_true", help="no progress bar")
+    search.set_defaults(handler=_search)
+    return search
+
+
+def _search(args: argparse.Namespace) -> int:
+    from ..search import SearchConfig, SearchDiverged, SearchInterrupted, load_saved_config, prepare, run_search
+
+    output = args.output or f"runs/{args.estimator}-{args.space}-{args.dataset}-s{args.seed}"
+    if args.resume:
+        if args.output is None:
+            raise UsageError("resume: name the search to continue with --output DIR")
+        try:
+            config = load_saved_config(output)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        # The directory given wins over the one saved: a search may have been moved or copied.
+        config.output, config.resume, config.progress, config.device = output, True, not args.no_progress, args.device
+        config.epochs = args.epochs if args.epochs is not None else config.epochs
+        return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
+    config = SearchConfig(
+        estimator=args.estimator, space=args.space, dataset=args.dataset, data_root=args.data_root,
+        download=args.download, output=output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        device=args.device, width=args.width, cells=args.cells, weight_learning_rate=args.weight_learning_rate,
+        arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
+        uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images, batch_norm=args.batch_norm,
+        baseline_decay=args.baseline_decay, samples_per_step=args.samples_per_step, surrogate_width=args.surrogate_width, surrogate_lr=args.surrogate_lr,
+        temperature=args.temperature, temperature_final=args.temperature_final,
+        temperature_schedule=args.temperature_schedule, labels_per_step=args.labels_per_step,
+        top_k=args.top_k, benchmark_table=args.benchmark_table, max_bad_steps=args.max_bad_steps, deterministic=args.deterministic,
+        precision=args.precision, channels_last=args.channels_last,
+        progress=not args.no_progress)
+    return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
+
+
+def _run(config, prepare, run_search, diverged, interrupted) -> int:
+    try:
+        parts = prepare(config)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from None
+    try:
+        result = run_search(config, parts)
+    except interrupted as error:
+        print(f"nas-estimators search: {error}", file=sys.stderr)
+        return 128 + error.signal_number
+    except diverged as error:
+        print(f"nas-estimators search: error: {error}; the last good checkpoint is "
+              f"{parts['output'] / 'checkpoint.ckpt'}", file=sys.stderr)
+        return 1
+    history = result["history"]
+    last = history.iloc[-1] if len(history) else None
+    print(f"architecture: {result['output'] / 'architecture.json'}")
+    if last is not None:
+        print(f"final epoch: val_acc {last['val_acc']:.4f}  entropy {last['entropy']:.3f}  "
+              f"search time {result['seconds']:.1f} s")
+    return 0
+
+
