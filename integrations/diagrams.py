@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .export import CELL_TYPES, DARTS_NODES, INPUTS_PER_NODE, check_architecture
-from .nasbench201 import EDGES as NB201_EDGES
-from .nasbench201 import LABELS as NB201_LABELS
+from nas_estimators.nasbench201 import EDGES as NB201_EDGES
+from nas_estimators.nasbench201 import LABELS as NB201_LABELS
 
 __all__ = ["CellGraph", "Edge", "GraphvizMissing", "cell_graphs", "graphviz_available", "plotly_figure",
            "render", "require_graphviz", "to_dot", "to_svg"]

@@ -26,9 +26,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from .nasbench201 import LABELS as NB201_LABELS
-from .nasbench201 import NNI_OPS as NB201_OPS
-from .nasbench201 import to_arch_string
+from nas_estimators.nasbench201 import LABELS as NB201_LABELS
+from nas_estimators.nasbench201 import NNI_OPS as NB201_OPS
+from nas_estimators.nasbench201 import to_arch_string
 
 __all__ = [
     "ArchitectureError", "DARTS_OPS", "DARTS_V2_GENOTYPE", "FORMATS", "Genotype", "SearchOutput",

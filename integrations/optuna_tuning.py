@@ -37,6 +37,7 @@ import optuna
 import pytorch_lightning as pl
 import torch
 
+from ..nasbench201 import benchmark_listener
 from ..search import SearchConfig, prepare, run_search
 
 __all__ = [
@@ -125,7 +126,7 @@ class _EpochReporter:
             if value is None or not math.isfinite(value):
                 raise SearchDiverged(f"epoch {epoch}: {name} is {value}")
         if self.table is not None:  # a column of history.csv: the benchmark accuracy of the epoch's mode
-            row["benchmark_acc"] = _table_accuracy(self.table, self.architecture)
+            benchmark_listener(self.table)(row, module)
         if epoch < self.warmup_epochs:
             return
         self.trial.report(float(row["val_acc"]), epoch)
@@ -194,7 +195,7 @@ class SearchObjective:
         config: the search every trial runs (dataset, space, estimator, epochs...); its estimator
             hyperparameters are replaced by the drawn ones, except those named in ``fixed``.
         output: each trial writes its search into ``output/trials/NNNN`` (NNNN: the trial number).
-        table: a :class:`~nas_estimators.integrations.nasbench201.BenchmarkTable`: return the
+        table: a :class:`~nas_estimators.nasbench201.BenchmarkTable`: return the
             table accuracy of the exported architecture instead of its validation accuracy (nb201 only).
         fixed: hyperparameters not to tune (SearchConfig field names -> values).
         suggest: replaces :func:`suggest_hyperparameters` (same signature) for another search space.

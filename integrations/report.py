@@ -20,7 +20,8 @@ import pandas as pd
 
 from . import diagrams
 from .export import ArchitectureError, SearchOutput, load_search
-from .nasbench201 import to_arch_string
+from nas_estimators.html_report import HtmlPage
+from nas_estimators.nasbench201 import to_arch_string
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "SECTIONS", "SearchRecord", "load_record", "write_report"]
 
@@ -85,52 +86,25 @@ def write_report(directories: Sequence[str | os.PathLike[str]], output: str | os
         diagrams.require_graphviz()
     use_svg = diagram_style == "svg" or (diagram_style == "auto" and diagrams.graphviz_available())
     records = [load_record(directory) for directory in directories]
-    figures = _Figures()
+    title = "Search report: " + ", ".join(r.name for r in records)
+    page = HtmlPage(title)
     body = [
         _summary(records),
         _top_k(records),
-        _section("probabilities", "Architecture probabilities over the epochs",
+        HtmlPage.section("probabilities", "Architecture probabilities over the epochs",
                  "Each panel is one label: its candidates (rows) against the epoch (columns), coloured by the "
                  "probability the search gives them.",
-                 "".join(f"<h3>{html.escape(r.name)}</h3>" + figures.add(_heatmaps(r)) for r in records)),
-        _section("curves", "Entropy and validation accuracy",
+                 "".join(f"<h3>{html.escape(r.name)}</h3>" + page.figure(_heatmaps(r)) for r in records)),
+        HtmlPage.section("curves", "Entropy and validation accuracy",
                  "Entropy of the architecture distribution (nats) and the validation accuracy of the sampled "
-                 "architectures, per epoch.", figures.add(_curves(records))),
-        _diagnostics(records, figures),
-        _section("cells", "Found cells",
+                 "architectures, per epoch.", page.figure(_curves(records))),
+        _diagnostics(records, page),
+        HtmlPage.section("cells", "Found cells",
                  "The most probable architecture of each search, drawn as in DARTS: inputs c_{k-2} and "
                  "c_{k-1}, intermediate nodes, output c_{k}, edges labelled with operations.",
-                 "".join(_cells(r, figures, use_svg) for r in records)),
+                 "".join(_cells(r, page, use_svg) for r in records)),
     ]
-    title = "Search report: " + ", ".join(r.name for r in records)
-    page = _PAGE.format(title=html.escape(title), body="\n".join(body))
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(output.name + ".tmp")
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, output)
-    return output
-
-
-class _Figures:
-    """plotly figures as HTML fragments; the first one carries plotly.js so the page works offline."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def add(self, figure: Any) -> str:
-        self.count += 1
-        return figure.to_html(full_html=False, include_plotlyjs=self.count == 1, div_id=f"figure-{self.count}",
-                              config={"displaylogo": False})
-
-
-def _section(key: str, heading: str, text: str, content: str) -> str:
-    return (f'<section id="{key}"><h2>{html.escape(heading)}</h2><p class="note">{html.escape(text)}</p>'
-            f"{content}</section>")
-
-
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, escape=True, border=0, classes="table", na_rep="")
+    return page.write(output, body)
 
 
 def _summary(records: Sequence[SearchRecord]) -> str:
@@ -149,8 +123,8 @@ def _summary(records: Sequence[SearchRecord]) -> str:
                    if (r.directory / "tensorboard").is_dir()]
     hint = ("<p class=\"note\">Training curves in TensorBoard: <code>" + html.escape(tensorboard[0]) + "</code></p>"
             if tensorboard else "")
-    return _section("summary", "Summary", "One row per search (from config.json and history.csv).",
-                    _table(pd.DataFrame(rows)) + hint)
+    return HtmlPage.section("summary", "Summary", "One row per search (from config.json and history.csv).",
+                    HtmlPage.table(pd.DataFrame(rows)) + hint)
 
 
 def _number(value: Any) -> str:
@@ -178,8 +152,8 @@ def _top_k(records: Sequence[SearchRecord]) -> str:
             "probability": [("" if p is None else f"{p:.3g}") for p in search.probabilities],
             "architecture": [_architecture_text(a, search.space) for a in search.architectures],
         })
-        parts.append(f"<h3>{html.escape(record.name)}</h3>" + _table(frame))
-    return _section("top-k", "Most probable architectures",
+        parts.append(f"<h3>{html.escape(record.name)}</h3>" + HtmlPage.table(frame))
+    return HtmlPage.section("top-k", "Most probable architectures",
                     "The k most probable architectures of each search (top_k.json): DARTS genotypes or "
                     "NAS-Bench-201 strings; `nas-estimators export DIR --top K` writes them as files.",
                     "".join(parts))
@@ -220,7 +194,7 @@ def _candidate(value: Any) -> str:
 
 #: Per-epoch curves of the report: history column -> subplot title (the optional ones when recorded).
 CURVES = {"entropy": "entropy (nats)", "val_acc": "validation accuracy",
-          "benchmark_accuracy": "benchmark accuracy of the mode",
+          "benchmark_acc": "benchmark accuracy of the mode",
           "panel_tau": "supernet ranking: Kendall's tau of the panel",
           "panel_best_benchmark_acc": "benchmark accuracy of the supernet's best panel cell"}
 
@@ -258,7 +232,7 @@ def _diagnostic_columns(records: Sequence[SearchRecord]) -> list[str]:
     return sorted(present, key=lambda name: order.get(name, 2.5))  # variances right after the surrogate loss
 
 
-def _diagnostics(records: Sequence[SearchRecord], figures: _Figures) -> str:
+def _diagnostics(records: Sequence[SearchRecord], page: HtmlPage) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -267,7 +241,7 @@ def _diagnostics(records: Sequence[SearchRecord], figures: _Figures) -> str:
             "loss (the variance it minimises) and temperature, gradient variance where measured, forward "
             "evaluations per step (RAM), skipped steps, and the losses.")
     if not columns:
-        return _section("diagnostics", "Estimator diagnostics", text, "<p>No diagnostics were recorded.</p>")
+        return HtmlPage.section("diagnostics", "Estimator diagnostics", text, "<p>No diagnostics were recorded.</p>")
     cols = min(3, len(columns))
     rows = math.ceil(len(columns) / cols)
     figure = make_subplots(rows=rows, cols=cols, subplot_titles=columns, vertical_spacing=0.18 if rows > 1 else 0.1)
@@ -281,14 +255,14 @@ def _diagnostics(records: Sequence[SearchRecord], figures: _Figures) -> str:
                              row=position // cols + 1, col=position % cols + 1)
     figure.update_xaxes(title_text="epoch")
     figure.update_layout(height=300 * rows, margin=dict(l=10, r=10, t=40, b=10))
-    return _section("diagnostics", "Estimator diagnostics", text, figures.add(figure))
+    return HtmlPage.section("diagnostics", "Estimator diagnostics", text, page.figure(figure))
 
 
-def _cells(record: SearchRecord, figures: _Figures, use_svg: bool) -> str:
+def _cells(record: SearchRecord, page: HtmlPage, use_svg: bool) -> str:
     cells = diagrams.cell_graphs(record.search.architectures[0], record.search.space)
     heading = f"<h3>{html.escape(record.name)}</h3>"
     if not use_svg:
-        return heading + figures.add(diagrams.plotly_figure(cells))
+        return heading + page.figure(diagrams.plotly_figure(cells))
     drawings = []
     for cell in cells:
         svg = diagrams.to_svg(diagrams.to_dot(cell))
@@ -299,22 +273,3 @@ def _cells(record: SearchRecord, figures: _Figures, use_svg: bool) -> str:
 def _colour(index: int) -> str:
     palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
     return palette[index % len(palette)]
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px 32px; color: #222; }}
-h1 {{ font-size: 24px; }} h2 {{ font-size: 20px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 36px; }}
-h3 {{ font-size: 16px; margin: 16px 0 6px; }}
-.note {{ color: #555; font-size: 14px; }}
-table.table {{ border-collapse: collapse; font-size: 13px; }}
-table.table th, table.table td {{ padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; }}
-table.table td {{ font-family: ui-monospace, monospace; }}
-.cells {{ display: flex; flex-wrap: wrap; gap: 24px; }}
-figure.cell {{ margin: 0; max-width: 100%; }} figure.cell svg {{ max-width: 100%; height: auto; }}
-</style></head>
-<body><h1>{title}</h1>
-{body}
-</body></html>
-"""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
+
+from .files import atomic_write_bytes
 
 
 SEARCH_KEY = "nas_estimators_search"  # the recorder's part: history, data order, random states, config
@@ -26,19 +27,6 @@ MAGIC = b"nas-estimators checkpoint v1\n"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed; the message names the file and what is wrong."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def write_checkpoint(checkpoint: Mapping[str, Any], path: Path) -> None:

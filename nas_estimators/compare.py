@@ -28,6 +28,8 @@ import torch
 from . import _nni
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 from .data import DATASETS
+from .files import atomic_write_text
+from .html_report import HtmlPage
 from .search import (CHECKPOINT_NAME, ESTIMATOR_NAMES, SearchConfig, make_estimator, prepare, resolve_device,
                      resolve_precision, run_search)
 from .lightning import check_uniform_weight_paths
@@ -93,7 +95,7 @@ class CompareConfig:
 
 def check(config: CompareConfig):
     """Raise :class:`InputError` (one line naming the option) on bad input; returns the benchmark table or None."""
-    from .integrations.nasbench201 import BenchmarkTable, TableFormatError
+    from .nasbench201 import BenchmarkTable, TableFormatError
 
     if not config.methods:
         raise InputError("methods: expected at least one method")
@@ -237,7 +239,7 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
         return _write_outputs(output, finished, table)
     _check_settings(output, config)
     (output / "runs").mkdir(parents=True, exist_ok=True)
-    _atomic_write(output / "compare.json", json.dumps({"settings": settings(config)}, indent=2) + "\n")
+    atomic_write_text(output / "compare.json", json.dumps({"settings": settings(config)}, indent=2) + "\n")
     data = None
     for index, (method, seed) in enumerate(pairs, 1):
         directory = run_dir(output, method, seed)
@@ -264,21 +266,12 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
 def _write_outputs(output: Path, pairs: list[tuple[str, int]], table) -> dict[str, Any]:
     results, trials = collect(output, pairs)
     summary = summarize(results, trials)
-    _atomic_write(output / "results.csv", results.to_csv(index=False))
+    atomic_write_text(output / "results.csv", results.to_csv(index=False))
     if len(trials):
-        _atomic_write(output / "trials.csv", trials.to_csv(index=False))
-    _atomic_write(output / "summary.csv", summary.to_csv(index=False))
-    _atomic_write(output / "report.html", report_html(results, trials, summary, table))
+        atomic_write_text(output / "trials.csv", trials.to_csv(index=False))
+    atomic_write_text(output / "summary.csv", summary.to_csv(index=False))
+    atomic_write_text(output / "report.html", report_html(results, trials, summary, table))
     return {"results": results, "trials": trials, "summary": summary, "output": output}
-
-
-def benchmark_listener(table) -> Callable[[dict, Any], None]:
-    """An epoch listener adding ``benchmark_acc``: the table's accuracy of the current mode architecture."""
-
-    def listener(row: dict, search_module: Any) -> None:
-        row["benchmark_acc"] = table.accuracy(search_module.distribution.mode())
-
-    return listener
 
 
 def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, directory: Path, data) -> None:
@@ -295,6 +288,8 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         raise InputError(f"{method} seed {seed}: {error}") from None
     listeners = []
     if table is not None:
+        from .nasbench201 import benchmark_listener
+
         listeners.append(benchmark_listener(table))
         if config.panel_images and method in ESTIMATOR_NAMES:
             from .ranking import RankingPanel
@@ -330,12 +325,12 @@ def run_multi_trial_method(method: str, seed: int, budget: int, table, directory
     frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "score", "seconds"])
     frame["best_so_far"] = best_so_far(frame["score"], frame["benchmark_acc"])
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / "trials.csv", frame.to_csv(index=False))
+    atomic_write_text(directory / "trials.csv", frame.to_csv(index=False))
 
 
 def run_table_method(config: CompareConfig, method: str, seed: int, table, directory: Path) -> None:
     """Our estimator on the table itself, ``budget`` queries (see :mod:`~nas_estimators.table_search`)."""
-    from .integrations.nasbench201 import LABELS, NNI_OPS
+    from .nasbench201 import LABELS, NNI_OPS
     from .table_search import TableSearch
 
     estimator = make_estimator(SearchConfig(estimator=TABLE_METHODS[method]), steps=config.budget)
@@ -343,7 +338,7 @@ def run_table_method(config: CompareConfig, method: str, seed: int, table, direc
                          learning_rate=config.table_learning_rate, noise=config.table_noise)
     frame = search.run(config.budget, seed=seed)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / "trials.csv", frame.to_csv(index=False))
+    atomic_write_text(directory / "trials.csv", frame.to_csv(index=False))
 
 
 def collect(output: Path, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -450,15 +445,11 @@ def figures(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, 
 
 def report_html(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, table=None) -> str:
     """One self-contained HTML page: the summary table and every figure (plotly.js inlined once)."""
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>nas-estimators compare</title></head><body>",
-             "<h1>Search comparison</h1>", "<h2>Summary</h2>", summary.to_html(index=False, float_format="%.4g")]
-    include = True
+    page = HtmlPage("Search comparison")
+    body = [page.section("summary", "Summary", "", page.table(summary, float_format="%.4g"))]
     for figure_id, figure in figures(results, trials, summary, table).items():
-        parts.append(f"<h2>{FIGURES[figure_id]}</h2>")
-        parts.append(figure.to_html(full_html=False, include_plotlyjs=include, div_id=figure_id))
-        include = False
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        body.append(f"<h2>{FIGURES[figure_id]}</h2>" + page.figure(figure, div_id=figure_id))
+    return page.render(body)
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
@@ -472,12 +463,6 @@ def markdown_table(summary: pd.DataFrame) -> str:
                                                      else f" ± {row.final_benchmark_acc_std:.2f}"))
         lines.append(f"| {row.method} | {row.kind} | {row.runs} | {size} | {accuracy} | {row.search_seconds_mean:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def list_argument(values, kind: Callable[[str], Any] = str) -> tuple:

@@ -35,10 +35,10 @@ def panel_architectures(table: Any, uniform: int = PANEL_UNIFORM, best: int = PA
                         seed: int = 0) -> list[dict[str, Any]]:
     """``best`` most accurate architectures of ``table`` and ``uniform`` others drawn uniformly (seeded).
 
-    ``table`` is a :class:`~nas_estimators.integrations.nasbench201.BenchmarkTable`; the panel is the
+    ``table`` is a :class:`~nas_estimators.nasbench201.BenchmarkTable`; the panel is the
     same for every search that uses the same table and seed, so panels of different runs compare.
     """
-    from .integrations.nasbench201 import from_arch_string
+    from .nasbench201 import from_arch_string
 
     keys = sorted(table, key=lambda key: (-table.accuracy(key), key))
     chosen = keys[:best]

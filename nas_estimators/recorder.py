@@ -13,7 +13,8 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from .checkpoints import SEARCH_KEY, atomic_write_text
+from .checkpoints import SEARCH_KEY
+from .files import atomic_write_text
 
 # Called at the end of every epoch with the history row (a dict it may extend) and the search module.
 EpochListener = Callable[[dict, Any], None]

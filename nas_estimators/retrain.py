@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from . import _nni
-from .checkpoints import atomic_write_text, read_checkpoint, write_checkpoint
+from .checkpoints import read_checkpoint, write_checkpoint
+from .files import atomic_write_text
 from .estimators import host_values
 
 REFERENCE_NAMES = ("darts-v2", "random:SEED")

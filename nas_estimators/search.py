@@ -21,9 +21,10 @@ import pytorch_lightning as pl
 import torch
 
 from . import _nni
-from .checkpoints import VerifiedCheckpointIO, atomic_write_text, check_belongs, read_checkpoint
+from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import load_dataset, search_batches
 from .estimators import Ram, Relax, ScoreFunction
+from .files import atomic_write_text
 from .lightning import SearchDiverged, check_uniform_weight_paths
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .schedules import make_schedule
@@ -197,7 +198,7 @@ def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
     checkpoint = read_checkpoint(checkpoint_path) if config.resume else None
     table = None
     if config.benchmark_table is not None:
-        from .integrations.nasbench201 import BenchmarkTable
+        from .nasbench201 import BenchmarkTable
 
         if config.space != "nb201":
             raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
@@ -261,9 +262,9 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     listeners = list(listeners)
     if parts.get("table") is not None:
-        from .integrations.nasbench201 import mode_scorer
+        from .nasbench201 import benchmark_listener
 
-        listeners.insert(0, mode_scorer(parts["table"]))
+        listeners.insert(0, benchmark_listener(parts["table"]))
         if config.panel_images:
             from .ranking import RankingPanel
 
@@ -313,7 +314,7 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
                 for rank, (architecture_k, probability) in enumerate(top, 1)]
     if parts.get("table") is not None:
         for row in top_rows:
-            row["benchmark_accuracy"] = parts["table"].accuracy(row["architecture"])
+            row["benchmark_acc"] = parts["table"].accuracy(row["architecture"])
     atomic_write_text(output / "top_k.json", json.dumps(top_rows, indent=2) + "\n")
     atomic_write_text(output / "top_k.csv", pd.DataFrame(
         [{**row, "architecture": json.dumps(row["architecture"])} for row in top_rows]).to_csv(index=False))

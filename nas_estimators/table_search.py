@@ -8,7 +8,7 @@ estimator learns per evaluation, the seed's variance claim, in seconds and with 
 
 Example:
     >>> from nas_estimators import ScoreFunction
-    >>> from nas_estimators.integrations.nasbench201 import BenchmarkTable, LABELS
+    >>> from nas_estimators.nasbench201 import BenchmarkTable, LABELS
     >>> table = BenchmarkTable({"|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|": 10.0})
     >>> run = TableSearch(ScoreFunction(), {label: ["none", "skip_connect"] for label in LABELS}, lambda a: 0.5)
     >>> frame = run.run(budget=3, seed=0)

@@ -10,7 +10,7 @@ import torch
 
 from nas_estimators import compare
 from nas_estimators.cli import main
-from nas_estimators.integrations.nasbench201 import LABELS, NNI_OPS, to_arch_string
+from nas_estimators.nasbench201 import LABELS, NNI_OPS, to_arch_string
 
 TINY = dict(space="nb201", dataset="digits", epochs=1, batch_size=64, width=4, cells=1, device="cpu", progress=False)
 METHODS = ("sf", "nni-darts", "nni-evolution")
@@ -34,7 +34,7 @@ def table_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def table(table_csv):
-    from nas_estimators.integrations.nasbench201 import BenchmarkTable
+    from nas_estimators.nasbench201 import BenchmarkTable
 
     return BenchmarkTable.from_csv(table_csv)
 

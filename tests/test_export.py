@@ -18,7 +18,7 @@ from nas_estimators.integrations.export import (
     DARTS_V2_GENOTYPE, ArchitectureError, Genotype, check_architecture, export, format_genotype, from_genotype,
     load_search, parse_genotype, space_choices, to_genotype,
 )
-from nas_estimators.integrations.nasbench201 import from_arch_string
+from nas_estimators.nasbench201 import from_arch_string
 
 # NNI's own sample of the DARTS paper's cell: nni/nas/hub/pytorch/nasnet.py, DARTS.load_searched_model('darts-v2').
 NNI_DARTS_V2 = {

@@ -1,11 +1,9 @@
-"""Tests of integrations/nasbench201.py: string <-> sample conversion checked against NNI, and BenchmarkTable."""
+"""Tests of nas_estimators/nasbench201.py: string <-> sample conversion checked against NNI, and BenchmarkTable."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
-import sys
 import warnings
 from pathlib import Path
 
@@ -14,15 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-try:
-    from nas_estimators.integrations import nasbench201 as nb
-except ImportError:  # package not installed yet: load the module straight from the source tree
-    _path = Path(__file__).resolve().parents[1] / "integrations" / "nasbench201.py"
-    _spec = importlib.util.spec_from_file_location("nas_estimators_integrations_nasbench201", _path)
-    assert _spec is not None and _spec.loader is not None
-    nb = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = nb
-    _spec.loader.exec_module(nb)
+from nas_estimators import nasbench201 as nb
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # NNI 3.0's harmless "not a nn.Module" import warning

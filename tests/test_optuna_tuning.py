@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nas_estimators.cli import main
-from nas_estimators.integrations.nasbench201 import BenchmarkTable, LABELS, NNI_OPS, to_arch_string
+from nas_estimators.nasbench201 import BenchmarkTable, LABELS, NNI_OPS, to_arch_string
 from nas_estimators.integrations.optuna_tuning import (
     SearchDiverged, SearchObjective, _EpochReporter, open_study, suggest_hyperparameters)
 from nas_estimators.search import SearchConfig

@@ -10,7 +10,7 @@ from scipy.stats import chisquare
 
 from helpers import one_line_error
 from nas_estimators import ArchitectureDistribution, Ram, Relax, ScoreFunction
-from nas_estimators.integrations.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
+from nas_estimators.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
 from nas_estimators.lightning import EstimatorLightningModule
 from nas_estimators.ranking import RankingPanel, kendall_tau, panel_architectures
 from nas_estimators.table_search import TableSearch

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from nas_estimators.cli import main
-from nas_estimators.integrations.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
+from nas_estimators.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +34,12 @@ def test_top_k_with_benchmark_scores(tmp_path, fake_table):
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
     assert top[0]["architecture"] == json.loads((output / "architecture.json").read_text())
     for row in top:
-        assert row["benchmark_accuracy"] == table.accuracy(row["architecture"])
+        assert row["benchmark_acc"] == table.accuracy(row["architecture"])
     csv = pd.read_csv(output / "top_k.csv")
-    assert list(csv["rank"]) == [1, 2, 3, 4] and "benchmark_accuracy" in csv
+    assert list(csv["rank"]) == [1, 2, 3, 4] and "benchmark_acc" in csv
     history = pd.read_csv(output / "history.csv")
     for _, row in history.iterrows():
-        assert row["benchmark_accuracy"] == table.accuracy(json.loads(row["mode"]))
+        assert row["benchmark_acc"] == table.accuracy(json.loads(row["mode"]))
 
 
 @pytest.mark.parametrize("argv, expected", [

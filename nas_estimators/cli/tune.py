@@ -150,10 +150,10 @@ def _short(value: Any) -> str:
 def _write_results(study: Any, output: Path) -> int:
     import optuna
 
-    from ..checkpoints import atomic_write_text as _atomic_write_text
+    from ..files import atomic_write_text
 
     frame = study.trials_dataframe()
-    _atomic_write_text(output / "trials.csv", frame.to_csv(index=False))
+    atomic_write_text(output / "trials.csv", frame.to_csv(index=False))
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         print(f"no trial of study {study.study_name!r} finished; reasons in {output / 'trials.csv'} "
@@ -161,10 +161,10 @@ def _write_results(study: Any, output: Path) -> int:
         return 1
     best = study.best_trial
     architecture = best.user_attrs.get("architecture")
-    _atomic_write_text(output / "best_architecture.json", json.dumps(architecture, indent=2) + "\n")
+    atomic_write_text(output / "best_architecture.json", json.dumps(architecture, indent=2) + "\n")
     record = {"study": study.study_name, "trial": best.number, "value": best.value, "params": best.params,
               "user_attrs": best.user_attrs, "complete_trials": len(complete), "trials": len(study.trials)}
-    _atomic_write_text(output / "best_trial.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(output / "best_trial.json", json.dumps(record, indent=2) + "\n")
     print(f"best: trial {best.number}  value {best.value:.4f}  "
           + ", ".join(f"{k}={_short(v)}" for k, v in best.params.items()))
     print(f"best architecture: {output / 'best_architecture.json'}")
@@ -172,7 +172,7 @@ def _write_results(study: Any, output: Path) -> int:
     if importances:
         import pandas as pd
 
-        _atomic_write_text(output / "importances.csv", pd.DataFrame(
+        atomic_write_text(output / "importances.csv", pd.DataFrame(
             [{"parameter": k, "importance": v} for k, v in importances.items()]).to_csv(index=False))
         print("parameter importance (fANOVA): " + ", ".join(f"{k} {v:.3f}" for k, v in importances.items()))
     return 0
@@ -200,7 +200,7 @@ def tune(args: argparse.Namespace) -> int:
     """The ``tune`` command's handler."""
     import optuna
 
-    from ..integrations.nasbench201 import BenchmarkTable
+    from ..nasbench201 import BenchmarkTable
     from ..integrations.optuna_tuning import SearchObjective, default_storage
     from ..search import DEFAULT_EPOCHS
 

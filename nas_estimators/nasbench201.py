@@ -1,4 +1,4 @@
-"""NAS-Bench-201 glue: NNI samples <-> benchmark architecture strings, and a table of accuracies.
+"""NAS-Bench-201: NNI samples <-> benchmark architecture strings, and a table of accuracies.
 
 NNI's :class:`nni.nas.hub.pytorch.NasBench201` space has six labels ``cell/i_j``, one per edge of the
 4-node cell DAG: the op on label ``cell/i_j`` transforms node ``i`` (the source; node 0 is the cell
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EDGES", "LABELS", "NNI_OPS", "BENCHMARK_OPS", "to_arch_string", "from_arch_string",
-    "BenchmarkTable", "TableFormatError", "ArchitectureNotFoundError", "mode_scorer",
+    "BenchmarkTable", "TableFormatError", "ArchitectureNotFoundError", "benchmark_listener",
 ]
 
 #: (source, target) node pairs in the order both NNI and the benchmark string enumerate them.
@@ -257,10 +257,10 @@ class BenchmarkTable:
         return f"BenchmarkTable({len(self)} architectures from {self.source})"
 
 
-def mode_scorer(table: BenchmarkTable):
-    """An epoch listener for ``run_search``: adds the benchmark accuracy of the current mode to each row."""
+def benchmark_listener(table: BenchmarkTable):
+    """An epoch listener for ``run_search``: adds ``benchmark_acc``, the table's accuracy of the current mode."""
 
-    def score(row: dict, search_module) -> None:
-        row["benchmark_accuracy"] = table.accuracy(search_module.distribution.mode())
+    def listener(row: dict, search_module) -> None:
+        row["benchmark_acc"] = table.accuracy(search_module.distribution.mode())
 
-    return score
+    return listener
