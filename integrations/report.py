@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import diagrams
-from .export import ArchitectureError, SearchOutput, load_search
+from .export import ArchitectureError, SearchOutput, cell_graphs, load_search
 from .nasbench201 import to_arch_string
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "SECTIONS", "SearchRecord", "load_record", "write_report"]
@@ -285,7 +285,7 @@ def _diagnostics(records: Sequence[SearchRecord], figures: _Figures) -> str:
 
 
 def _cells(record: SearchRecord, figures: _Figures, use_svg: bool) -> str:
-    cells = diagrams.cell_graphs(record.search.architectures[0], record.search.space)
+    cells = cell_graphs(record.search.architectures[0], record.search.space)
     heading = f"<h3>{html.escape(record.name)}</h3>"
     if not use_svg:
         return heading + figures.add(diagrams.plotly_figure(cells))
