@@ -5,6 +5,10 @@ The convention is that of DARTS' ``visualize.py`` and NNI's DARTS tutorial: the 
 that concatenates the intermediate nodes, and one edge per chosen input labelled with its operation.
 A NAS-Bench-201 cell is drawn the same way: input ``c_{k-1}``, nodes ``1``, ``2``, output ``c_{k}``
 (the benchmark's node 3, a sum), six labelled edges; ``none`` edges are dashed (they carry zeros).
+
+This module only draws the :class:`CellGraph` it is given; ``export.cell_graphs`` builds them from an
+architecture. The DOT text comes from the ``graphviz`` package, which quotes and escapes every name
+and label, and SVG, PNG or PDF from Graphviz's ``dot`` binary.
 """
 
 from __future__ import annotations
@@ -12,21 +16,27 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
-from .export import CELL_TYPES, DARTS_NODES, INPUTS_PER_NODE, check_architecture
-from nas_estimators.nasbench201 import EDGES as NB201_EDGES
-from nas_estimators.nasbench201 import LABELS as NB201_LABELS
+import graphviz
 
-__all__ = ["CellGraph", "Edge", "GraphvizMissing", "cell_graphs", "graphviz_available", "plotly_figure",
-           "render", "require_graphviz", "to_dot", "to_svg"]
+from nas_estimators.files import atomic_write_bytes
+
+__all__ = ["CellGraph", "Edge", "GraphvizMissing", "graphviz_available", "plotly_figure", "render",
+           "require_graphviz", "to_digraph", "to_dot", "to_svg"]
 
 GRAPHVIZ_HINT = "install Graphviz (Debian: apt-get install graphviz)"
+GRAPHVIZ_MISSING = f"Graphviz's dot is not on the PATH; {GRAPHVIZ_HINT}, or use --format dot or html"
 # DARTS visualize.py's colours: inputs, intermediate nodes, output.
 COLOURS = {"input": "darkseagreen2", "node": "lightblue", "output": "palegoldenrod"}
 _RGB = {"darkseagreen2": "#b4eeb4", "lightblue": "#add8e6", "palegoldenrod": "#eee8aa"}
+# DARTS visualize.py's graph, node and edge attributes; ``none`` edges are dashed and grey.
+GRAPH_ATTRIBUTES = {"rankdir": "LR", "labelloc": "t", "fontname": "helvetica", "fontsize": "22"}
+NODE_ATTRIBUTES = {"style": "filled,rounded", "shape": "rect", "align": "center", "fontsize": "20", "height": "0.5",
+                   "width": "0.5", "penwidth": "2", "fontname": "helvetica"}
+EDGE_ATTRIBUTES = {"fontsize": "20", "fontname": "times"}
+NONE_EDGE_ATTRIBUTES = {"style": "dashed", "color": "gray50", "fontcolor": "gray50"}
 
 
 class GraphvizMissing(RuntimeError):
@@ -67,58 +77,30 @@ class CellGraph:
         return [edge for edge in self.edges if edge.operation is not None]
 
 
-def cell_graphs(architecture: Mapping[str, Any], space: str | None = None) -> list[CellGraph]:
-    """The cells of an architecture: ``normal`` and ``reduce`` for darts, ``cell`` for nb201."""
-    space = check_architecture(architecture, space)
-    if space == "nb201":
-        return [_nb201_cell(architecture)]
-    return [_darts_cell(architecture, cell) for cell in CELL_TYPES]
-
-
-def _darts_cell(architecture: Mapping[str, Any], cell: str) -> CellGraph:
-    inputs = ["c_{k-2}", "c_{k-1}"]
-
-    def name(index: int) -> str:  # NNI's node index: 0, 1 are the inputs; 2.. are drawn as 0..
-        return inputs[index] if index < len(inputs) else str(index - len(inputs))
-
-    edges = [Edge(name(int(architecture[f"{cell}/input_{node}_{j}"][0])), name(node),
-                  architecture[f"{cell}/op_{node}_{j}"])
-             for node in DARTS_NODES for j in range(INPUTS_PER_NODE)]
-    nodes = [name(node) for node in DARTS_NODES]
-    edges += [Edge(node, "c_{k}", None) for node in nodes]  # merge_op='all': every node is concatenated
-    return CellGraph(cell, inputs, nodes, "c_{k}", edges)
-
-
-def _nb201_cell(architecture: Mapping[str, Any]) -> CellGraph:
-    names = {0: "c_{k-1}", 1: "1", 2: "2", 3: "c_{k}"}
-    edges = [Edge(names[source], names[target], architecture[label])
-             for (source, target), label in zip(NB201_EDGES, NB201_LABELS)]
-    return CellGraph("cell", [names[0]], [names[1], names[2]], names[3], edges)
-
-
 # ----------------------------------------------------------------------------------------- Graphviz
 
 
-def to_dot(cell: CellGraph) -> str:
-    """Graphviz DOT text of a cell, with DARTS ``visualize.py``'s node and edge attributes."""
-    lines = [
-        f'digraph "{cell.name}" {{',
-        "  rankdir=LR;",
-        f'  label="{cell.title}"; labelloc=t; fontname="helvetica"; fontsize=22;',
-        '  node [style="filled,rounded" shape=rect align=center fontsize=20 height=0.5 width=0.5 '
-        'penwidth=2 fontname="helvetica"];',
-        '  edge [fontsize=20 fontname="times"];',
-    ]
+def to_digraph(cell: CellGraph) -> graphviz.Digraph:
+    """A ``graphviz.Digraph`` of a cell, with DARTS ``visualize.py``'s node and edge attributes.
+
+    Every name and label goes through ``graphviz.escape``: quotes, backslashes, braces and ``<...>``
+    are drawn as written, never read as DOT syntax, escape sequences or HTML labels.
+    """
+    escape = graphviz.escape
+    graph = graphviz.Digraph(escape(cell.name), graph_attr={**GRAPH_ATTRIBUTES, "label": escape(cell.title)},
+                             node_attr=NODE_ATTRIBUTES, edge_attr=EDGE_ATTRIBUTES)
     for node in [*cell.inputs, *cell.nodes, cell.output]:
-        lines.append(f'  "{node}" [fillcolor={COLOURS[cell.kind(node)]}];')
+        graph.node(escape(node), fillcolor=COLOURS[cell.kind(node)])
     for edge in cell.edges:
-        if edge.operation is None:
-            lines.append(f'  "{edge.source}" -> "{edge.target}" [fillcolor=gray];')
-        else:
-            style = ' style=dashed color=gray50 fontcolor=gray50' if edge.operation == "none" else ""
-            lines.append(f'  "{edge.source}" -> "{edge.target}" [label="{edge.operation}" fillcolor=gray{style}];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        label = None if edge.operation is None else escape(edge.operation)
+        style = NONE_EDGE_ATTRIBUTES if edge.operation == "none" else {}
+        graph.edge(escape(edge.source), escape(edge.target), label=label, fillcolor="gray", **style)
+    return graph
+
+
+def to_dot(cell: CellGraph) -> str:
+    """Graphviz DOT text of a cell (:func:`to_digraph`'s source)."""
+    return to_digraph(cell).source
 
 
 def graphviz_available() -> bool:
@@ -127,34 +109,34 @@ def graphviz_available() -> bool:
 
 def require_graphviz() -> None:
     if not graphviz_available():
-        raise GraphvizMissing(f"Graphviz's dot is not on the PATH; {GRAPHVIZ_HINT}, or use --format dot or html")
+        raise GraphvizMissing(GRAPHVIZ_MISSING)
+
+
+def _run_dot(dot: str, fmt: str) -> bytes:
+    """DOT text laid out and rendered by Graphviz's ``dot`` into format ``fmt``; errors are one line."""
+    require_graphviz()
+    try:
+        return graphviz.pipe("dot", fmt, dot.encode(), quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise GraphvizMissing(GRAPHVIZ_MISSING) from None
+    except graphviz.CalledProcessError as error:
+        message = (error.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"dot -T{fmt} failed: {message[0] if message else error.returncode}") from None
+    except ValueError as error:  # a format that the graphviz package does not know
+        raise RuntimeError(f"dot -T{fmt} failed: {str(error).split(' (')[0]}") from None
 
 
 def to_svg(dot: str) -> str:
     """Graphviz's SVG of DOT text, without the XML prologue, ready to inline in HTML."""
-    require_graphviz()
-    result = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=60)
-    if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip().splitlines()
-        raise RuntimeError(f"dot -Tsvg failed: {message[0] if message else result.returncode}")
-    svg = result.stdout.decode()
+    svg = _run_dot(dot, "svg").decode()
     return svg[svg.index("<svg"):]
 
 
 def render(dot: str, target: str | os.PathLike[str], fmt: str | None = None) -> Path:
     """Render DOT text with Graphviz into ``target`` (format from its suffix: svg, png, pdf)."""
-    require_graphviz()
     target = Path(target)
-    fmt = fmt or target.suffix.lstrip(".")
-    temporary = target.with_name(target.name + ".tmp")
-    result = subprocess.run(["dot", f"-T{fmt}", "-o", str(temporary)], input=dot.encode(), capture_output=True,
-                            timeout=60)
-    if result.returncode != 0:
-        temporary.unlink(missing_ok=True)
-        message = result.stderr.decode(errors="replace").strip().splitlines()
-        raise RuntimeError(f"dot -T{fmt} failed: {message[0] if message else result.returncode}")
-    os.replace(temporary, target)
-    return target
+    data = _run_dot(dot, fmt or target.suffix.lstrip("."))
+    return atomic_write_bytes(target, data)  # an interrupted render never leaves half a file
 
 
 # ----------------------------------------------------------------------------------------- plotly

@@ -26,12 +26,17 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
+from nas_estimators.files import atomic_write_text
+from nas_estimators.nasbench201 import EDGES as NB201_EDGES
 from nas_estimators.nasbench201 import LABELS as NB201_LABELS
 from nas_estimators.nasbench201 import NNI_OPS as NB201_OPS
 from nas_estimators.nasbench201 import to_arch_string
 
+from . import diagrams
+from .diagrams import CellGraph, Edge
+
 __all__ = [
-    "ArchitectureError", "DARTS_OPS", "DARTS_V2_GENOTYPE", "FORMATS", "Genotype", "SearchOutput",
+    "ArchitectureError", "DARTS_OPS", "DARTS_V2_GENOTYPE", "FORMATS", "Genotype", "SearchOutput", "cell_graphs",
     "check_architecture", "detect_space", "export", "format_genotype", "from_genotype", "load_architectures",
     "load_search", "parse_genotype", "space_choices", "to_genotype",
 ]
@@ -199,6 +204,39 @@ def _literal(node: ast.AST) -> Any:
         raise ArchitectureError(f"genotype: {ast.unparse(node)[:40]!r} is not a literal") from None
 
 
+# ----------------------------------------------------------------------------------------- cell drawings
+# The cells of an architecture in the DARTS drawing convention (see ``diagrams``), which diagrams draws.
+
+
+def cell_graphs(architecture: Mapping[str, Any], space: str | None = None) -> list[CellGraph]:
+    """The cells of an architecture: ``normal`` and ``reduce`` for darts, ``cell`` for nb201."""
+    space = check_architecture(architecture, space)
+    if space == "nb201":
+        return [_nb201_cell(architecture)]
+    return [_darts_cell(architecture, cell) for cell in CELL_TYPES]
+
+
+def _darts_cell(architecture: Mapping[str, Any], cell: str) -> CellGraph:
+    inputs = ["c_{k-2}", "c_{k-1}"]
+
+    def name(index: int) -> str:  # NNI's node index: 0, 1 are the inputs; 2.. are drawn as 0..
+        return inputs[index] if index < len(inputs) else str(index - len(inputs))
+
+    edges = [Edge(name(int(architecture[f"{cell}/input_{node}_{j}"][0])), name(node),
+                  architecture[f"{cell}/op_{node}_{j}"])
+             for node in DARTS_NODES for j in range(INPUTS_PER_NODE)]
+    nodes = [name(node) for node in DARTS_NODES]
+    edges += [Edge(node, "c_{k}", None) for node in nodes]  # merge_op='all': every node is concatenated
+    return CellGraph(cell, inputs, nodes, "c_{k}", edges)
+
+
+def _nb201_cell(architecture: Mapping[str, Any]) -> CellGraph:
+    names = {0: "c_{k-1}", 1: "1", 2: "2", 3: "c_{k}"}
+    edges = [Edge(names[source], names[target], architecture[label])
+             for (source, target), label in zip(NB201_EDGES, NB201_LABELS)]
+    return CellGraph("cell", [names[0]], [names[1], names[2]], names[3], edges)
+
+
 # ----------------------------------------------------------------------------------------- search outputs
 
 
@@ -295,8 +333,6 @@ def export(search: SearchOutput, fmt: str, output: str | os.PathLike[str], top: 
     ``arch_strings.txt``, one NAS-Bench-201 string a line. ``dot``/``svg``/``png``: one drawing per cell,
     ``rank{r}-{cell}.{fmt}``. ``html``: ``rank{r}-cells.html``, a plotly figure of the cells.
     """
-    from . import diagrams
-
     if fmt not in FORMATS:
         raise ArchitectureError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(search.architectures):
@@ -307,29 +343,20 @@ def export(search: SearchOutput, fmt: str, output: str | os.PathLike[str], top: 
     folder.mkdir(parents=True, exist_ok=True)
     chosen = search.architectures[:top]
     if fmt == "json":
-        return [_write(folder / "architectures.json", json.dumps(chosen, indent=2) + "\n")]
+        return [atomic_write_text(folder / "architectures.json", json.dumps(chosen, indent=2) + "\n")]
     if fmt == "genotype":
         if search.space == "nb201":
-            return [_write(folder / "arch_strings.txt", "".join(to_arch_string(a) + "\n" for a in chosen))]
-        return [_write(folder / "genotypes.txt", "".join(format_genotype(to_genotype(a)) + "\n" for a in chosen))]
+            return [atomic_write_text(folder / "arch_strings.txt", "".join(to_arch_string(a) + "\n" for a in chosen))]
+        return [atomic_write_text(folder / "genotypes.txt", "".join(format_genotype(to_genotype(a)) + "\n" for a in chosen))]
     written = []
     for rank, architecture in enumerate(chosen, 1):
-        cells = diagrams.cell_graphs(architecture, search.space)
+        cells = cell_graphs(architecture, search.space)
         if fmt == "html":
             figure = diagrams.plotly_figure(cells, title=f"{search.name}: rank {rank}")
-            written.append(_write(folder / f"rank{rank}-cells.html", figure.to_html(include_plotlyjs=True)))
+            written.append(atomic_write_text(folder / f"rank{rank}-cells.html", figure.to_html(include_plotlyjs=True)))
             continue
         for cell in cells:
             dot = diagrams.to_dot(cell)
             target = folder / f"rank{rank}-{cell.name}.{fmt}"
-            written.append(_write(target, dot) if fmt == "dot" else diagrams.render(dot, target))
+            written.append(atomic_write_text(target, dot) if fmt == "dot" else diagrams.render(dot, target))
     return written
-
-
-def _write(path: Path, text: str) -> Path:
-    # Written next to the target and renamed: an interrupted export never leaves half a file.
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-    return path
-

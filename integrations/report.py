@@ -18,10 +18,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from . import diagrams
-from .export import ArchitectureError, SearchOutput, load_search
 from nas_estimators.html_report import HtmlPage
 from nas_estimators.nasbench201 import to_arch_string
+
+from . import diagrams
+from .export import ArchitectureError, SearchOutput, cell_graphs, load_search
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "SECTIONS", "SearchRecord", "load_record", "write_report"]
 
@@ -259,7 +260,7 @@ def _diagnostics(records: Sequence[SearchRecord], page: HtmlPage) -> str:
 
 
 def _cells(record: SearchRecord, page: HtmlPage, use_svg: bool) -> str:
-    cells = diagrams.cell_graphs(record.search.architectures[0], record.search.space)
+    cells = cell_graphs(record.search.architectures[0], record.search.space)
     heading = f"<h3>{html.escape(record.name)}</h3>"
     if not use_svg:
         return heading + page.figure(diagrams.plotly_figure(cells))

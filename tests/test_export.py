@@ -15,8 +15,8 @@ from helpers import needs_graphviz, one_line_error, tiny_search
 from nas_estimators.cli import main
 from nas_estimators.integrations import diagrams
 from nas_estimators.integrations.export import (
-    DARTS_V2_GENOTYPE, ArchitectureError, Genotype, check_architecture, export, format_genotype, from_genotype,
-    load_search, parse_genotype, space_choices, to_genotype,
+    DARTS_V2_GENOTYPE, ArchitectureError, Genotype, cell_graphs, check_architecture, export, format_genotype,
+    from_genotype, load_search, parse_genotype, space_choices, to_genotype,
 )
 from nas_estimators.nasbench201 import from_arch_string
 
@@ -146,38 +146,76 @@ def genotype_edges(genotype: Genotype, cell: str) -> collections.Counter:
     return edges
 
 
+DOT_ID = r'("(?:[^"\\]|\\.)*"|[\w.-]+)'  # a DOT identifier, quoted only where it must be
+
+
+def dot_statements(dot: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
+    """The node statements (name -> attributes) and edge statements (source, target, attributes) of DOT text."""
+    def unquote(identifier: str) -> str:
+        return re.sub(r'\\(["\\])', r"\1", identifier[1:-1]) if identifier.startswith('"') else identifier
+
+    def attributes(text: str) -> dict[str, str]:
+        return {key: unquote(value) for key, value in re.findall(rf"(\w+)={DOT_ID}", text)}
+
+    nodes = {unquote(name): attributes(text) for name, text in re.findall(rf"^\s*{DOT_ID} \[(.*)\]$", dot, re.M)}
+    edges = [(unquote(source), unquote(target), attributes(text))
+             for source, target, text in re.findall(rf"^\s*{DOT_ID} -> {DOT_ID} \[(.*)\]$", dot, re.M)]
+    return nodes, edges
+
+
 def dot_edges(dot: str) -> tuple[collections.Counter, collections.Counter]:
-    labelled = collections.Counter(re.findall(r'"([^"]+)" -> "([^"]+)" \[label="([^"]+)"', dot))
-    concat = collections.Counter(re.findall(r'"([^"]+)" -> "(c_\{k\})" \[fillcolor=gray\]', dot))
+    _, edges = dot_statements(dot)
+    labelled = collections.Counter((source, target, attributes["label"]) for source, target, attributes in edges
+                                   if "label" in attributes)
+    concat = collections.Counter((source, target) for source, target, attributes in edges
+                                 if target == "c_{k}" and attributes == {"fillcolor": "gray"})
     return labelled, concat
 
 
 def test_dot_has_every_genotype_edge_and_the_concatenation():
     genotype = parse_genotype(DARTS_V2_GENOTYPE)
-    cells = diagrams.cell_graphs(NNI_DARTS_V2)
+    cells = cell_graphs(NNI_DARTS_V2)
     assert [cell.name for cell in cells] == ["normal", "reduce"]
     for cell in cells:
         dot = diagrams.to_dot(cell)
         labelled, concat = dot_edges(dot)
         assert labelled == genotype_edges(genotype, cell.name)
         assert concat == collections.Counter((str(i), "c_{k}") for i in range(4))
+        nodes, _ = dot_statements(dot)
         for node, colour in (("c_{k-2}", "darkseagreen2"), ("c_{k-1}", "darkseagreen2"), ("2", "lightblue"),
                              ("c_{k}", "palegoldenrod")):
-            assert f'"{node}" [fillcolor={colour}]' in dot
+            assert nodes[node] == {"fillcolor": colour}
 
 
 def test_nb201_cell_drawing_has_its_six_edges():
-    (cell,) = diagrams.cell_graphs(NB201_SAMPLE)
+    (cell,) = cell_graphs(NB201_SAMPLE)
     labelled, _ = dot_edges(diagrams.to_dot(cell))
     assert labelled == collections.Counter({
         ("c_{k-1}", "1", "conv_3x3"): 1, ("c_{k-1}", "2", "none"): 1, ("1", "2", "avg_pool_3x3"): 1,
         ("c_{k-1}", "c_{k}", "skip_connect"): 1, ("1", "c_{k}", "conv_1x1"): 1, ("2", "c_{k}", "conv_3x3"): 1})
-    assert 'label="none" fillcolor=gray style=dashed' in diagrams.to_dot(cell)
+    _, edges = dot_statements(diagrams.to_dot(cell))
+    (none_edge,) = [attributes for _, _, attributes in edges if attributes.get("label") == "none"]
+    assert {"label": "none", "fillcolor": "gray", "style": "dashed"}.items() <= none_edge.items()
+
+
+@needs_graphviz
+def test_names_and_labels_with_dot_syntax_are_drawn_as_written(tmp_path):
+    # Each breaks hand-written DOT: a quote ends the string, a final backslash escapes the closing quote,
+    # backslashes start escape sequences (\N is the node's name), braces and <...> are record and HTML syntax.
+    odd = ['say "hi"', "back\\slash\\", "{braces}", "<angle>", "\\N & \\l", 'all "\\{<>}']
+    cell = diagrams.CellGraph(odd[5], [odd[0]], [odd[1]], odd[2], [
+        diagrams.Edge(odd[0], odd[1], odd[3]), diagrams.Edge(odd[1], odd[2], odd[4]),
+        diagrams.Edge(odd[0], odd[2], odd[5]), diagrams.Edge(odd[1], odd[2], None)])
+    dot = diagrams.to_dot(cell)
+    svg = diagrams.to_svg(dot)
+    texts = [html.unescape(text) for text in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert sorted(texts) == sorted([cell.title, *odd])  # the title, three nodes, three operations, as written
+    assert diagrams.render(dot, tmp_path / "odd.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_plotly_figure_draws_every_edge_with_its_operation():
     genotype = parse_genotype(DARTS_V2_GENOTYPE)
-    cells = diagrams.cell_graphs(NNI_DARTS_V2)
+    cells = cell_graphs(NNI_DARTS_V2)
     figure = diagrams.plotly_figure(cells, title="darts v2")
     drawn = collections.Counter()
     for trace in figure.data:
