@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .export import SearchOutput
+from nas_estimators.architectures import SearchOutput
 
 __all__ = ["TopKTuner", "capture_webui", "free_port", "launch", "run_trial", "wait_for_trials", "FINAL_STATUSES"]
 

@@ -18,11 +18,12 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from nas_estimators.architectures import ArchitectureError, SearchOutput, load_search
 from nas_estimators.html_report import HtmlPage
 from nas_estimators.nasbench201 import to_arch_string
 
 from . import diagrams
-from .export import ArchitectureError, SearchOutput, cell_graphs, load_search
+from .export import cell_graphs
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "SECTIONS", "SearchRecord", "load_record", "write_report"]
 
@@ -139,7 +140,7 @@ def _number(value: Any) -> str:
 def _architecture_text(architecture: dict, space: str) -> str:
     if space == "nb201":
         return to_arch_string(architecture)
-    from .export import format_genotype, to_genotype
+    from nas_estimators.architectures import format_genotype, to_genotype
 
     return format_genotype(to_genotype(architecture))
 

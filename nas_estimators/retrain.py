@@ -85,7 +85,7 @@ class RetrainConfig:
 
 def resolve_architecture(spec: str) -> dict[str, Any]:
     """An NNI DARTS-space sample from ``darts-v2``, ``random:SEED``, a JSON file or a search directory."""
-    from .integrations.export import ArchitectureError, DARTS_V2_GENOTYPE, from_genotype, load_search, parse_genotype
+    from .architectures import ArchitectureError, DARTS_V2_GENOTYPE, from_genotype, load_search, parse_genotype
 
     if spec == "darts-v2":
         return from_genotype(parse_genotype(DARTS_V2_GENOTYPE))

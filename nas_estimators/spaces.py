@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from . import _nni  # noqa: F401  (silences NNI's import-time warning before the hub imports it)
-
 SPACES = ("darts", "nb201")
 #: How the search supernet normalises: NNI's layers as built (affine parameters, running averages), or
 #: batch statistics alone without affine parameters (NAS-Bench-201's own one-shot search setting).
@@ -31,6 +29,8 @@ def build_space(name: str, width: int | None = None, cells: int | None = None, n
     for option, value in (("width", width), ("cells", cells)):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{option}: expected a positive integer, got {value!r}")
+    from . import _nni  # noqa: F401  (silences NNI's import-time warning before the hub imports it)
+
     if name == "darts":
         from nni.nas.hub.pytorch import DARTS
 

@@ -14,10 +14,11 @@ import torch
 from helpers import needs_graphviz, one_line_error, tiny_search
 from nas_estimators.cli import main
 from nas_estimators.integrations import diagrams
-from nas_estimators.integrations.export import (
-    DARTS_V2_GENOTYPE, ArchitectureError, Genotype, cell_graphs, check_architecture, export, format_genotype,
-    from_genotype, load_search, parse_genotype, space_choices, to_genotype,
+from nas_estimators.architectures import (
+    DARTS_V2_GENOTYPE, ArchitectureError, Genotype, check_architecture, format_genotype, from_genotype, load_search,
+    parse_genotype, space_choices, to_genotype,
 )
+from nas_estimators.integrations.export import cell_graphs, export
 from nas_estimators.nasbench201 import from_arch_string
 
 # NNI's own sample of the DARTS paper's cell: nni/nas/hub/pytorch/nasnet.py, DARTS.load_searched_model('darts-v2').

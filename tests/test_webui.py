@@ -8,7 +8,7 @@ import pytest
 
 from nas_estimators.cli import main
 from nas_estimators.integrations.browser import find_chromium
-from nas_estimators.integrations.export import load_search
+from nas_estimators.architectures import load_search
 from nas_estimators.integrations.nni_webui import (
     MUTATION_SUMMARY, TopKTuner, capture_webui, free_port, launch, wait_for_trials,
 )

@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..integrations.export import FORMATS
+from ..spaces import SPACES
 from .common import usage_error
 
-FORMATS = ("json", "genotype", "dot", "svg", "png", "html")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="what to write (default: json)")
     export.add_argument("--top", type=int, default=1, help="export the K most probable architectures (default: 1)")
     export.add_argument("--output", help="folder to write into (default: DIR/export)")
-    export.add_argument("--space", choices=("darts", "nb201"), help="the space, when a JSON file does not say")
+    export.add_argument("--space", choices=SPACES, help="the space, when a JSON file does not say")
     export.set_defaults(handler=_export)
 
     report = commands.add_parser(
@@ -62,7 +63,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from ..integrations.diagrams import GraphvizMissing
-    from ..integrations.export import ArchitectureError, export, load_search
+    from ..architectures import ArchitectureError, load_search
+    from ..integrations.export import export
 
     if args.format not in FORMATS:
         raise usage_error(ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {args.format!r}"))
@@ -81,7 +83,7 @@ def _export(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ..integrations.browser import INSTALL_HINT, BrowserError, find_chromium
     from ..integrations.diagrams import GraphvizMissing
-    from ..integrations.export import ArchitectureError
+    from ..architectures import ArchitectureError
     from ..integrations.report import write_report
 
     if args.screenshot and find_chromium() is None:
@@ -114,7 +116,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _webui(args: argparse.Namespace) -> int:
     from ..integrations.browser import INSTALL_HINT, find_chromium
-    from ..integrations.export import ArchitectureError, load_search
+    from ..architectures import ArchitectureError, load_search
     from ..integrations.nni_webui import capture_webui, launch, wait_for_trials
 
     if args.screenshot and find_chromium() is None:
