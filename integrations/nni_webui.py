@@ -137,16 +137,16 @@ def capture_webui(port: int, screenshot: str | os.PathLike[str] | None = None, t
     """
     from .browser import HeadlessChromium
 
-    with HeadlessChromium(width=1400, height=1000) as browser:
+    with HeadlessChromium(width=1400, height=1000, scale=scale) as browser:
         page = browser.open(f"http://127.0.0.1:{port}/detail", settle=1.0, timeout=timeout)
-        page.wait_for("document.querySelectorAll('.ms-DetailsRow').length >= 1", timeout=timeout)
+        page.wait_for_function("document.querySelectorAll('.ms-DetailsRow').length >= 1")
         rows = page.evaluate("document.querySelectorAll('.ms-DetailsRow').length")
         page.evaluate("document.querySelectorAll('i[data-icon-name=ChevronRight]').forEach(e => e.click())")
-        page.wait_for(f"document.querySelectorAll('.openRow').length >= {rows}", timeout=timeout)
-        page.pump(0.5)
+        page.wait_for_function(f"document.querySelectorAll('.openRow').length >= {rows}")
+        page.wait_for_timeout(500)
         if screenshot is not None:
-            page.screenshot(screenshot, scale=scale)
-        return {"text": page.text(), "errors": list(page.errors)}
+            page.screenshot(path=screenshot, full_page=True)
+        return {"text": page.inner_text("body"), "errors": list(browser.errors)}
 
 
 def run_trial(search_directory: Path, epochs: int, batch_size: int = 64, threads: int | None = None) -> dict:

@@ -5,9 +5,23 @@ import shutil
 import pytest
 
 from nas_estimators.cli import main
+from nas_estimators.integrations.browser import BrowserError, require
 
 needs_graphviz = pytest.mark.skipif(shutil.which("dot") is None,
                                     reason="Graphviz's dot is not installed (Debian: apt-get install graphviz)")
+
+
+def _browser_missing() -> str | None:
+    try:
+        require()
+    except BrowserError as error:
+        return str(error)
+    return None
+
+
+# Headless Chromium driven by Playwright; the reason says what to install.
+_BROWSER_MISSING = _browser_missing()
+needs_browser = pytest.mark.skipif(_BROWSER_MISSING is not None, reason=_BROWSER_MISSING or "")
 
 
 def tiny_search(output, *extra, seed=0):

@@ -4,7 +4,6 @@ import html
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,11 +15,11 @@ from pathlib import Path
 import optuna
 import pytest
 
+from helpers import needs_browser
 from nas_estimators.cli import main
+from nas_estimators.integrations.browser import HeadlessChromium
 
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
+pytestmark = needs_browser
 
 
 def _dashboard_command() -> list[str]:
@@ -52,14 +51,14 @@ def _wait_for(url: str, server: subprocess.Popen, seconds: float = 60) -> bytes:
     pytest.fail(f"optuna-dashboard did not answer {url} within {seconds} s")
 
 
-def _rendered_text(url: str, profile: Path) -> tuple[str, str]:
-    """The DOM after the React app ran (as HTML), and its visible text."""
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-2000:]
-    dom = result.stdout
+def _rendered_text(url: str, ready: str) -> tuple[str, str]:
+    """The DOM after the React app ran (as HTML) and its text, once the JavaScript condition ``ready`` holds."""
+    with HeadlessChromium() as browser:
+        page = browser.open(url, timeout=180)
+        page.wait_for_load_state("networkidle")  # the app's API requests answered
+        page.wait_for_function(ready)
+        page.wait_for_timeout(1000)
+        dom = page.content()
     visible = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
     visible = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", visible)))
     return dom, visible
@@ -77,7 +76,7 @@ def tuned_study(tmp_path, capsys):
     return storage, optuna.load_study(study_name="dash-study", storage=storage)
 
 
-def test_dashboard_shows_the_study_trials_parameters_and_intermediate_values(tuned_study, tmp_path):
+def test_dashboard_shows_the_study_trials_parameters_and_intermediate_values(tuned_study):
     storage, study = tuned_study
     port = _free_port()
     server = subprocess.Popen([*_dashboard_command(), storage, "--host", "127.0.0.1", "--port", str(port)],
@@ -88,7 +87,8 @@ def test_dashboard_shows_the_study_trials_parameters_and_intermediate_values(tun
         summaries = json.loads(_wait_for(f"{base}/api/studies", server))["study_summaries"]
         study_id = next(s["study_id"] for s in summaries if s["study_name"] == "dash-study")
 
-        dom, text = _rendered_text(f"{base}/dashboard/studies/{study_id}", tmp_path / "profile")
+        dom, text = _rendered_text(f"{base}/dashboard/studies/{study_id}",
+                                   "document.querySelector('#graph-intermediate-values .main-svg')")
         assert "dash-study" in text
         # The intermediate-value plot: its plotly container holds an SVG with one trace per trial.
         assert 'id="graph-intermediate-values"' in dom, "no intermediate-value plot on the study page"
@@ -99,7 +99,8 @@ def test_dashboard_shows_the_study_trials_parameters_and_intermediate_values(tun
         best = study.best_trial
         assert f"Best Trial (number={best.number})" in text
 
-        _, trials_text = _rendered_text(f"{base}/dashboard/studies/{study_id}/trials", tmp_path / "profile")
+        _, trials_text = _rendered_text(f"{base}/dashboard/studies/{study_id}/trials",
+                                        "document.body.innerText.includes('Trial 1')")
         assert "Trial 0" in trials_text and "Trial 1" in trials_text and "Complete" in trials_text
         first = study.trials[0]
         for name, value in first.params.items():  # the selected (first) trial's parameters and values

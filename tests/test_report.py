@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import sys
 import zlib
 
 import pandas as pd
 import pytest
 
-from helpers import needs_graphviz, one_line_error, tiny_search
+from helpers import needs_browser, needs_graphviz, one_line_error, tiny_search
 from nas_estimators.cli import main
 from nas_estimators.integrations import diagrams
-from nas_estimators.integrations.browser import find_chromium
 from nas_estimators.integrations.report import SECTIONS, write_report
-
-needs_chromium = pytest.mark.skipif(find_chromium() is None,
-                                    reason="Chromium is not installed (Debian: apt-get install chromium)")
-
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +124,7 @@ def png_size_and_colours(path) -> tuple[int, int, int]:
     return width, height, len({raw[row * stride:(row + 1) * stride] for row in range(0, height, 7)})
 
 
-@needs_chromium
+@needs_browser
 def test_report_renders_in_chromium_without_script_errors(runs, tmp_path):
     from nas_estimators.integrations.browser import HeadlessChromium
 
@@ -136,16 +132,17 @@ def test_report_renders_in_chromium_without_script_errors(runs, tmp_path):
     report = write_report([darts, nb201], tmp_path / "report.html")
     with HeadlessChromium(width=1300, height=900) as browser:
         page = browser.open(report.resolve().as_uri(), settle=1.0)
-        page.wait_for("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=60)
-        assert page.errors == []
-        assert page.failed_requests == []  # self-contained: nothing fetched from the network
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3")
+        assert browser.errors == []
+        assert browser.failed_requests == []  # self-contained: nothing fetched from the network
         for section in SECTIONS:  # each section is on the page and takes space
             assert page.evaluate(f"document.getElementById('{section}').getBoundingClientRect().height") > 50
         heatmap_panels = page.evaluate("document.getElementById('figure-1').data.length")
         assert heatmap_panels == len(set(pd.read_csv(darts / "probabilities.csv")["label"]))
-        text = page.text()
+        text = page.inner_text("body")
         assert "Architecture probabilities over the epochs" in text and "Estimator diagnostics" in text
-        screenshot = page.screenshot(tmp_path / "report.png")
+        screenshot = tmp_path / "report.png"
+        page.screenshot(path=screenshot, full_page=True)
     width, height, distinct_rows = png_size_and_colours(screenshot)
     assert width == 1300 and height > 2000
     assert distinct_rows > 50  # a drawn page, not a blank one
@@ -172,7 +169,7 @@ def test_report_command_default_paths_and_bad_input(runs, tmp_path, capsys, monk
     assert not (broken / "report.html").exists()
 
 
-@needs_chromium
+@needs_browser
 def test_report_command_screenshot(runs, tmp_path, capsys):
     _, nb201 = runs
     shot = tmp_path / "shot.png"
@@ -180,6 +177,24 @@ def test_report_command_screenshot(runs, tmp_path, capsys):
                  "--diagrams", "plotly"]) == 0
     assert png_size_and_colours(shot)[2] > 50
     assert "page error" not in capsys.readouterr().err
+
+
+def test_without_playwright_the_browser_and_screenshot_say_what_to_install(tmp_path, capsys, monkeypatch):
+    from nas_estimators.integrations.browser import BrowserError, HeadlessChromium
+
+    monkeypatch.setitem(sys.modules, "playwright", None)  # ``import playwright`` now fails
+    with pytest.raises(BrowserError, match=r"^Playwright is not installed; pip install 'nas-estimators\[browser\]'$"):
+        HeadlessChromium()
+    for command in ("report", "webui"):  # before any work: the web UI starts no experiment
+        error = one_line_error(capsys, [command, str(tmp_path), "--screenshot", str(tmp_path / "shot.png")])
+        assert error.endswith("--screenshot: Playwright is not installed; pip install 'nas-estimators[browser]'")
+
+
+def test_without_chromium_the_screenshot_option_says_what_to_install(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("playwright", reason="Playwright is not installed; pip install 'nas-estimators[browser]'")
+    monkeypatch.setenv("CHROMIUM", "no-such-chromium")
+    error = one_line_error(capsys, ["report", str(tmp_path), "--screenshot", str(tmp_path / "shot.png")])
+    assert error.endswith("--screenshot: Chromium not found; install Chromium (Debian: apt-get install chromium)")
 
 
 def test_ranking_panel_curves_are_plotted_when_recorded(runs, tmp_path):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from helpers import needs_browser
 from nas_estimators.cli import main
-from nas_estimators.integrations.browser import find_chromium
 from nas_estimators.architectures import load_search
 from nas_estimators.integrations.nni_webui import (
     MUTATION_SUMMARY, TopKTuner, capture_webui, free_port, launch, wait_for_trials,
@@ -34,7 +34,7 @@ def test_webui_command_bad_input_is_one_line(tmp_path, capsys):
     assert len(error.splitlines()) == 1 and "no such directory" in error
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+@needs_browser
 def test_top_k_architectures_appear_in_nni_web_ui_with_their_metrics(tmp_path):
     run = tmp_path / "run"
     assert main(["search", "--space", "nb201", "--width", "4", "--cells", "1", "--epochs", "1", "--batch-size",

@@ -40,7 +40,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--output", help="the HTML file (default: DIR/report.html, or ./report.html for several)")
     report.add_argument("--diagrams", choices=("auto", "svg", "plotly"), default="auto",
                         help="cell drawings: Graphviz svg, plotly, or auto (svg when Graphviz is installed)")
-    report.add_argument("--screenshot", help="also write a PNG screenshot of the page (needs Chromium)")
+    report.add_argument("--screenshot", help="also write a PNG screenshot of the page (needs Playwright and Chromium)")
     report.add_argument("--screenshot-scale", type=float, default=1.0, help="screenshot size factor (default: 1)")
     report.set_defaults(handler=_report)
 
@@ -55,10 +55,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     webui.add_argument("--concurrency", type=int, default=1, help="trials at once (default: 1)")
     webui.add_argument("--exit-when-done", action="store_true", help="stop the web UI when every trial has ended")
     webui.add_argument("--screenshot", help="when every trial has ended, write a PNG of the trial list with each "
-                                            "architecture expanded (needs Chromium)")
+                                            "architecture expanded (needs Playwright and Chromium)")
     webui.add_argument("--screenshot-scale", type=float, default=1.0, help="screenshot size factor (default: 1)")
     webui.set_defaults(handler=_webui)
 
+
+def _needs_browser(args: argparse.Namespace) -> None:
+    """With --screenshot, a one-line usage error unless Playwright and Chromium are installed."""
+    from ..integrations.browser import BrowserError, require
+
+    if args.screenshot:
+        try:
+            require()
+        except BrowserError as error:
+            raise usage_error(RuntimeError(f"--screenshot: {error}")) from None
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -81,13 +91,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..integrations.browser import INSTALL_HINT, BrowserError, find_chromium
-    from ..integrations.diagrams import GraphvizMissing
     from ..architectures import ArchitectureError
+    from ..integrations.browser import BrowserError
+    from ..integrations.diagrams import GraphvizMissing
     from ..integrations.report import write_report
 
-    if args.screenshot and find_chromium() is None:
-        raise usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
+    _needs_browser(args)
     if not 0.1 <= args.screenshot_scale <= 4:
         raise usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
     default = Path(args.paths[0]) / "report.html" if len(args.paths) == 1 else Path("report.html")
@@ -103,10 +112,10 @@ def _report(args: argparse.Namespace) -> int:
         from ..integrations.browser import HeadlessChromium
 
         try:
-            with HeadlessChromium(width=1300, height=900) as browser:
+            with HeadlessChromium(width=1300, height=900, scale=args.screenshot_scale) as browser:
                 page = browser.open(written.resolve().as_uri(), settle=1.5)
-                page.screenshot(args.screenshot, scale=args.screenshot_scale)
-                for error in page.errors:
+                page.screenshot(path=args.screenshot, full_page=True)
+                for error in browser.errors:
                     print(f"page error: {error}", file=sys.stderr)
         except BrowserError as error:
             raise usage_error(error) from None
@@ -115,12 +124,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _webui(args: argparse.Namespace) -> int:
-    from ..integrations.browser import INSTALL_HINT, find_chromium
     from ..architectures import ArchitectureError, load_search
     from ..integrations.nni_webui import capture_webui, launch, wait_for_trials
 
-    if args.screenshot and find_chromium() is None:
-        raise usage_error(RuntimeError(f"--screenshot needs Chromium, which is not installed; {INSTALL_HINT}"))
+    _needs_browser(args)
     if not 0.1 <= args.screenshot_scale <= 4:
         raise usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
     path = Path(args.path)
