@@ -37,28 +37,27 @@ import optuna
 import pytorch_lightning as pl
 import torch
 
+from .. import registry
 from ..nasbench201 import benchmark_listener
 from ..search import SearchConfig, prepare, run_search
 
 __all__ = [
-    "TUNED_PARAMETERS", "SearchDiverged", "StudyMismatch", "suggest_hyperparameters", "SearchObjective",
+    "tuned_parameters", "SearchDiverged", "StudyMismatch", "suggest_hyperparameters", "SearchObjective",
     "exported_val_accuracy", "default_storage", "make_storage", "open_study", "TRIALS_DIRECTORY",
 ]
 
 _logger = logging.getLogger(__name__)
 
-#: The hyperparameters each estimator's search space draws (SearchConfig field names).
-#: ``temperature_final`` is conditional: drawn only when the schedule is not ``constant``.
-TUNED_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "sf": ("arc_learning_rate", "baseline_decay"),
-    "relax": ("arc_learning_rate", "surrogate_lr", "surrogate_width", "temperature_schedule", "temperature",
-              "temperature_final"),
-    "ram": ("arc_learning_rate", "labels_per_step"),
-}
 #: Where, under the objective's output directory, each trial's search writes (``trials/0007``).
 TRIALS_DIRECTORY = "trials"
-SURROGATE_WIDTHS = (16, 32, 64, 128)
-TEMPERATURE_SCHEDULES = ("constant", "linear", "exponential", "cosine")
+
+
+def tuned_parameters(estimator: str) -> tuple[str, ...]:
+    """The hyperparameters a study of ``estimator`` draws (SearchConfig names), in the order it draws them:
+    ``arc_learning_rate``, then the estimator's own with a search space in the registry."""
+    spec = registry.get(estimator)
+    return ("arc_learning_rate", *(h.name for h in spec.hyperparameters if h.suggest is not None))
+
 
 Suggest = Callable[[optuna.Trial, str, int, Mapping[str, Any]], dict[str, Any]]
 
@@ -83,28 +82,15 @@ def suggest_hyperparameters(trial: optuna.Trial, estimator: str, num_labels: int
 
     Returns the SearchConfig fields to set (drawn and fixed together).
     """
-    if estimator not in TUNED_PARAMETERS:
-        raise ValueError(f"estimator: expected one of {', '.join(TUNED_PARAMETERS)}, got {estimator!r}")
+    spec = registry.get(estimator)
     values: dict[str, Any] = dict(fixed)
-
-    def draw(name: str, suggest: Callable[[], Any]) -> Any:
-        if name not in values:
-            values[name] = suggest()
-        return values[name]
-
-    draw("arc_learning_rate", lambda: trial.suggest_float("arc_learning_rate", 1e-4, 3e-2, log=True))
-    if estimator == "sf":
-        draw("baseline_decay", lambda: trial.suggest_float("baseline_decay", 0.5, 0.99))
-    elif estimator == "relax":
-        draw("surrogate_lr", lambda: trial.suggest_float("surrogate_lr", 1e-4, 1e-2, log=True))
-        draw("surrogate_width", lambda: trial.suggest_categorical("surrogate_width", SURROGATE_WIDTHS))
-        schedule = draw("temperature_schedule",
-                        lambda: trial.suggest_categorical("temperature_schedule", TEMPERATURE_SCHEDULES))
-        draw("temperature", lambda: trial.suggest_float("temperature", 0.1, 2.0, log=True))
-        if schedule != "constant":  # the conditional parameter: a constant schedule has no final value
-            draw("temperature_final", lambda: trial.suggest_float("temperature_final", 0.05, 1.0, log=True))
-    else:
-        draw("labels_per_step", lambda: trial.suggest_int("labels_per_step", 1, max(1, num_labels)))
+    if "arc_learning_rate" not in values:
+        values["arc_learning_rate"] = trial.suggest_float("arc_learning_rate", 1e-4, 3e-2, log=True)
+    for hyperparameter in spec.hyperparameters:
+        if hyperparameter.suggest is not None and hyperparameter.name not in values:
+            value = hyperparameter.suggest(trial, num_labels, values)
+            if value is not None:  # None: not drawn in this trial (a conditional hyperparameter)
+                values[hyperparameter.name] = value
     return values
 
 
@@ -208,11 +194,10 @@ class SearchObjective:
 
     def __init__(self, config: SearchConfig, output: str | Path, *, table: Any = None,
                  fixed: Mapping[str, Any] | None = None, suggest: Suggest | None = None) -> None:
-        if config.estimator not in TUNED_PARAMETERS:
-            raise ValueError(f"estimator: expected one of {', '.join(TUNED_PARAMETERS)}, got {config.estimator!r}")
+        registry.get(config.estimator)  # a one-line ValueError for an unknown estimator
         if table is not None and config.space != "nb201":
             raise ValueError(f"table: a NAS-Bench-201 table scores nb201 architectures; the space is {config.space!r}")
-        known = {field.name for field in dataclasses.fields(SearchConfig)}
+        known = {field.name for field in dataclasses.fields(SearchConfig)} | set(registry.hyperparameters())
         unknown = sorted(set(fixed or {}) - known)
         if unknown:
             raise ValueError(f"fixed: unknown hyperparameter(s) {', '.join(unknown)}")
@@ -243,7 +228,7 @@ class SearchObjective:
         trial_output = self.output / TRIALS_DIRECTORY / f"{trial.number:04d}"
         trial.set_user_attr("output", str(trial_output))
         hyperparameters = self.suggest(trial, self.config.estimator, self.num_labels, self.fixed)
-        config = dataclasses.replace(self.config, output=str(trial_output), **hyperparameters)
+        config = dataclasses.replace(self.config, output=str(trial_output)).with_hyperparameters(hyperparameters)
         reporter = _EpochReporter(trial, config.warmup_epochs, self.table)
         try:
             # prepare() initialises the supernet's and the surrogate's weights: seed first, so that every

@@ -20,12 +20,18 @@ from typing import Any, Callable, Iterable, Iterator
 import pytorch_lightning as pl
 import torch
 
+from . import registry
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 from .data import ImageData, load_dataset
-from .search import DIGITS_SIZE, ESTIMATOR_NAMES, SearchConfig, prepare, resolve_device, resolve_precision, run_search
+from .search import DIGITS_SIZE, SearchConfig, prepare, resolve_device, resolve_precision, run_search
 from .spaces import DEFAULT_SIZE, SPACES
 
-STRATEGIES = (*ESTIMATOR_NAMES, *ONESHOT_BASELINES)
+
+def strategies() -> tuple[str, ...]:
+    """What bench times: the registered estimators and NNI's one-shot strategies."""
+    return (*registry.names(), *ONESHOT_BASELINES)
+
+
 DEFAULT_STRATEGIES = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 REFERENCE = "nni-darts"
 # Random data: CIFAR-10's shape, so that speed on the real data can be checked without it.
@@ -64,8 +70,8 @@ def check(config: BenchConfig) -> None:
     if not config.strategies:
         raise InputError("strategies: expected at least one strategy")
     for name in config.strategies:
-        if name not in STRATEGIES:
-            raise InputError(f"strategies: unknown strategy {name!r}; expected some of {', '.join(STRATEGIES)}")
+        if name not in strategies():
+            raise InputError(f"strategies: unknown strategy {name!r}; expected some of {', '.join(strategies())}")
         if name in ONESHOT_BASELINES:
             try:
                 check_oneshot_baseline(name)

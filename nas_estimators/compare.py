@@ -25,25 +25,37 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from . import _nni
+from . import _nni, registry
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 from .data import DATASETS
 from .files import atomic_write_text
 from .html_report import HtmlPage
-from .search import (CHECKPOINT_NAME, ESTIMATOR_NAMES, SearchConfig, make_estimator, prepare, resolve_device,
+from .search import (CHECKPOINT_NAME, SearchConfig, make_estimator, prepare, resolve_device,
                      resolve_precision, run_search)
 from .lightning import check_uniform_weight_paths
 from .spaces import BATCH_NORMS, SPACES
 
-ONESHOT_METHODS = (*ESTIMATOR_NAMES, *ONESHOT_BASELINES)
 #: Command-line name -> NNI multi-trial strategy class name.
 MULTI_TRIAL_METHODS = {"nni-evolution": "RegularizedEvolution", "nni-random-search": "Random", "nni-tpe": "TPE",
                        "nni-rl": "PolicyBasedRL"}
-#: Our estimators searching the benchmark table itself (no supernet): one query per forward evaluation.
-TABLE_METHODS = {f"{name}-table": name for name in ESTIMATOR_NAMES}
-#: Methods that query architectures one by one, scored by table look-up, up to ``budget``.
-QUERY_METHODS = (*MULTI_TRIAL_METHODS, *TABLE_METHODS)
-METHODS = (*ONESHOT_METHODS, *QUERY_METHODS)
+TABLE_SUFFIX = "-table"
+
+
+def table_methods() -> dict[str, str]:
+    """Our estimators searching the benchmark table itself (no supernet): ``{"sf-table": "sf", ...}``."""
+    return {f"{name}{TABLE_SUFFIX}": name for name in registry.names()}
+
+
+def query_methods() -> tuple[str, ...]:
+    """Methods that query architectures one by one, scored by table look-up, up to ``budget``."""
+    return (*MULTI_TRIAL_METHODS, *table_methods())
+
+
+def methods() -> tuple[str, ...]:
+    """Every method compare runs: the registered estimators, NNI's one-shot and multi-trial strategies, the table searches."""
+    return (*registry.names(), *ONESHOT_BASELINES, *query_methods())
+
+
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
@@ -100,8 +112,8 @@ def check(config: CompareConfig):
     if not config.methods:
         raise InputError("methods: expected at least one method")
     for method in config.methods:
-        if method not in METHODS:
-            raise InputError(f"methods: unknown method {method!r}; expected some of {', '.join(METHODS)}")
+        if method not in methods():
+            raise InputError(f"methods: unknown method {method!r}; expected some of {', '.join(methods())}")
         if method in ONESHOT_BASELINES:
             try:
                 check_oneshot_baseline(method)
@@ -153,7 +165,7 @@ def check(config: CompareConfig):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
                 and (value > 0 or name == "table-noise")):
             raise InputError(f"{name}: expected {allowed}, got {value!r}")
-    multi_trial = [m for m in config.methods if m in QUERY_METHODS]
+    multi_trial = [m for m in config.methods if m in query_methods()]
     if config.benchmark_table is None:
         if multi_trial:
             raise InputError(f"{multi_trial[0]}: multi-trial methods score architectures by table look-up; "
@@ -214,7 +226,7 @@ def run_dir(output: Path, method: str, seed: int) -> Path:
 
 def is_finished(directory: Path, method: str) -> bool:
     """A one-shot run is finished once it wrote architecture.json, a multi-trial run once it wrote trials.csv."""
-    return (directory / ("trials.csv" if method in QUERY_METHODS else "architecture.json")).is_file()
+    return (directory / ("trials.csv" if method in query_methods() else "architecture.json")).is_file()
 
 
 def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
@@ -247,7 +259,7 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
             progress(f"[{index}/{len(pairs)}] {method} seed {seed}: finished before, skipped ({directory})")
             continue
         progress(f"[{index}/{len(pairs)}] {method} seed {seed}: running -> {directory}")
-        if method in TABLE_METHODS:
+        if method in table_methods():
             run_table_method(config, method, seed, table, directory)
         elif method in MULTI_TRIAL_METHODS:
             run_multi_trial_method(method, seed, config.budget, table, directory, config.table_noise)
@@ -280,7 +292,7 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
         arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
-        weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm, uniform_weight_paths=config.uniform_weight_paths if method in ESTIMATOR_NAMES else 0.0,
+        weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm, uniform_weight_paths=config.uniform_weight_paths if method in registry.names() else 0.0,
         progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
     try:
         parts = prepare(search_config, data=data)
@@ -291,7 +303,7 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         from .nasbench201 import benchmark_listener
 
         listeners.append(benchmark_listener(table))
-        if config.panel_images and method in ESTIMATOR_NAMES:
+        if config.panel_images and method in registry.names():
             from .ranking import RankingPanel
 
             images, labels = parts["batches"][1].fixed(int(config.panel_images))
@@ -333,7 +345,7 @@ def run_table_method(config: CompareConfig, method: str, seed: int, table, direc
     from .nasbench201 import LABELS, NNI_OPS
     from .table_search import TableSearch
 
-    estimator = make_estimator(SearchConfig(estimator=TABLE_METHODS[method]), steps=config.budget)
+    estimator = make_estimator(SearchConfig(estimator=table_methods()[method]), steps=config.budget)
     search = TableSearch(estimator, {label: NNI_OPS for label in LABELS}, table.accuracy,
                          learning_rate=config.table_learning_rate, noise=config.table_noise)
     frame = search.run(config.budget, seed=seed)
@@ -346,7 +358,7 @@ def collect(output: Path, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, p
     histories, trial_frames = [], []
     for method, seed in pairs:
         directory = run_dir(output, method, seed)
-        if method in QUERY_METHODS:
+        if method in query_methods():
             frame = pd.read_csv(directory / "trials.csv")
             trial_frames.append(frame.assign(method=method, seed=seed))
         else:
@@ -382,7 +394,7 @@ def summarize(results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                      "search_seconds_mean": frame.groupby("seed")["seconds"].sum().mean()})
     for method, frame in trials.groupby("method", sort=False):
         final = frame.sort_values("trial").groupby("seed").tail(1)
-        kind = "table" if method in TABLE_METHODS else "multi-trial"
+        kind = "table" if method in table_methods() else "multi-trial"
         rows.append({"method": method, "kind": kind, "runs": len(final), "epochs": math.nan,
                      "budget": int(frame.groupby("seed")["trial"].max().max()),
                      "final_benchmark_acc_mean": final["best_so_far"].mean(),

@@ -14,25 +14,22 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from . import _nni
+from . import _nni, registry
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import load_dataset, search_batches
-from .estimators import Ram, Relax, ScoreFunction
 from .files import atomic_write_text
 from .lightning import SearchDiverged, check_uniform_weight_paths
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
-from .schedules import make_schedule
 from .spaces import BATCH_NORMS, build_space
 
 __all__ = ["SearchConfig", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
-ESTIMATOR_NAMES = ("sf", "relax", "ram")
 PRECISIONS = ("bf16", "fp32")
 CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
@@ -64,14 +61,16 @@ class SearchConfig:
     uniform_weight_paths: float = 0.0
     batch_norm: str = "nni"  # "no-affine": batch statistics only, no affine parameters (see spaces.BATCH_NORMS)
     gradient_clip: float | None = 5.0
-    baseline_decay: float = 0.9
-    samples_per_step: int = 1  # sf: architectures scored a step (>= 2: leave-one-out baselines)
-    surrogate_width: int = 64
-    surrogate_lr: float = 1e-3
-    temperature: float = 0.5
-    temperature_final: float | None = None
-    temperature_schedule: str = "constant"
-    labels_per_step: int | None = 1  # RAM; None marginalises every label each step
+    # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
+    baseline_decay: float = registry.default("baseline_decay")
+    samples_per_step: int = registry.default("samples_per_step")
+    surrogate_width: int = registry.default("surrogate_width")
+    surrogate_lr: float = registry.default("surrogate_lr")
+    temperature: float = registry.default("temperature")
+    temperature_final: float | None = registry.default("temperature_final")
+    temperature_schedule: str = registry.default("temperature_schedule")
+    labels_per_step: int | None = registry.default("labels_per_step")
+    estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # other registered estimators'
     top_k: int = 5
     benchmark_table: str | None = None
     panel_images: int = 512  # with a benchmark table: held-out images that score the ranking panel (0: none)
@@ -81,6 +80,12 @@ class SearchConfig:
     progress: bool = True
     precision: str = "auto"  # bf16 (autocast) or fp32; auto: bf16 on CUDA, fp32 on CPU
     channels_last: bool = False
+
+    def with_hyperparameters(self, values: Mapping[str, Any]) -> "SearchConfig":
+        """A copy with estimator hyperparameters set: fields by name, the others in ``estimator_options``."""
+        fields = {field.name for field in dataclasses.fields(SearchConfig)}
+        options = {**self.estimator_options, **{k: v for k, v in values.items() if k not in fields}}
+        return dataclasses.replace(self, estimator_options=options, **{k: v for k, v in values.items() if k in fields})
 
     def identity(self, width: int | None = None, cells: int | None = None) -> dict[str, Any]:
         """What a checkpoint must share with the search that resumes it."""
@@ -102,17 +107,16 @@ def load_saved_config(output: str | Path) -> SearchConfig:
     return SearchConfig(**{key: value for key, value in record.items() if key in fields})
 
 
+def estimator_options(config: SearchConfig) -> dict[str, Any]:
+    """The values of ``config.estimator``'s hyperparameters (see :mod:`~nas_estimators.registry`)."""
+    fields = {field.name for field in dataclasses.fields(SearchConfig)}
+    return {h.name: getattr(config, h.name) if h.name in fields else config.estimator_options.get(h.name, h.default)
+            for h in registry.get(config.estimator).hyperparameters}
+
+
 def make_estimator(config: SearchConfig, steps: int = 1):
     """The estimator the config names; ``steps`` is the length of the temperature schedule."""
-    if config.estimator == "sf":
-        return ScoreFunction(baseline_decay=config.baseline_decay, samples=config.samples_per_step)
-    if config.estimator == "relax":
-        return Relax(surrogate_width=config.surrogate_width, surrogate_lr=config.surrogate_lr,
-                     temperature=make_schedule(config.temperature_schedule, config.temperature,
-                                               config.temperature_final, steps=steps))
-    if config.estimator == "ram":
-        return Ram(labels_per_step=config.labels_per_step)
-    raise ValueError(f"estimator: expected one of {', '.join(ESTIMATOR_NAMES)}, got {config.estimator!r}")
+    return registry.get(config.estimator).build(estimator_options(config), steps)
 
 
 def resolve_device(device: str) -> torch.device:

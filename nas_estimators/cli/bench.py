@@ -11,14 +11,14 @@ from .common import UsageError, optional_int
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..bench import DEFAULT_STRATEGIES, STRATEGIES
+    from ..bench import DEFAULT_STRATEGIES, strategies
 
     parser = subparsers.add_parser(
         "bench", help="time search steps of each strategy, ours and NNI's",
         description="Run a fixed number of search steps for each strategy on the same space, data, batch size, "
                     "precision and device, one after the other after a warm-up; print a table and write JSON.")
     parser.add_argument("--strategies", nargs="+", default=[",".join(DEFAULT_STRATEGIES)], metavar="NAME",
-                        help=f"comma- or space-separated, from {', '.join(STRATEGIES)} "
+                        help=f"comma- or space-separated, from {', '.join(strategies())} "
                              f"(default: {','.join(DEFAULT_STRATEGIES)})")
     parser.add_argument("--space", default="darts", help="darts or nb201 (default: darts)")
     parser.add_argument("--width", type=int, help="initial channels (default: 16; 8 on digits)")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
 
+from .. import registry
 from ..data import DATASETS
-from ..schedules import SCHEDULES
+from ..search import SearchConfig
 from ..spaces import BATCH_NORMS, SPACES
-
-ESTIMATOR_CHOICES = ("sf", "relax", "ram")
 
 
 class UsageError(Exception):
@@ -20,18 +21,12 @@ def usage_error(error: BaseException) -> UsageError:
     return UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
-def optional_int(text: str) -> int | None:
-    if text.lower() in ("none", "all"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}") from None
+optional_int = registry.int_or_all  # a positive integer or all (None)
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """The search options, shared by every command that runs searches."""
-    parser.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="sf", help="gradient estimator (default: sf)")
+    parser.add_argument("--estimator", choices=registry.names(), default="sf", help="gradient estimator (default: sf)")
     parser.add_argument("--space", choices=SPACES, default="darts", help="model space (default: darts)")
     parser.add_argument("--dataset", choices=DATASETS, default="digits",
                         help="digits (ships with scikit-learn, the default) or cifar10 (needs --data-root)")
@@ -55,16 +50,20 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
                              "(1: single-path one-shot; 0: paths from the learnt distribution)")
     estimators = parser.add_argument_group("estimator hyperparameters")
-    estimators.add_argument("--baseline-decay", type=float, default=0.9, help="sf: moving-average decay, in [0, 1)")
-    estimators.add_argument("--samples-per-step", type=int, default=1,
-                            help="sf: architectures scored a step; >= 2 uses leave-one-out baselines (default: 1)")
-    estimators.add_argument("--surrogate-width", type=int, default=64, help="relax: hidden units of the surrogate")
-    estimators.add_argument("--surrogate-lr", type=float, default=1e-3, help="relax: surrogate learning rate")
-    estimators.add_argument("--temperature", type=float, default=0.5, help="relax: (initial) temperature")
-    estimators.add_argument("--temperature-final", type=float, help="relax: final temperature of the schedule")
-    estimators.add_argument("--temperature-schedule", choices=sorted(SCHEDULES), default="constant",
-                            help="relax: temperature schedule over the search")
-    estimators.add_argument("--labels-per-step", type=optional_int, default=1,
-                            help="ram: labels marginalised per step, or 'all' (default: 1, at most ~2x SF's time)")
+    for hyperparameter in registry.hyperparameters().values():
+        estimators.add_argument(hyperparameter.option, dest=hyperparameter.name, type=hyperparameter.type,
+                                choices=hyperparameter.choices, default=hyperparameter.default, help=hyperparameter.help)
+
+
+def search_config(args: argparse.Namespace, **overrides: Any) -> SearchConfig:
+    """The :class:`~nas_estimators.search.SearchConfig` of parsed search options (``overrides`` win)."""
+    fields = {field.name for field in dataclasses.fields(SearchConfig)}
+    values = {name: value for name, value in vars(args).items() if name in fields}
+    values["estimator_options"] = {name: getattr(args, name) for name in registry.hyperparameters()
+                                   if name not in fields and hasattr(args, name)}
+    if hasattr(args, "no_progress"):
+        values["progress"] = not args.no_progress
+    values.update(overrides)
+    return SearchConfig(**values)
 
 

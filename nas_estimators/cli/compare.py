@@ -9,14 +9,14 @@ from .common import UsageError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..compare import DEFAULT_METHODS, METHODS
+    from ..compare import DEFAULT_METHODS, methods
 
     parser = subparsers.add_parser(
         "compare", help="compare search methods (ours and NNI's) over several seeds",
         description="Run each method with each seed on the same space, data, epochs and batch size; write "
                     "results.csv, summary.csv and report.html to --output. Finished runs are not redone.")
     parser.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)], metavar="NAME",
-                        help=f"comma- or space-separated, from {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})")
+                        help=f"comma- or space-separated, from {', '.join(methods())} (default: {','.join(DEFAULT_METHODS)})")
     parser.add_argument("--seeds", nargs="+", default=["0,1,2"], metavar="SEED", help="seeds (default: 0,1,2)")
     parser.add_argument("--space", default="nb201", help="nb201 or darts (default: nb201)")
     parser.add_argument("--dataset", default="digits", help="digits (the default) or cifar10 (needs --data-root)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import UsageError, add_search_arguments
+from .common import UsageError, add_search_arguments, search_config
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from ..search import SearchConfig, SearchDiverged, SearchInterrupted, load_saved_config, prepare, run_search
+    from ..search import SearchDiverged, SearchInterrupted, load_saved_config, prepare, run_search
 
     output = args.output or f"runs/{args.estimator}-{args.space}-{args.dataset}-s{args.seed}"
     if args.resume:
@@ -50,18 +50,7 @@ def _search(args: argparse.Namespace) -> int:
         config.output, config.resume, config.progress, config.device = output, True, not args.no_progress, args.device
         config.epochs = args.epochs if args.epochs is not None else config.epochs
         return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
-    config = SearchConfig(
-        estimator=args.estimator, space=args.space, dataset=args.dataset, data_root=args.data_root,
-        download=args.download, output=output, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        device=args.device, width=args.width, cells=args.cells, weight_learning_rate=args.weight_learning_rate,
-        arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs,
-        uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images, batch_norm=args.batch_norm,
-        baseline_decay=args.baseline_decay, samples_per_step=args.samples_per_step, surrogate_width=args.surrogate_width, surrogate_lr=args.surrogate_lr,
-        temperature=args.temperature, temperature_final=args.temperature_final,
-        temperature_schedule=args.temperature_schedule, labels_per_step=args.labels_per_step,
-        top_k=args.top_k, benchmark_table=args.benchmark_table, max_bad_steps=args.max_bad_steps, deterministic=args.deterministic,
-        precision=args.precision, channels_last=args.channels_last,
-        progress=not args.no_progress)
+    config = search_config(args, output=output)
     return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
 
 

@@ -17,11 +17,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .common import UsageError, add_search_arguments
+from .. import registry
+from .common import UsageError, add_search_arguments, search_config
 
-# The hyperparameters tune draws unless the command line fixes them (argparse dest -> SearchConfig field).
-TUNABLE = ("arc_learning_rate", "baseline_decay", "surrogate_width", "surrogate_lr", "temperature",
-           "temperature_final", "temperature_schedule", "labels_per_step")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
 
@@ -36,7 +34,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                                  "trials.csv and importances.csv to --output.")
     add_search_arguments(parser)
     # None marks "not given": those are drawn by the sampler (the search command's defaults do not apply).
-    parser.set_defaults(**{name: None for name in TUNABLE})
+    parser.set_defaults(**{name: None for name in _tunable()})
     parser.add_argument("--n-trials", type=int, default=20, help="trials this process runs (default: 20)")
     parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     parser.add_argument("--study-name", help="study to create or resume (default: ESTIMATOR-SPACE-DATASET)")
@@ -57,18 +55,18 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _search_config(args: argparse.Namespace, output: Path):
-    from ..search import SearchConfig
+def _tunable() -> tuple[str, ...]:
+    """What tune draws unless the command line fixes it: the architecture learning rate and every registered
+    estimator hyperparameter with a search space."""
+    return ("arc_learning_rate", *(h.name for h in registry.hyperparameters().values() if h.suggest is not None))
 
-    fixed = {name: getattr(args, name) for name in TUNABLE if getattr(args, name) is not None}
-    common = dict(estimator=args.estimator, space=args.space, dataset=args.dataset, data_root=args.data_root,
-                  download=args.download, output=str(output), epochs=args.epochs, batch_size=args.batch_size,
-                  seed=args.seed, device=args.device, width=args.width, cells=args.cells,
-                  weight_learning_rate=args.weight_learning_rate, warmup_epochs=args.warmup_epochs,
-                  uniform_weight_paths=args.uniform_weight_paths, samples_per_step=args.samples_per_step,
-                  batch_norm=args.batch_norm,
-                  progress=False)
-    return SearchConfig(**common, **fixed), fixed
+
+def _search_config(args: argparse.Namespace, output: Path):
+    tunable = _tunable()
+    fixed = {name: getattr(args, name) for name in tunable if getattr(args, name, None) is not None}
+    # Not given: left out, so the config holds the defaults until a trial draws them.
+    given = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in tunable or v is not None})
+    return search_config(given, output=str(output), progress=False), fixed
 
 
 def _check_config(config) -> None:
@@ -247,6 +245,6 @@ def tune(args: argparse.Namespace) -> int:
 
 
 def _tuned(estimator: str, fixed: dict) -> list[str]:
-    from ..integrations.optuna_tuning import TUNED_PARAMETERS
+    from ..integrations.optuna_tuning import tuned_parameters
 
-    return [name for name in TUNED_PARAMETERS[estimator] if name not in fixed]
+    return [name for name in tuned_parameters(estimator) if name not in fixed]
