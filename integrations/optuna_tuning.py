@@ -39,7 +39,7 @@ import torch
 
 from .. import registry
 from ..nasbench201 import benchmark_listener
-from ..search import SearchConfig, prepare, run_search
+from ..search import SearchConfig, SearchParts, prepare, run_search
 
 __all__ = [
     "tuned_parameters", "SearchDiverged", "StudyMismatch", "suggest_hyperparameters", "SearchObjective",
@@ -125,7 +125,7 @@ def _table_accuracy(table: Any, architecture: Mapping[str, Any]) -> float:
     return float(table.accuracy(architecture))
 
 
-def exported_val_accuracy(result: Mapping[str, Any], parts: Mapping[str, Any], seed: int,
+def exported_val_accuracy(result: Mapping[str, Any], parts: SearchParts, seed: int,
                           batch_size: int = 256) -> float:
     """Accuracy of the exported architecture with the supernet's weights on the architecture half, unaugmented.
 
@@ -139,8 +139,8 @@ def exported_val_accuracy(result: Mapping[str, Any], parts: Mapping[str, Any], s
     """
     from ..data import DeviceBatches, split_halves
 
-    data, device = parts["data"], parts["device"]
-    module = result["strategy"]._search_module
+    data, device = parts.data, parts.device
+    module = result["strategy"].search_module
     network = module.training_module
     weights_idx, arch_idx = split_halves(len(data.train_labels), seed)
 

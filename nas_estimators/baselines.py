@@ -1,11 +1,11 @@
 """NNI's own one-shot strategies as baselines, run by the same search loop as the estimators.
 
-``make_oneshot_baseline("nni-darts")`` is NNI's ``DARTS`` strategy, unchanged in what it computes,
-whose Lightning module also offers the read-only views :class:`~nas_estimators.search.SearchRecorder`
-reads from our own module: ``distribution`` (entropy, probabilities and mode from NNI's
-``export_probs()``/``export()``), ``estimator.diagnostics``, ``skipped_steps`` and ``_last_validation``.
-So ``run_search`` (history.csv, probabilities.csv, epoch listeners, checkpoints) and ``bench`` treat
-NNI's strategies and ours alike.
+``make_oneshot_baseline("nni-darts")`` is NNI's ``DARTS`` strategy, unchanged in what it computes. A
+:class:`BaselineView` observes its Lightning module from outside (a callback and a forward hook) and offers
+what :class:`~nas_estimators.recorder.SearchModule` promises: ``distribution`` (entropy, probabilities and
+mode from NNI's ``export_probs()``/``export()``), ``step_values()`` and ``skipped_steps``. So ``run_search``
+(history.csv, probabilities.csv, epoch listeners, checkpoints) and ``bench`` treat NNI's strategies and
+ours alike.
 
 What the views mean for NNI's strategies:
 
@@ -27,6 +27,7 @@ import math
 import warnings
 from typing import Any, Mapping
 
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -42,11 +43,6 @@ ONESHOT_BASELINES: dict[str, str] = {
 # branch. Checked with tianshou 0.4.11, gym 0.26.2, pytorch-lightning 2.6.6.
 _UNAVAILABLE = {"nni-enas": "NNI 3.0's ENAS does not run with pytorch-lightning 2.6 (its training_step misreads "
                             "the batches of its sequential loader)"}
-
-
-def available_oneshot_baselines() -> tuple[str, ...]:
-    """The baselines that can run here."""
-    return tuple(name for name in ONESHOT_BASELINES if name not in _UNAVAILABLE)
 
 
 def check_oneshot_baseline(name: str) -> None:
@@ -91,37 +87,46 @@ class ExportedDistribution:
         return [(self.mode(), probability)][: max(0, int(k))]
 
 
-class _Diagnostics:
-    """Stands in for an estimator: the recorder reads ``diagnostics`` (and checkpoints read ``name``)."""
+class BaselineView(pl.Callback):
+    """The :class:`~nas_estimators.recorder.SearchModule` of one of NNI's one-shot modules, observed from outside.
+
+    A Lightning callback (so it sees each step's batches) plus a forward hook on the network (so it sees the
+    architecture step's forward pass on the validation batch); NNI's module itself is not changed.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.module: Any = None
+        self.skipped_steps = 0  # NNI's strategies skip no step
         self.diagnostics: dict[str, float] = {}
-
-
-class _RecorderViews:
-    """Mixed into NNI's one-shot Lightning module class: views of it that the search recorder reads."""
-
-    def _attach_views(self, name: str) -> None:
-        self.estimator = _Diagnostics(name)
-        self.skipped_steps = 0
         self._last_validation: dict[str, Any] = {}
         self._validation_batch: Any = None
         self._validation_forwards = 0
         self._steps_seen = 0
         self._snapshot: tuple[int, ExportedDistribution] | None = None
         self._num_architectures: int | None = None
-        self.training_module.register_forward_hook(self._record_validation)
 
-    def training_step(self, batch, batch_idx):
+    def bind(self, module: Any) -> None:
+        """Observe ``module`` (NNI's one-shot Lightning module, once the strategy has built it)."""
+        self.module = module
+        module.training_module.register_forward_hook(self._record_validation)
+
+    @property
+    def training_module(self) -> Any:
+        return self.module.training_module
+
+    def step_values(self) -> dict[str, Any]:
+        return {**self._last_validation, **self.diagnostics}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._last_validation = {}
         self._validation_forwards = 0
         # DARTS-like strategies get {"train": batch, "val": batch}; the architecture step runs on "val".
         self._validation_batch = batch.get("val") if isinstance(batch, Mapping) else None
-        output = super().training_step(batch, batch_idx)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._steps_seen += 1
-        self.estimator.diagnostics = {"forward_evaluations": float(self._validation_forwards)}
-        return output
+        self.diagnostics = {"forward_evaluations": float(self._validation_forwards)}
 
     def _record_validation(self, module, args, output) -> None:
         batch = self._validation_batch
@@ -141,13 +146,13 @@ class _RecorderViews:
         return self._snapshot[1]
 
     def _export(self) -> ExportedDistribution:
-        choices, _ = _nni.categorical_choices(self.model)
+        choices, _ = _nni.categorical_choices(self.module.model)
         if self._num_architectures is None:
             self._num_architectures = math.prod(len(values) for values in choices.values())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # RandomOneShot warns that its export is arbitrary
-            mode = self.export()
-            probabilities = _nni.noiseless_export_probs(self)
+            mode = self.module.export()
+            probabilities = _nni.noiseless_export_probs(self.module)
         if not probabilities:  # RandomOneShot exports none: it samples uniformly
             probabilities = {label: {_key(v): 1.0 / len(values) for v in values} for label, values in choices.items()}
         return ExportedDistribution(probabilities, mode, self._num_architectures)
@@ -157,31 +162,36 @@ def _key(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-@functools.lru_cache(maxsize=None)
-def _with_views(module_class: type) -> type:
-    return type(module_class.__name__, (_RecorderViews, module_class), {"__module__": __name__})
-
-
 class _BaselineStrategy:
-    """Mixed into an NNI one-shot strategy class: its module gets the recorder views."""
+    """Mixed into an NNI one-shot strategy class: a :class:`BaselineView` observes the module NNI builds."""
 
     baseline_name = "nni"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.view = BaselineView(self.baseline_name)
+        self._search_module = None
+
     def configure_oneshot_module(self, training_module):
         module = super().configure_oneshot_module(training_module)
-        # NNI builds its module with its own arguments; retyping the instance to a subclass that only
-        # adds the views above leaves what NNI computes untouched and needs no copy of NNI's constructors.
-        module.__class__ = _with_views(type(module))
-        module._attach_views(self.baseline_name)
+        self.view.bind(module)
         self._search_module = module
         return module
 
     @property
-    def distribution(self) -> ExportedDistribution:
-        module = getattr(self, "_search_module", None)
-        if module is None:
+    def callbacks(self) -> list[pl.Callback]:
+        """Lightning callbacks the search's trainer must run (before the recorder, which reads the view)."""
+        return [self.view]
+
+    @property
+    def search_module(self) -> BaselineView:
+        if self._search_module is None:
             raise RuntimeError("the strategy has no module yet: run it (or mutate_evaluator and evaluate) first")
-        return module.distribution
+        return self.view
+
+    @property
+    def distribution(self) -> ExportedDistribution:
+        return self.search_module.distribution
 
 
 @functools.lru_cache(maxsize=None)

@@ -136,8 +136,8 @@ class FixedLengthBatches:
 class StepTimer(pl.Callback):
     """Times the steps after ``warmup_steps``, between device synchronisations, then stops the trainer."""
 
-    def __init__(self, warmup_steps: int, steps: int, device: torch.device) -> None:
-        self.warmup_steps, self.steps, self.device = warmup_steps, steps, device
+    def __init__(self, warmup_steps: int, steps: int, device: torch.device, strategy: Any) -> None:
+        self.warmup_steps, self.steps, self.device, self.strategy = warmup_steps, steps, device, strategy
         self.seen = 0
         self.started: float | None = None
         self.seconds: float | None = None
@@ -163,8 +163,8 @@ class StepTimer(pl.Callback):
         if self.seen == self.warmup_steps:
             self._start()  # the next step's batch fetch is inside the timed window, as in a search
         elif self.seen > self.warmup_steps:
-            estimator = getattr(pl_module, "estimator", None)
-            self.forward_evaluations.append(float(getattr(estimator, "diagnostics", {}).get("forward_evaluations", 0.0)))
+            values = self.strategy.search_module.step_values()
+            self.forward_evaluations.append(float(values.get("forward_evaluations", 0.0)))
         if self.seen == self.warmup_steps + self.steps:
             self._synchronize()
             self.seconds = time.perf_counter() - self.started
@@ -192,8 +192,8 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
     except (ValueError, TypeError) as error:
         raise InputError(f"{name}: {error}") from None
     total = config.warmup_steps + config.steps
-    parts["batches"] = tuple(FixedLengthBatches(batches, total) for batches in parts["batches"])
-    timer = StepTimer(config.warmup_steps, config.steps, parts["device"])
+    parts.batches = tuple(FixedLengthBatches(batches, total) for batches in parts.batches)
+    timer = StepTimer(config.warmup_steps, config.steps, parts.device, parts.strategy)
     run_search(search_config, parts, callbacks=[timer])
     if timer.seconds is None:
         raise RuntimeError(f"{name}: the trainer stopped after {timer.seen} of {total} steps")

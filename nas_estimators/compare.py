@@ -306,7 +306,7 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         if config.panel_images and method in registry.names():
             from .ranking import RankingPanel
 
-            images, labels = parts["batches"][1].fixed(int(config.panel_images))
+            images, labels = parts.batches[1].fixed(int(config.panel_images))
             listeners.append(RankingPanel.from_table(table, images, labels))
     run_search(search_config, parts, listeners=listeners)
 

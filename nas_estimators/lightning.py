@@ -98,6 +98,10 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self.apply(architecture)
         return architecture
 
+    def step_values(self) -> dict[str, Any]:
+        """The last step's validation numbers and the estimator's diagnostics (see ``recorder.SearchModule``)."""
+        return {**self._last_validation, **self.estimator.diagnostics}
+
     def export(self) -> Architecture:
         return self.distribution.mode()
 

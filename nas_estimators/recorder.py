@@ -7,7 +7,7 @@ import random
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -16,8 +16,28 @@ import torch
 from .checkpoints import SEARCH_KEY
 from .files import atomic_write_text
 
+
+
+class SearchModule(Protocol):
+    """What the recorder, ``bench`` and the epoch listeners read from a running search, whatever the strategy.
+
+    Our :class:`~nas_estimators.lightning.EstimatorLightningModule` implements it; for NNI's own strategies
+    :class:`~nas_estimators.baselines.BaselineView` implements it from outside NNI's module.
+    """
+
+    skipped_steps: int  # steps whose update was dropped (non-finite)
+
+    @property
+    def distribution(self) -> Any:
+        """``entropy()``, ``probabilities()``, ``mode()``, ``top_k(k)`` of the architecture distribution now."""
+
+    def step_values(self) -> Mapping[str, Any]:
+        """The last step's validation numbers (``val_loss``, ``val_acc``) and estimator diagnostics
+        (floats, or 0-dim tensors left on the device)."""
+
+
 # Called at the end of every epoch with the history row (a dict it may extend) and the search module.
-EpochListener = Callable[[dict, Any], None]
+EpochListener = Callable[[dict, SearchModule], None]
 DIAGNOSTICS = ("baseline", "surrogate_loss", "temperature", "forward_evaluations")
 
 
@@ -38,13 +58,14 @@ class SearchRecorder(pl.Callback):
     """
 
     def __init__(self, output: Path, checkpoint_path: Path, batches: Sequence[Any], device: torch.device,
-                 config: Mapping[str, Any], listeners: Sequence[EpochListener] = ()) -> None:
+                 config: Mapping[str, Any], listeners: Sequence[EpochListener] = (), strategy: Any = None) -> None:
         self.output = output
         self.checkpoint_path = checkpoint_path
         self.batches = list(batches)
         self.device = device
         self.config = dict(config)
         self.listeners = list(listeners)
+        self.strategy = strategy  # its ``search_module`` is read (None: the Lightning module is the search module)
         self.rows: list[dict[str, Any]] = []
         self.probability_rows: list[dict[str, Any]] = []
         self.stop_signal: int | None = None
@@ -83,7 +104,7 @@ class SearchRecorder(pl.Callback):
             finite = torch.isfinite(loss.detach())
             self._train_loss += torch.where(finite, loss.detach(), 0.0)
             self._train_steps += finite
-        values = {**pl_module._last_validation, **pl_module.estimator.diagnostics}
+        values = self._search_module(pl_module).step_values()
         for key, value in values.items():
             # A device tensor (NNI's strategies keep their validation numbers there) is summed there:
             # reading it a step would add a host synchronisation to their steps.
@@ -102,8 +123,12 @@ class SearchRecorder(pl.Callback):
             f"stopped by {name} in epoch {trainer.current_epoch}; checkpoint saved to {self.checkpoint_path}, "
             "continue with --resume", self.stop_signal)
 
+    def _search_module(self, pl_module) -> SearchModule:
+        return pl_module if self.strategy is None else self.strategy.search_module
+
     def on_train_epoch_end(self, trainer, pl_module):
-        distribution = pl_module.distribution
+        search_module = self._search_module(pl_module)
+        distribution = search_module.distribution
         with torch.no_grad():
             entropy = float(distribution.entropy())
         row = {
@@ -113,11 +138,11 @@ class SearchRecorder(pl.Callback):
             "val_acc": self._mean("val_acc"),
             "entropy": entropy,
             "seconds": self._elapsed + time.perf_counter() - self._epoch_start,
-            "skipped_steps": pl_module.skipped_steps,
+            "skipped_steps": search_module.skipped_steps,
         }
         row.update({key: self._mean(key) for key in DIAGNOSTICS if key in self._counts})
         for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
-            listener(row, pl_module)
+            listener(row, search_module)
         row["mode"] = json.dumps(distribution.mode())
         self.rows.append(row)
         for label, probabilities in distribution.probabilities().items():

@@ -22,13 +22,14 @@ import torch
 
 from . import _nni, registry
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
-from .data import load_dataset, search_batches
+from .data import DeviceBatches, ImageData, load_dataset, search_batches
 from .files import atomic_write_text
 from .lightning import SearchDiverged, check_uniform_weight_paths
+from .nasbench201 import BenchmarkTable, benchmark_listener
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .spaces import BATCH_NORMS, build_space
 
-__all__ = ["SearchConfig", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
+__all__ = ["SearchConfig", "SearchParts", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
 PRECISIONS = ("bf16", "fp32")
 CHECKPOINT_NAME = "checkpoint.ckpt"
@@ -158,7 +159,24 @@ class SearchClassifier(_nni.LightningModule):
         return [optimizer], [schedule]
 
 
-def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
+@dataclasses.dataclass
+class SearchParts:
+    """What :func:`prepare` builds from a checked config: everything :func:`run_search` runs."""
+
+    device: torch.device
+    data: ImageData
+    space: Any  # the NNI model space
+    batches: tuple[DeviceBatches, DeviceBatches]  # (weights half, architecture half)
+    strategy: Any  # an EstimatorStrategy, or one of NNI's strategies (baselines.make_oneshot_baseline)
+    epochs: int
+    output: Path
+    width: int | None
+    cells: int | None
+    table: BenchmarkTable | None
+    precision: str
+
+
+def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     """Check every input and build the parts; bad input raises ValueError/TypeError before any work.
 
     ``data`` (an :class:`~nas_estimators.data.ImageData`) replaces loading ``config.dataset``: several
@@ -202,8 +220,6 @@ def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
     checkpoint = read_checkpoint(checkpoint_path) if config.resume else None
     table = None
     if config.benchmark_table is not None:
-        from .nasbench201 import BenchmarkTable
-
         if config.space != "nb201":
             raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
         table = BenchmarkTable.from_csv(config.benchmark_table)
@@ -228,9 +244,8 @@ def prepare(config: SearchConfig, data: Any = None) -> dict[str, Any]:
                                      warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip,
                                      max_bad_steps=config.max_bad_steps,
                                      uniform_weight_paths=config.uniform_weight_paths)
-    return {"device": device, "data": data, "space": space, "batches": batches, "strategy": strategy,
-            "epochs": int(epochs), "output": output, "width": width, "cells": cells, "table": table,
-            "precision": precision}
+    return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=int(epochs),
+                       output=output, width=width, cells=cells, table=table, precision=precision)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -242,7 +257,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
+def run_search(config: SearchConfig, parts: SearchParts | None = None,
                listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
     """Run a search and write ``architecture.json``, ``history.csv``, ``probabilities.csv``,
     ``top_k.csv``/``top_k.json``, ``config.json`` and ``checkpoint.ckpt`` into ``config.output``.
@@ -256,43 +271,42 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     from pytorch_lightning.callbacks import TQDMProgressBar
 
     parts = parts or prepare(config)
-    output: Path = parts["output"]
+    output: Path = parts.output
     output.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, workers=False, verbose=False)
-    device = parts["device"]
-    strategy = parts["strategy"]
+    device = parts.device
+    strategy = parts.strategy
     # Lightning's and NNI's start-up banners are noise on a command line.
     logging.getLogger("nni").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     listeners = list(listeners)
-    if parts.get("table") is not None:
-        from .nasbench201 import benchmark_listener
-
-        listeners.insert(0, benchmark_listener(parts["table"]))
+    if parts.table is not None:
+        listeners.insert(0, benchmark_listener(parts.table))
         if config.panel_images:
             from .ranking import RankingPanel
 
-            images, labels = parts["batches"][1].fixed(int(config.panel_images))
-            listeners.insert(1, RankingPanel.from_table(parts["table"], images, labels, seed=0))
-    recorder = SearchRecorder(output, output / CHECKPOINT_NAME, parts["batches"], device,
-                              config.identity(parts["width"], parts["cells"]), listeners)
-    trainer_callbacks = [recorder, *callbacks]
+            images, labels = parts.batches[1].fixed(int(config.panel_images))
+            listeners.insert(1, RankingPanel.from_table(parts.table, images, labels, seed=0))
+    recorder = SearchRecorder(output, output / CHECKPOINT_NAME, parts.batches, device,
+                              config.identity(parts.width, parts.cells), listeners, strategy=strategy)
+    # The strategy's own callbacks (a baseline's view) first: the recorder reads what they observed.
+    trainer_callbacks = [*getattr(strategy, "callbacks", []), recorder, *callbacks]
     if config.progress:
-        trainer_callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts["batches"][0]) // 20)))
+        trainer_callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts.batches[0]) // 20)))
     trainer = _nni.Trainer(
-        max_epochs=parts["epochs"], accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+        max_epochs=parts.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
         logger=_loggers(output),
         callbacks=trainer_callbacks, enable_checkpointing=False, enable_model_summary=False,
-        precision="bf16-mixed" if parts.get("precision") == "bf16" else "32-true",
+        precision="bf16-mixed" if parts.precision == "bf16" else "32-true",
         enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=config.deterministic or None,
-        log_every_n_steps=max(1, len(parts["batches"][0]) // 4), plugins=[VerifiedCheckpointIO()],
+        log_every_n_steps=max(1, len(parts.batches[0]) // 4), plugins=[VerifiedCheckpointIO()],
     )
-    module = SearchClassifier(config.weight_learning_rate, config.weight_decay, parts["epochs"])
+    module = SearchClassifier(config.weight_learning_rate, config.weight_decay, parts.epochs)
     resume = {"ckpt_path": str(output / CHECKPOINT_NAME)} if config.resume else None
-    evaluator = _nni.Lightning(module, trainer, train_dataloaders=parts["batches"][0],
-                               val_dataloaders=parts["batches"][1], fit_kwargs=resume)
+    evaluator = _nni.Lightning(module, trainer, train_dataloaders=parts.batches[0],
+                               val_dataloaders=parts.batches[1], fit_kwargs=resume)
     _write_config(output / "config.json", config, parts)
-    model = strategy.mutate_model(parts["space"])
+    model = strategy.mutate_model(parts.space)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     evaluator = strategy.mutate_evaluator(evaluator)
@@ -316,9 +330,9 @@ def run_search(config: SearchConfig, parts: dict[str, Any] | None = None,
     top = distribution.top_k(min(config.top_k, distribution.num_architectures))
     top_rows = [{"rank": rank, "probability": probability, "architecture": architecture_k}
                 for rank, (architecture_k, probability) in enumerate(top, 1)]
-    if parts.get("table") is not None:
+    if parts.table is not None:
         for row in top_rows:
-            row["benchmark_acc"] = parts["table"].accuracy(row["architecture"])
+            row["benchmark_acc"] = parts.table.accuracy(row["architecture"])
     atomic_write_text(output / "top_k.json", json.dumps(top_rows, indent=2) + "\n")
     atomic_write_text(output / "top_k.csv", pd.DataFrame(
         [{**row, "architecture": json.dumps(row["architecture"])} for row in top_rows]).to_csv(index=False))
@@ -346,6 +360,6 @@ def _loggers(output: Path) -> list:
 
 def _write_config(path: Path, config: SearchConfig, parts: dict[str, Any]) -> None:
     record = dataclasses.asdict(config)
-    record.update(epochs=parts["epochs"], width=parts["width"], cells=parts["cells"], device=str(parts["device"]),
-                  device_name=torch.cuda.get_device_name(parts["device"]) if parts["device"].type == "cuda" else "cpu")
+    record.update(epochs=parts.epochs, width=parts.width, cells=parts.cells, device=str(parts.device),
+                  device_name=torch.cuda.get_device_name(parts.device) if parts.device.type == "cuda" else "cpu")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")

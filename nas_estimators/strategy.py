@@ -82,6 +82,13 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         return None
 
     @property
+    def search_module(self) -> EstimatorLightningModule:
+        """The running search's module (a :class:`~nas_estimators.recorder.SearchModule`)."""
+        if self._search_module is None:
+            raise RuntimeError("the strategy has no module yet: run it (or mutate_evaluator and evaluate) first")
+        return self._search_module
+
+    @property
     def distribution(self):
         """The learnt :class:`~nas_estimators.ArchitectureDistribution` (once the evaluator holds the model)."""
         if self._search_module is None or self._search_module.distribution is None:

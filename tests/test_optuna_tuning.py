@@ -110,7 +110,7 @@ def test_exported_accuracy_runs_the_given_path_and_leaves_the_supernet_as_it_was
     # An all-"none" cell outputs zeros: the network predicts one class for every image, so the
     # accuracy is that class's share of the architecture half.
     empty = exported_val_accuracy({**result, "architecture": {label: "none" for label in LABELS}}, parts, config.seed)
-    labels = parts["data"].train_labels[split_halves(len(parts["data"].train_labels), config.seed)[1]]
+    labels = parts.data.train_labels[split_halves(len(parts.data.train_labels), config.seed)[1]]
     shares = {count / len(labels) for count in torch.bincount(labels).tolist()}
     assert empty in shares
 

@@ -66,7 +66,7 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
         return 128 + error.signal_number
     except diverged as error:
         print(f"nas-estimators search: error: {error}; the last good checkpoint is "
-              f"{parts['output'] / 'checkpoint.ckpt'}", file=sys.stderr)
+              f"{parts.output / 'checkpoint.ckpt'}", file=sys.stderr)
         return 1
     history = result["history"]
     last = history.iloc[-1] if len(history) else None
