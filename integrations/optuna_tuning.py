@@ -38,6 +38,7 @@ import pytorch_lightning as pl
 import torch
 
 from .. import registry
+from ..lightning import SearchDiverged
 from ..nasbench201 import benchmark_listener
 from ..search import SearchConfig, SearchParts, prepare, run_search
 
@@ -60,10 +61,6 @@ def tuned_parameters(estimator: str) -> tuple[str, ...]:
 
 
 Suggest = Callable[[optuna.Trial, str, int, Mapping[str, Any]], dict[str, Any]]
-
-
-class SearchDiverged(RuntimeError):
-    """A search epoch ended with a non-finite loss or accuracy."""
 
 
 class StudyMismatch(ValueError):

@@ -126,11 +126,6 @@ def _cell_labels(module: nn.Module) -> list[str] | None:
     return _CELL_LABELS[module]
 
 
-def freeze(model_space: Any, sample: Mapping[str, Any]) -> nn.Module:
-    """The fixed network of ``sample``, as NNI builds it (``model_space.freeze``)."""
-    return model_space.freeze(dict(sample))
-
-
 # ---------------------------------------------------------------- NNI's own strategies, as baselines
 
 #: NNI's one-shot strategy classes by their NNI names (ENAS needs ``tianshou``, and see baselines.py).
@@ -245,7 +240,7 @@ def run_multi_trial(strategy: Any, model_space: Any, score: Callable[[dict], flo
 def build_fixed(factory: Callable[[], nn.Module], sample: Mapping[str, Any]) -> nn.Module:
     """``factory()`` built inside NNI's ``model_context(sample)``: the fixed network of ``sample``.
 
-    Unlike :func:`freeze`, this also works for modules that only exist in fixed networks
+    Unlike ``model_space.freeze``, this also works for modules that only exist in fixed networks
     (the DARTS auxiliary head asserts it is not in a model space).
     """
     from nni.nas.nn.pytorch import model_context

@@ -23,6 +23,7 @@ import torch
 from . import registry
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 from .data import ImageData, load_dataset
+from .errors import InputError
 from .search import DIGITS_SIZE, SearchConfig, prepare, resolve_device, resolve_precision, run_search
 from .spaces import DEFAULT_SIZE, SPACES
 
@@ -37,10 +38,6 @@ REFERENCE = "nni-darts"
 # Random data: CIFAR-10's shape, so that speed on the real data can be checked without it.
 RANDOM_DATA_SHAPE = (3, 32, 32)
 RANDOM_DATA_SIZE = 2048
-
-
-class InputError(ValueError):
-    """Bad input to ``bench`` (an option, the data): one line naming it, no traceback."""
 
 
 @dataclasses.dataclass

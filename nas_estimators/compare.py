@@ -28,6 +28,7 @@ import torch
 from . import _nni, registry
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 from .data import DATASETS
+from .errors import InputError
 from .files import atomic_write_text
 from .html_report import HtmlPage
 from .search import (CHECKPOINT_NAME, SearchConfig, make_estimator, prepare, resolve_device,
@@ -68,10 +69,6 @@ FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectu
            "panel-tau": "Supernet ranking quality: Kendall's tau of the panel against the table",
            "panel-best": "Benchmark accuracy of the panel architecture the supernet scores best",
            "final-comparison": "Final comparison", "multi-trial": "Multi-trial search: best benchmark accuracy so far"}
-
-
-class InputError(ValueError):
-    """Bad input to a comparison (an option, the table, the output directory): one line, no traceback."""
 
 
 @dataclasses.dataclass

@@ -1,6 +1,6 @@
 """Retrain a found DARTS-space cell from scratch (the DARTS evaluation protocol) and tabulate results.
 
-The fixed network is NNI's own: ``DARTS(...).freeze(sample)`` (through :func:`_nni.freeze`), so any
+The fixed network is NNI's own, built as ``DARTS(...).freeze(sample)`` does (:func:`_nni.build_fixed`), so any
 NNI-exported DARTS sample dict works. Training is a plain PyTorch loop on :class:`DeviceBatches`
 (data, crops, flips and cutout on the device), checkpointed every epoch.
 """
