@@ -35,16 +35,16 @@ from typing import Any, Callable, Iterator, Mapping
 
 import optuna
 import pytorch_lightning as pl
-import torch
 
 from .. import registry
 from ..lightning import SearchDiverged
 from ..nasbench201 import benchmark_listener
-from ..search import SearchConfig, SearchParts, prepare, run_search
+from ..evaluate import exported_val_accuracy
+from ..search import SearchConfig, prepare, run_search
 
 __all__ = [
     "tuned_parameters", "SearchDiverged", "StudyMismatch", "suggest_hyperparameters", "SearchObjective",
-    "exported_val_accuracy", "default_storage", "make_storage", "open_study", "TRIALS_DIRECTORY",
+    "default_storage", "make_storage", "open_study", "TRIALS_DIRECTORY",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -120,55 +120,6 @@ class _EpochReporter:
 
 def _table_accuracy(table: Any, architecture: Mapping[str, Any]) -> float:
     return float(table.accuracy(architecture))
-
-
-def exported_val_accuracy(result: Mapping[str, Any], parts: SearchParts, seed: int,
-                          batch_size: int = 256) -> float:
-    """Accuracy of the exported architecture with the supernet's weights on the architecture half, unaugmented.
-
-    Batch-norm statistics are first recalibrated for that one path on the weights half (as one-shot
-    NAS does before evaluating a path): a short single-path search updates each op's running
-    statistics only when the op is sampled, too rarely for them to be usable. The supernet's own
-    statistics are restored afterwards.
-
-    ``result`` and ``parts`` are what :func:`~nas_estimators.search.run_search` and
-    :func:`~nas_estimators.search.prepare` returned; ``seed`` is the search's (it picks the halves).
-    """
-    from ..data import DeviceBatches, split_halves
-
-    data, device = parts.data, parts.device
-    module = result["strategy"].search_module
-    network = module.training_module
-    weights_idx, arch_idx = split_halves(len(data.train_labels), seed)
-
-    def batches(indices: torch.Tensor) -> DeviceBatches:
-        return DeviceBatches(data.train_images[indices], data.train_labels[indices], batch_size, mean=data.mean,
-                             std=data.std, device=device, augment=False, shuffle=False, drop_last=False)
-
-    network.to(device)  # Lightning hands the module back on the CPU after fit
-    module.apply(result["architecture"])
-    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-             and m.track_running_stats]
-    saved = [({k: v.clone() for k, v in m.state_dict().items()}, m.momentum) for m in norms]
-    was_training = network.training
-    correct = 0
-    try:
-        with torch.inference_mode():
-            for norm in norms:
-                norm.reset_running_stats()
-                norm.momentum = None  # a plain average over the recalibration batches
-            network.train()
-            for inputs, _ in batches(weights_idx):
-                network(inputs)
-            network.eval()
-            for inputs, targets in batches(arch_idx):
-                correct += int((network(inputs).argmax(1) == targets).sum())
-    finally:
-        for norm, (state, momentum) in zip(norms, saved):
-            norm.load_state_dict(state)
-            norm.momentum = momentum
-        network.train(was_training)
-    return correct / len(arch_idx)
 
 
 class SearchObjective:

@@ -22,6 +22,8 @@ def test_default_search_writes_a_loadable_architecture_history_and_checkpoint(tm
     result = run_cli("search", "--epochs", "2", "--output", str(output), "--top-k", "3")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 1" in result.stdout  # the progress display
+    exported = [line for line in result.stdout.splitlines() if line.startswith("exported architecture: val_acc ")]
+    assert len(exported) == 1 and 0.0 <= float(exported[0].split()[3]) <= 1.0
     architecture = json.loads((output / "architecture.json").read_text())
     from nas_estimators.spaces import build_space
 

@@ -96,7 +96,7 @@ def test_exported_accuracy_runs_the_given_path_and_leaves_the_supernet_as_it_was
     import torch
 
     from nas_estimators.data import split_halves
-    from nas_estimators.integrations.optuna_tuning import exported_val_accuracy
+    from nas_estimators.evaluate import exported_val_accuracy
     from nas_estimators.search import prepare, run_search
 
     config = SearchConfig(estimator="sf", epochs=1, output=str(tmp_path / "s"), **TINY)

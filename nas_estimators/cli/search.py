@@ -74,6 +74,11 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
     if last is not None:
         print(f"final epoch: val_acc {last['val_acc']:.4f}  entropy {last['entropy']:.3f}  "
               f"search time {result['seconds']:.1f} s")
+    from ..evaluate import exported_val_accuracy
+
+    accuracy = exported_val_accuracy(result, parts, config.seed)
+    print(f"exported architecture: val_acc {accuracy:.4f} (shared weights, batch norm recalibrated on the "
+          "weights half, scored on the architecture half)")
     return 0
 
 
