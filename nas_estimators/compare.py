@@ -62,7 +62,7 @@ NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
-            "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm")
+            "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options")
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -97,6 +97,9 @@ class CompareConfig:
     panel_images: int = SearchConfig.panel_images  # sf, relax, ram with a table: the supernet's ranking panel
     table_learning_rate: float = 0.1  # sf-table, relax-table, ram-table: Adam learning rate of the logits
     table_noise: float = 0.0  # every query method: standard deviation of the noise on each queried table error
+    # Hyperparameters of our estimators by registry name (samples_per_step, baseline_decay, ...); each
+    # estimator reads its own, the rest keep the registry's defaults. Used by sf, relax, ram and the -table methods.
+    estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     output: str = "runs/compare"
     progress: bool = True
     report_only: bool = False  # run nothing: tables and report of the runs already finished in output
@@ -123,6 +126,17 @@ def check(config: CompareConfig):
         raise InputError(f"methods: each method once, got {', '.join(config.methods)}")
     if not config.seeds or any(isinstance(s, bool) or int(s) != s or s < 0 for s in config.seeds):
         raise InputError(f"seeds: expected one or more integers >= 0, got {list(config.seeds)}")
+    unknown = sorted(set(config.estimator_options) - set(registry.hyperparameters()))
+    if unknown:
+        raise InputError(f"estimator options: unknown {', '.join(unknown)}; expected some of "
+                         f"{', '.join(registry.hyperparameters())}")
+    for method in config.methods:  # bad estimator values fail here, before any run starts
+        estimator = method if method in registry.names() else table_methods().get(method)
+        if estimator is not None:
+            try:
+                make_estimator(SearchConfig(estimator=estimator).with_hyperparameters(config.estimator_options))
+            except (ValueError, TypeError) as error:
+                raise InputError(f"{method}: {error}") from None
     if len(set(config.seeds)) != len(config.seeds):
         raise InputError(f"seeds: each seed once, got {list(config.seeds)}")
     if config.space not in SPACES:
@@ -186,6 +200,10 @@ def check(config: CompareConfig):
 
 def settings(config: CompareConfig) -> dict[str, Any]:
     record = {key: getattr(config, key) for key in SETTINGS}
+    # Only what differs from the registry's defaults: a comparison recorded before an option existed, or
+    # with an option at its default, has the same settings.
+    record["estimator_options"] = {name: value for name, value in sorted(config.estimator_options.items())
+                                   if value != registry.default(name)}
     if record["benchmark_table"] is not None:
         # The table's content, not its path: a comparison can move between machines (a GPU's, then
         # yours for the report) and continue there.
@@ -209,7 +227,7 @@ def _check_settings(output: Path, config: CompareConfig) -> None:
             and os.path.abspath(config.benchmark_table) == table:
         previous = {**previous, "benchmark_table": current["benchmark_table"]}  # earlier versions recorded the path
     # A setting added after the comparison was recorded ran at its default then.
-    defaults = {field.name: field.default for field in dataclasses.fields(CompareConfig)}
+    defaults = {field.name: field.default for field in dataclasses.fields(CompareConfig)} | {"estimator_options": {}}
     previous = {key: previous.get(key, defaults[key]) for key in SETTINGS}
     changed = [f"{key} {previous[key]!r} -> {current[key]!r}" for key in SETTINGS if previous[key] != current[key]]
     if changed:
@@ -291,6 +309,8 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, dir
         arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
         weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm, uniform_weight_paths=config.uniform_weight_paths if method in registry.names() else 0.0,
         progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
+    if method in registry.names():
+        search_config = search_config.with_hyperparameters(config.estimator_options)
     try:
         parts = prepare(search_config, data=data)
     except (ValueError, TypeError) as error:
@@ -342,7 +362,11 @@ def run_table_method(config: CompareConfig, method: str, seed: int, table, direc
     from .nasbench201 import LABELS, NNI_OPS
     from .table_search import TableSearch
 
-    estimator = make_estimator(SearchConfig(estimator=table_methods()[method]), steps=config.budget)
+    estimator_config = SearchConfig(estimator=table_methods()[method]).with_hyperparameters(config.estimator_options)
+    try:
+        estimator = make_estimator(estimator_config, steps=config.budget)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{method}: {error}") from None
     search = TableSearch(estimator, {label: NNI_OPS for label in LABELS}, table.accuracy,
                          learning_rate=config.table_learning_rate, noise=config.table_noise)
     frame = search.run(config.budget, seed=seed)

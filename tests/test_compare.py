@@ -319,3 +319,31 @@ def test_uniform_paths_weight_rate_and_panel_reach_our_runs_only(tmp_path, table
     assert -1 <= results.loc["sf", "panel_tau"] <= 1 and pd.isna(results.loc["nni-random", "panel_tau"])
     report = (tmp_path / "out" / "report.html").read_text()
     assert 'id="panel-tau"' in report and 'id="panel-best"' in report
+
+
+def test_estimator_hyperparameters_reach_each_estimator_and_are_part_of_the_settings(tmp_path, table_csv, capsys):
+    out = str(tmp_path / "out")
+    assert main(["compare", "--no-progress", "--methods", "sf,ram,sf-table", "--seeds", "0", "--space", "nb201",
+                 "--epochs", "1", "--width", "4", "--cells", "1", "--device", "cpu", "--benchmark-table",
+                 str(table_csv), "--budget", "6", "--samples-per-step", "2", "--labels-per-step", "2",
+                 "--output", out]) == 0
+    sf = json.loads((tmp_path / "out" / "runs" / "sf-s0" / "config.json").read_text())
+    ram = json.loads((tmp_path / "out" / "runs" / "ram-s0" / "config.json").read_text())
+    assert sf["samples_per_step"] == 2 and ram["labels_per_step"] == 2
+    # SF scores two architectures a step; RAM the shared sample plus 2 labels x 4 other values
+    for method, evaluations in (("sf", 2), ("ram", 9)):
+        history = pd.read_csv(tmp_path / "out" / "runs" / f"{method}-s0" / "history.csv")
+        assert (history["forward_evaluations"] == evaluations).all(), method
+    settings = json.loads((tmp_path / "out" / "compare.json").read_text())["settings"]
+    assert settings["estimator_options"] == {"labels_per_step": 2, "samples_per_step": 2}
+    capsys.readouterr()
+    assert "samples_per_step" in _cli_error(
+        ["--methods", "sf,ram,sf-table", "--seeds", "0", "--space", "nb201", "--epochs", "1", "--width", "4",
+         "--cells", "1", "--device", "cpu", "--benchmark-table", str(table_csv), "--budget", "6",
+         "--samples-per-step", "3", "--labels-per-step", "2", "--output", out], capsys)
+
+
+def test_a_bad_estimator_hyperparameter_is_refused_before_any_run(tmp_path, capsys):
+    assert "sf:" in _cli_error(["--methods", "sf", "--samples-per-step", "0", "--output", str(tmp_path / "out")],
+                               capsys)
+    assert not (tmp_path / "out").exists()

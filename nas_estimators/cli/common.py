@@ -49,18 +49,27 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uniform-weight-paths", type=float, default=0.0, metavar="SHARE",
                         help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
                              "(1: single-path one-shot; 0: paths from the learnt distribution)")
+    add_estimator_arguments(parser)
+
+
+def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per registered estimator hyperparameter (``--baseline-decay``, ``--samples-per-step``, ...)."""
     estimators = parser.add_argument_group("estimator hyperparameters")
     for hyperparameter in registry.hyperparameters().values():
         estimators.add_argument(hyperparameter.option, dest=hyperparameter.name, type=hyperparameter.type,
                                 choices=hyperparameter.choices, default=hyperparameter.default, help=hyperparameter.help)
 
 
+def estimator_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The registered hyperparameters' values in parsed options."""
+    return {name: getattr(args, name) for name in registry.hyperparameters() if hasattr(args, name)}
+
+
 def search_config(args: argparse.Namespace, **overrides: Any) -> SearchConfig:
     """The :class:`~nas_estimators.search.SearchConfig` of parsed search options (``overrides`` win)."""
     fields = {field.name for field in dataclasses.fields(SearchConfig)}
     values = {name: value for name, value in vars(args).items() if name in fields}
-    values["estimator_options"] = {name: getattr(args, name) for name in registry.hyperparameters()
-                                   if name not in fields and hasattr(args, name)}
+    values["estimator_options"] = {name: value for name, value in estimator_values(args).items() if name not in fields}
     if hasattr(args, "no_progress"):
         values["progress"] = not args.no_progress
     values.update(overrides)
