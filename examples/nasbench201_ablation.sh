@@ -5,7 +5,7 @@
 #
 # Usage: examples/nasbench201_ablation.sh CIFAR10_DIR TABLE_CSV ARM [SEEDS]
 #   ARM: uniform0 | uniform1 | late-wlr0.025 | late-wlr0.1 | late-wlr0.025-ram | late-wlr0.025-relax |
-#        late-wlr0.025-noaffine | table
+#        late-wlr0.025-noaffine | late-wlr0.025-sf4 | long-sf4 | table
 #   SEEDS: comma-separated (default 0: a tuning seed; the final table uses 10,11,12)
 # CIFAR10_DIR: an image-folder tree (python ../shared/tools/unpack_cifar10.py CIFAR10_DIR) or torchvision's files.
 set -euo pipefail
@@ -26,6 +26,12 @@ case "$arm" in
   late-wlr0.025-noaffine)  # the same with batch statistics only, no affine parameters, in the supernet
     nas-estimators compare --methods sf "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
       --weight-learning-rate 0.025 --batch-norm no-affine --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
+  late-wlr0.025-sf4)  # SF scoring 4 architectures a step, each against the mean of the other 3 (leave-one-out)
+    nas-estimators compare --methods sf "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
+      --weight-learning-rate 0.025 --samples-per-step 4 --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
+  long-sf4)  # the same, with 10 more weights-only epochs (30 in all, 22 weights-only) for a better-ranking supernet
+    nas-estimators compare --methods sf "${proxy[@]}" --epochs 30 --warmup-epochs 22 --arc-learning-rate 0.03 \
+      --weight-learning-rate 0.025 --samples-per-step 4 --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
   table)  # the estimators without a supernet, beside NNI's multi-trial strategies, at equal query budgets
     for budget in 100 1000; do
       for noise in 0 0.05; do

@@ -134,6 +134,11 @@ ONESHOT_STRATEGIES = ("DARTS", "GumbelDARTS", "RandomOneShot", "ENAS")
 MULTI_TRIAL_STRATEGIES = ("RegularizedEvolution", "Random", "TPE", "PolicyBasedRL")
 
 
+def freeze(model_space: Any, sample: Mapping[str, Any]) -> nn.Module:
+    """The fixed network of ``sample``, as NNI builds it (``model_space.freeze``)."""
+    return model_space.freeze(dict(sample))
+
+
 def has_tianshou() -> bool:
     """Whether NNI's reinforcement-learning strategies (ENAS, PolicyBasedRL) can run here."""
     try:

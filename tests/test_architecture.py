@@ -132,6 +132,20 @@ def half_registered():
     registry.unregister("half")
 
 
+def test_every_use_of_the_nni_seam_names_something_it_has():
+    """NNI's internals are reached only through nas_estimators._nni; a name removed there must not be used elsewhere."""
+    from nas_estimators import _nni
+
+    used = set()
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "_nni":
+                used.add((node.attr, path.name))
+    assert used, "no module uses the seam: the scan is broken"
+    missing = sorted(f"_nni.{attribute} in {where}" for attribute, where in used if not hasattr(_nni, attribute))
+    assert not missing, missing
+
+
 def test_a_registered_estimator_runs_from_the_command_line_with_its_own_option(tmp_path, half_registered):
     output = tmp_path / "half"
     assert main(["search", "--estimator", "half", "--half-step", "0.25", "--arc-learning-rate", "0.1",
