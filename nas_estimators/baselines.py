@@ -63,7 +63,7 @@ class ExportedDistribution:
         self._mode = {str(label): value for label, value in mode.items()}
         self.num_architectures = int(num_architectures)
 
-    def probabilities(self) -> dict[str, dict[Any, float]]:
+    def probs_by_value(self) -> dict[str, dict[Any, float]]:
         return {label: dict(values) for label, values in self._probabilities.items()}
 
     def entropy(self) -> torch.Tensor:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,10 +32,9 @@ from .data import DATASETS
 from .errors import InputError
 from .files import atomic_write_text
 from .html_report import HtmlPage
-from .search import (CHECKPOINT_NAME, SearchConfig, make_estimator, prepare, resolve_device,
+from .search import (CHECKPOINT_NAME, SearchConfig, check_config, make_estimator, prepare, resolve_device,
                      resolve_precision, run_search)
-from .lightning import check_uniform_weight_paths
-from .spaces import BATCH_NORMS, SPACES
+from .spaces import SPACES
 
 #: Command-line name -> NNI multi-trial strategy class name.
 MULTI_TRIAL_METHODS = {"nni-evolution": "RegularizedEvolution", "nni-random-search": "Random", "nni-tpe": "TPE",
@@ -130,8 +130,8 @@ def check(config: CompareConfig):
     if unknown:
         raise InputError(f"estimator options: unknown {', '.join(unknown)}; expected some of "
                          f"{', '.join(registry.hyperparameters())}")
-    for method in config.methods:  # bad estimator values fail here, before any run starts
-        estimator = method if method in registry.names() else table_methods().get(method)
+    for method in config.methods:  # bad estimator values of the -table methods fail here, before any run starts
+        estimator = table_methods().get(method)
         if estimator is not None:
             try:
                 make_estimator(SearchConfig(estimator=estimator).with_hyperparameters(config.estimator_options))
@@ -149,26 +149,12 @@ def check(config: CompareConfig):
         resolve_precision(config.precision, resolve_device(config.device))
     except ValueError as error:
         raise InputError(str(error)) from None
-    if config.epochs is not None and (isinstance(config.epochs, bool) or int(config.epochs) != config.epochs
-                                      or config.epochs < 1):
-        raise InputError(f"epochs: expected a positive integer, got {config.epochs!r}")
-    if config.batch_norm not in BATCH_NORMS:
-        raise InputError(f"batch-norm: expected one of {', '.join(BATCH_NORMS)}, got {config.batch_norm!r}")
-    if not (isinstance(config.weight_learning_rate, (int, float)) and math.isfinite(config.weight_learning_rate)
-            and config.weight_learning_rate > 0):
-        raise InputError(f"weight-learning-rate: expected a positive number, got {config.weight_learning_rate!r}")
-    if not (isinstance(config.arc_learning_rate, (int, float)) and math.isfinite(config.arc_learning_rate)
-            and config.arc_learning_rate > 0):
-        raise InputError(f"arc-learning-rate: expected a positive number, got {config.arc_learning_rate!r}")
-    if isinstance(config.warmup_epochs, bool) or int(config.warmup_epochs) != config.warmup_epochs or config.warmup_epochs < 0:
-        raise InputError(f"warmup-epochs: expected an integer >= 0, got {config.warmup_epochs!r}")
-    try:
-        check_uniform_weight_paths(config.uniform_weight_paths)
-    except ValueError as error:
-        raise InputError(str(error).replace("uniform_weight_paths", "uniform-weight-paths")) from None
-    if isinstance(config.panel_images, bool) or int(config.panel_images) != config.panel_images \
-            or config.panel_images < 0:
-        raise InputError(f"panel-images: expected an integer >= 0, got {config.panel_images!r}")
+    for method in config.methods:  # every search option is checked where search checks it
+        if method in registry.names() or method in ONESHOT_BASELINES:
+            try:
+                check_config(oneshot_search_config(config, method, 0, Path(config.output)))
+            except (ValueError, TypeError) as error:
+                raise InputError(re.sub(r"^(\w+):", lambda m: m.group(1).replace("_", "-") + ":", str(error))) from None
     if isinstance(config.budget, bool) or int(config.budget) != config.budget or config.budget < 1:
         raise InputError(f"budget: expected a positive number of architectures, got {config.budget!r}")
     for name, value, allowed in (("table-learning-rate", config.table_learning_rate, "a positive number"),
@@ -286,7 +272,7 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
                     data = load_dataset(config.dataset, config.data_root)
                 except ValueError as error:  # DataError: a missing or malformed --data-root
                     raise InputError(str(error)) from None
-            run_oneshot_method(config, method, seed, table, directory, data)
+            run_oneshot_method(config, method, seed, directory, data)
     return _write_outputs(output, pairs, table)
 
 
@@ -301,31 +287,27 @@ def _write_outputs(output: Path, pairs: list[tuple[str, int]], table) -> dict[st
     return {"results": results, "trials": trials, "summary": summary, "output": output}
 
 
-def run_oneshot_method(config: CompareConfig, method: str, seed: int, table, directory: Path, data) -> None:
+def oneshot_search_config(config: CompareConfig, method: str, seed: int, directory: Path) -> SearchConfig:
+    """The search a one-shot method runs for ``seed`` in ``directory`` (ours get the estimator options)."""
+    ours = method in registry.names()
     search_config = SearchConfig(
         estimator=method, space=config.space, dataset=config.dataset, data_root=config.data_root,
         output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
         arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
-        weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm, uniform_weight_paths=config.uniform_weight_paths if method in registry.names() else 0.0,
-        progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
-    if method in registry.names():
-        search_config = search_config.with_hyperparameters(config.estimator_options)
+        weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm,
+        uniform_weight_paths=config.uniform_weight_paths if ours else 0.0, benchmark_table=config.benchmark_table,
+        panel_images=config.panel_images if ours else 0, progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
+    return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
+
+
+def run_oneshot_method(config: CompareConfig, method: str, seed: int, directory: Path, data) -> None:
+    search_config = oneshot_search_config(config, method, seed, directory)
     try:
         parts = prepare(search_config, data=data)
     except (ValueError, TypeError) as error:
         raise InputError(f"{method} seed {seed}: {error}") from None
-    listeners = []
-    if table is not None:
-        from .nasbench201 import benchmark_listener
-
-        listeners.append(benchmark_listener(table))
-        if config.panel_images and method in registry.names():
-            from .ranking import RankingPanel
-
-            images, labels = parts.batches[1].fixed(int(config.panel_images))
-            listeners.append(RankingPanel.from_table(table, images, labels))
-    run_search(search_config, parts, listeners=listeners)
+    run_search(search_config, parts)  # with the table: the mode scored every epoch, and (ours) the panel
 
 
 def run_multi_trial_method(method: str, seed: int, budget: int, table, directory: Path, noise: float = 0.0) -> None:

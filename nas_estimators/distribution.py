@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import warnings
 from typing import Any, Hashable, Mapping, Sequence
 
 import torch
@@ -79,12 +80,18 @@ class ArchitectureDistribution(nn.Module):
         """Per-label probabilities (detached), in the order of :attr:`values`."""
         return {label: torch.softmax(logit.detach(), dim=0) for label, logit in self.parameters_by_label().items()}
 
-    def probabilities(self) -> dict[str, dict[Any, float]]:
+    def probs_by_value(self) -> dict[str, dict[Any, float]]:
         """Per-label probabilities keyed by candidate value, as plain floats (for logs and reports)."""
         return {
             label: {_hashable(value): float(p) for value, p in zip(self.values[label], probs.tolist())}
             for label, probs in self.probs().items()
         }
+
+    def probabilities(self) -> dict[str, dict[Any, float]]:
+        """Deprecated name of :meth:`probs_by_value` (it clashed with :meth:`probs`)."""
+        warnings.warn("ArchitectureDistribution.probabilities() is now probs_by_value()", DeprecationWarning,
+                      stacklevel=2)
+        return self.probs_by_value()
 
     @property
     def num_architectures(self) -> int:

@@ -106,7 +106,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         return self.distribution.mode()
 
     def export_probs(self) -> dict[str, dict[Any, float]]:
-        return self.distribution.probabilities()
+        return self.distribution.probs_by_value()
 
     # ---------------------------------------------------------------- the step
     #

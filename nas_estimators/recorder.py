@@ -29,7 +29,7 @@ class SearchModule(Protocol):
 
     @property
     def distribution(self) -> Any:
-        """``entropy()``, ``probabilities()``, ``mode()``, ``top_k(k)`` of the architecture distribution now."""
+        """``entropy()``, ``probs_by_value()``, ``mode()``, ``top_k(k)`` of the architecture distribution now."""
 
     def step_values(self) -> Mapping[str, Any]:
         """The last step's validation numbers (``val_loss``, ``val_acc``) and estimator diagnostics
@@ -145,7 +145,7 @@ class SearchRecorder(pl.Callback):
             listener(row, search_module)
         row["mode"] = json.dumps(distribution.mode())
         self.rows.append(row)
-        for label, probabilities in distribution.probabilities().items():
+        for label, probabilities in distribution.probs_by_value().items():
             for value, probability in probabilities.items():
                 self.probability_rows.append({"epoch": trainer.current_epoch, "label": label,
                                               "value": json.dumps(value), "probability": probability})

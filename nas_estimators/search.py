@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import signal
 import threading
 import time
@@ -176,15 +177,13 @@ class SearchParts:
     precision: str
 
 
-def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
-    """Check every input and build the parts; bad input raises ValueError/TypeError before any work.
+def check_config(config: SearchConfig) -> tuple[int, torch.device, str]:
+    """Check every option that needs no data or files (ValueError naming the option, before any work).
 
-    ``data`` (an :class:`~nas_estimators.data.ImageData`) replaces loading ``config.dataset``: several
-    searches on one data set load it once. ``config.estimator`` may also name one of NNI's one-shot
-    strategies (:data:`~nas_estimators.baselines.ONESHOT_BASELINES`), run with NNI's own defaults.
+    Returns the epochs, device and precision the search will use. ``compare`` checks each of its
+    searches with this too, so an option is checked in one place.
     """
-    from .baselines import ONESHOT_BASELINES, check_oneshot_baseline, make_oneshot_baseline
-    from .strategy import EstimatorStrategy
+    from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 
     if int(config.batch_size) != config.batch_size or config.batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {config.batch_size!r}")
@@ -194,8 +193,12 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     if int(config.top_k) != config.top_k or config.top_k < 1:
         raise ValueError(f"top_k: expected a positive integer, got {config.top_k!r}")
     for name in ("weight_learning_rate", "arc_learning_rate"):
-        if not float(getattr(config, name)) > 0:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
+    if isinstance(config.warmup_epochs, bool) or int(config.warmup_epochs) != config.warmup_epochs \
+            or config.warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs: expected an integer >= 0, got {config.warmup_epochs!r}")
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     if config.estimator in ONESHOT_BASELINES:
@@ -211,6 +214,20 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     if isinstance(config.max_bad_steps, bool) or int(config.max_bad_steps) != config.max_bad_steps \
             or config.max_bad_steps < 0:
         raise ValueError(f"max_bad_steps: expected an integer >= 0, got {config.max_bad_steps!r}")
+    return int(epochs), device, precision
+
+
+def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
+    """Check every input and build the parts; bad input raises ValueError/TypeError before any work.
+
+    ``data`` (an :class:`~nas_estimators.data.ImageData`) replaces loading ``config.dataset``: several
+    searches on one data set load it once. ``config.estimator`` may also name one of NNI's one-shot
+    strategies (:data:`~nas_estimators.baselines.ONESHOT_BASELINES`), run with NNI's own defaults.
+    """
+    from .baselines import ONESHOT_BASELINES, make_oneshot_baseline
+    from .strategy import EstimatorStrategy
+
+    epochs, device, precision = check_config(config)
     output = Path(config.output)
     checkpoint_path = output / CHECKPOINT_NAME
     if config.resume and not checkpoint_path.is_file():

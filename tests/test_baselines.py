@@ -28,7 +28,7 @@ def test_gumbel_probabilities_are_the_softmax_of_its_logits_without_noise(tmp_pa
     expected = {}
     for layer in layers:
         expected.setdefault(layer.label, dict(zip(layer.names, torch.softmax(layer._arch_alpha.detach(), -1).tolist())))
-    probabilities = distribution.probabilities()
+    probabilities = distribution.probs_by_value()
     assert probabilities.keys() == expected.keys()
     for label, values in expected.items():
         assert probabilities[label] == pytest.approx(values)

@@ -344,6 +344,6 @@ def test_estimator_hyperparameters_reach_each_estimator_and_are_part_of_the_sett
 
 
 def test_a_bad_estimator_hyperparameter_is_refused_before_any_run(tmp_path, capsys):
-    assert "sf:" in _cli_error(["--methods", "sf", "--samples-per-step", "0", "--output", str(tmp_path / "out")],
+    assert "samples: expected an integer >= 1" in _cli_error(["--methods", "sf", "--samples-per-step", "0", "--output", str(tmp_path / "out")],
                                capsys)
     assert not (tmp_path / "out").exists()

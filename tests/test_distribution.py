@@ -150,3 +150,9 @@ def test_top_k_is_fast_on_the_darts_space_size():
 def test_top_k_rejects_bad_k(k):
     with pytest.raises(ValueError, match="k:"):
         make().top_k(k)
+
+
+def test_the_old_name_of_probs_by_value_still_answers_with_a_deprecation_warning():
+    distribution = ArchitectureDistribution({"a": [1, 2, 3]})
+    with pytest.warns(DeprecationWarning, match="probs_by_value"):
+        assert distribution.probabilities() == distribution.probs_by_value()
