@@ -40,7 +40,7 @@ from .. import registry
 from ..lightning import SearchDiverged
 from ..nasbench201 import benchmark_listener
 from ..evaluate import exported_val_accuracy
-from ..search import SearchConfig, prepare, run_search
+from ..search import SearchConfig, prepare, run_search, schedule
 
 __all__ = [
     "tuned_parameters", "SearchDiverged", "StudyMismatch", "suggest_hyperparameters", "SearchObjective",
@@ -177,7 +177,7 @@ class SearchObjective:
         trial.set_user_attr("output", str(trial_output))
         hyperparameters = self.suggest(trial, self.config.estimator, self.num_labels, self.fixed)
         config = dataclasses.replace(self.config, output=str(trial_output)).with_hyperparameters(hyperparameters)
-        reporter = _EpochReporter(trial, config.warmup_epochs, self.table)
+        reporter = _EpochReporter(trial, schedule(config)[1], self.table)
         try:
             # prepare() initialises the supernet's and the surrogate's weights: seed first, so that every
             # trial starts from the same weights whatever ran before it in this process.

@@ -89,11 +89,13 @@ class CompareConfig:
     channels_last: bool = False
     benchmark_table: str | None = None
     budget: int = 100
-    arc_learning_rate: float = SearchConfig.arc_learning_rate  # sf, relax, ram (NNI's keep their own)
+    # compare keeps its own defaults (no weights-only epochs, paths from the distribution, as NNI's
+    # one-shot strategies run by default): set them to compare a recipe.
+    arc_learning_rate: float = 3e-3  # sf, relax, ram (NNI's keep their own)
     warmup_epochs: int = 0  # every one-shot method
     weight_learning_rate: float = SearchConfig.weight_learning_rate  # every one-shot method's shared weights
     batch_norm: str = SearchConfig.batch_norm  # every one-shot method's supernet
-    uniform_weight_paths: float = SearchConfig.uniform_weight_paths  # sf, relax, ram
+    uniform_weight_paths: float = 0.0  # sf, relax, ram
     panel_images: int = SearchConfig.panel_images  # sf, relax, ram with a table: the supernet's ranking panel
     table_learning_rate: float = 0.1  # sf-table, relax-table, ram-table: Adam learning rate of the logits
     table_noise: float = 0.0  # every query method: standard deviation of the noise on each queried table error

@@ -35,7 +35,9 @@ __all__ = ["SearchConfig", "SearchParts", "prepare", "run_search", "SearchDiverg
 PRECISIONS = ("bf16", "fp32")
 CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
-DEFAULT_EPOCHS = {"digits": 40, "cifar10": 50}
+DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
+#: Share of the epochs that train the weights only when ``warmup_epochs`` is not given.
+WARMUP_SHARE = 0.6
 # Width and cells for the digits default (8x8 images): small enough for a 2-core CPU.
 DIGITS_SIZE = {"darts": (8, 5), "nb201": (8, 1)}
 
@@ -58,9 +60,11 @@ class SearchConfig:
     cells: int | None = None
     weight_learning_rate: float = 0.025
     weight_decay: float = 3e-4
-    arc_learning_rate: float = 3e-3
-    warmup_epochs: int = 0
-    uniform_weight_paths: float = 0.0
+    # The recipe of docs/search-quality.md: logits fixed until a supernet trained on uniformly drawn
+    # paths ranks better than chance, then moved fast enough to settle in the epochs left.
+    arc_learning_rate: float = 0.03
+    warmup_epochs: int | None = None  # None: WARMUP_SHARE of the epochs train the weights only
+    uniform_weight_paths: float = 1.0
     batch_norm: str = "nni"  # "no-affine": batch statistics only, no affine parameters (see spaces.BATCH_NORMS)
     gradient_clip: float | None = 5.0
     # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
@@ -170,6 +174,7 @@ class SearchParts:
     batches: tuple[DeviceBatches, DeviceBatches]  # (weights half, architecture half)
     strategy: Any  # an EstimatorStrategy, or one of NNI's strategies (baselines.make_oneshot_baseline)
     epochs: int
+    warmup_epochs: int
     output: Path
     width: int | None
     cells: int | None
@@ -177,28 +182,38 @@ class SearchParts:
     precision: str
 
 
-def check_config(config: SearchConfig) -> tuple[int, torch.device, str]:
+def schedule(config: SearchConfig) -> tuple[int, int]:
+    """The search's epochs and weights-only epochs, defaults resolved (ValueError naming a bad one)."""
+    epochs = DEFAULT_EPOCHS.get(config.dataset, 10) if config.epochs is None else config.epochs
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+    from .baselines import ONESHOT_BASELINES
+
+    warmup_epochs = config.warmup_epochs
+    if warmup_epochs is None:  # NNI's strategies start at once, as NNI runs them; ours leave at least one epoch
+        warmup_epochs = 0 if config.estimator in ONESHOT_BASELINES else min(int(WARMUP_SHARE * epochs), int(epochs) - 1)
+    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
+    return int(epochs), int(warmup_epochs)
+
+
+def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
     """Check every option that needs no data or files (ValueError naming the option, before any work).
 
-    Returns the epochs, device and precision the search will use. ``compare`` checks each of its
+    Returns the epochs, weights-only epochs, device and precision the search will use. ``compare`` checks each of its
     searches with this too, so an option is checked in one place.
     """
     from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 
     if int(config.batch_size) != config.batch_size or config.batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {config.batch_size!r}")
-    epochs = DEFAULT_EPOCHS.get(config.dataset, 10) if config.epochs is None else config.epochs
-    if int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+    epochs, warmup_epochs = schedule(config)
     if int(config.top_k) != config.top_k or config.top_k < 1:
         raise ValueError(f"top_k: expected a positive integer, got {config.top_k!r}")
     for name in ("weight_learning_rate", "arc_learning_rate"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
-    if isinstance(config.warmup_epochs, bool) or int(config.warmup_epochs) != config.warmup_epochs \
-            or config.warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs: expected an integer >= 0, got {config.warmup_epochs!r}")
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     if config.estimator in ONESHOT_BASELINES:
@@ -214,7 +229,7 @@ def check_config(config: SearchConfig) -> tuple[int, torch.device, str]:
     if isinstance(config.max_bad_steps, bool) or int(config.max_bad_steps) != config.max_bad_steps \
             or config.max_bad_steps < 0:
         raise ValueError(f"max_bad_steps: expected an integer >= 0, got {config.max_bad_steps!r}")
-    return int(epochs), device, precision
+    return epochs, warmup_epochs, device, precision
 
 
 def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
@@ -227,7 +242,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     from .baselines import ONESHOT_BASELINES, make_oneshot_baseline
     from .strategy import EstimatorStrategy
 
-    epochs, device, precision = check_config(config)
+    epochs, warmup_epochs, device, precision = check_config(config)
     output = Path(config.output)
     checkpoint_path = output / CHECKPOINT_NAME
     if config.resume and not checkpoint_path.is_file():
@@ -254,14 +269,15 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
                              channels_last=config.channels_last)
     if config.estimator in ONESHOT_BASELINES:
         strategy = make_oneshot_baseline(config.estimator, gradient_clip_val=config.gradient_clip,
-                                         warmup_epochs=config.warmup_epochs)
+                                         warmup_epochs=warmup_epochs)
     else:
-        estimator = make_estimator(config, steps=max(1, (int(epochs) - config.warmup_epochs) * len(batches[0])))
+        estimator = make_estimator(config, steps=max(1, (epochs - warmup_epochs) * len(batches[0])))
         strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
-                                     warmup_epochs=config.warmup_epochs, gradient_clip_val=config.gradient_clip,
+                                     warmup_epochs=warmup_epochs, gradient_clip_val=config.gradient_clip,
                                      max_bad_steps=config.max_bad_steps,
                                      uniform_weight_paths=config.uniform_weight_paths)
-    return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=int(epochs),
+    return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
+                       warmup_epochs=warmup_epochs,
                        output=output, width=width, cells=cells, table=table, precision=precision)
 
 
@@ -377,6 +393,6 @@ def _loggers(output: Path) -> list:
 
 def _write_config(path: Path, config: SearchConfig, parts: dict[str, Any]) -> None:
     record = dataclasses.asdict(config)
-    record.update(epochs=parts.epochs, width=parts.width, cells=parts.cells, device=str(parts.device),
+    record.update(epochs=parts.epochs, warmup_epochs=parts.warmup_epochs, width=parts.width, cells=parts.cells, device=str(parts.device),
                   device_name=torch.cuda.get_device_name(parts.device) if parts.device.type == "cuda" else "cpu")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")

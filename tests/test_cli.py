@@ -34,9 +34,13 @@ def test_default_search_writes_a_loadable_architecture_history_and_checkpoint(tm
     assert space.freeze(architecture)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
     history = pd.read_csv(output / "history.csv")
     assert list(history["epoch"]) == [0, 1]
-    for column in ("train_loss", "val_loss", "val_acc", "entropy", "seconds", "baseline", "forward_evaluations"):
+    config = json.loads((output / "config.json").read_text())
+    assert config["warmup_epochs"] == 1  # the default: weights only first, the architecture in the last epoch
+    for column in ("train_loss", "entropy", "seconds"):
         assert history[column].notna().all(), column
-    assert (history["val_acc"].between(0, 1)).all()
+    for column in ("val_loss", "val_acc", "baseline", "forward_evaluations"):
+        assert history[column].iloc[1:].notna().all(), column
+    assert (history["val_acc"].iloc[1:].between(0, 1)).all()
     assert (output / "checkpoint.ckpt").stat().st_size > 0
     top = json.loads((output / "top_k.json").read_text())
     assert [row["rank"] for row in top] == [1, 2, 3] and top[0]["architecture"] == architecture
@@ -134,7 +138,8 @@ def test_entry_point_reports_usage_errors_without_traceback(tmp_path):
 def test_lightning_logs_hold_each_epochs_aggregates(tmp_path):
     # The step aggregates on the host and hands Lightning one value per epoch and metric.
     output = tmp_path / "run"
-    assert main(["search", "--space", "nb201", "--epochs", "2", "--no-progress", "--output", str(output)]) == 0
+    assert main(["search", "--space", "nb201", "--epochs", "2", "--warmup-epochs", "0", "--no-progress",
+                 "--output", str(output)]) == 0
     history = pd.read_csv(output / "history.csv")
     logged = pd.read_csv(output / "logs" / "version_0" / "metrics.csv")
     per_epoch = logged.dropna(subset=["val_acc"]).set_index("epoch")

@@ -20,8 +20,9 @@ from nas_estimators.search import SearchConfig, SearchDiverged, run_search
 
 TINY = dict(dataset="digits", space="nb201", width=4, cells=1, batch_size=32, progress=False)
 # Long enough to be killed mid-way on a busy 2-core machine: ~22 steps an epoch.
+# Every epoch searches (no weights-only epochs), so an interruption lands in an architecture epoch.
 KILLABLE = ["--space", "nb201", "--width", "8", "--cells", "1", "--batch-size", "32", "--epochs", "6",
-            "--no-progress"]
+            "--warmup-epochs", "0", "--no-progress"]
 
 
 def tables(output):

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import registry
 from ..data import DATASETS
-from ..search import SearchConfig
+from ..search import WARMUP_SHARE, SearchConfig
 from ..spaces import BATCH_NORMS, SPACES
 
 
@@ -33,7 +33,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="CIFAR-10: torchvision's cifar-10-batches-py files or DIR/train/<class>/, "
                                             "DIR/test/<class>/ image folders")
     parser.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data-root")
-    parser.add_argument("--epochs", type=int, help="search epochs (default: 40 on digits, 50 on cifar10)")
+    parser.add_argument("--epochs", type=int, help="search epochs (default: 100 on digits, 50 on cifar10)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -41,14 +41,16 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cells", type=int,
                         help="DARTS: cells in the network (default 8; 5 on digits); nb201: cells per stage (5; 1 on digits)")
     parser.add_argument("--weight-learning-rate", type=float, default=0.025, help="SGD learning rate of the weights")
-    parser.add_argument("--arc-learning-rate", type=float, default=3e-3, help="Adam learning rate of the logits")
-    parser.add_argument("--warmup-epochs", type=int, default=0, help="epochs that train weights only")
+    parser.add_argument("--arc-learning-rate", type=float, default=SearchConfig.arc_learning_rate,
+                        help=f"Adam learning rate of the logits (default: {SearchConfig.arc_learning_rate})")
+    parser.add_argument("--warmup-epochs", type=int,
+                        help=f"epochs that train weights only (default: {WARMUP_SHARE * 100:.0f}%% of --epochs)")
     parser.add_argument("--batch-norm", choices=BATCH_NORMS, default="nni",
                         help="supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics only, "
                              "no affine parameters, as NAS-Bench-201's one-shot searches)")
-    parser.add_argument("--uniform-weight-paths", type=float, default=0.0, metavar="SHARE",
+    parser.add_argument("--uniform-weight-paths", type=float, default=SearchConfig.uniform_weight_paths, metavar="SHARE",
                         help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
-                             "(1: single-path one-shot; 0: paths from the learnt distribution)")
+                             "(default 1: single-path one-shot; 0: paths from the learnt distribution)")
     add_estimator_arguments(parser)
 
 

@@ -1,0 +1,35 @@
+"""The search's default recipe: weights-only epochs first (a share of the epochs), uniform weight paths."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from nas_estimators.cli import main
+from nas_estimators.search import WARMUP_SHARE, SearchConfig, schedule
+
+
+def test_the_weights_only_epochs_default_to_a_share_of_the_epochs_and_leave_one_to_search():
+    assert schedule(SearchConfig()) == (100, int(WARMUP_SHARE * 100))  # digits
+    assert schedule(SearchConfig(dataset="cifar10")) == (50, int(WARMUP_SHARE * 50))
+    assert schedule(SearchConfig(epochs=20)) == (20, 12)
+    assert schedule(SearchConfig(epochs=1)) == (1, 0)
+    assert schedule(SearchConfig(epochs=20, warmup_epochs=3)) == (20, 3)
+    with pytest.raises(ValueError, match="warmup_epochs: expected an integer >= 0"):
+        schedule(SearchConfig(warmup_epochs=-1))
+
+
+def test_a_default_search_trains_weights_first_and_a_resumed_one_keeps_its_warmup(tmp_path):
+    output = tmp_path / "out"
+    assert main(["search", "--space", "nb201", "--epochs", "3", "--batch-size", "256", "--no-progress",
+                 "--output", str(output)]) == 0
+    config = json.loads((output / "config.json").read_text())
+    assert config["warmup_epochs"] == 1 and config["uniform_weight_paths"] == 1.0
+    assert config["arc_learning_rate"] == SearchConfig.arc_learning_rate
+    entropy = pd.read_csv(output / "history.csv")["entropy"].tolist()
+    uniform = 6 * math.log(5)
+    assert entropy[0] == pytest.approx(uniform, abs=1e-4) and entropy[2] < uniform - 1e-3
+    # Extending the search does not stretch its weights-only phase: the saved value is used.
+    assert main(["search", "--resume", "--output", str(output), "--epochs", "5", "--no-progress"]) == 0
+    assert json.loads((output / "config.json").read_text())["warmup_epochs"] == 1
