@@ -38,6 +38,8 @@ CHECKPOINT_NAME = "checkpoint.ckpt"
 DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
 #: Share of the epochs that train the weights only when ``warmup_epochs`` is not given.
 WARMUP_SHARE = 0.6
+#: The defaults before the recipe became the default: a resumed search whose config.json lacks one ran with it.
+PRE_RECIPE_DEFAULTS = {"arc_learning_rate": 3e-3, "warmup_epochs": 0, "uniform_weight_paths": 0.0}
 # Width and cells for the digits default (8x8 images): small enough for a 2-core CPU.
 DIGITS_SIZE = {"darts": (8, 5), "nb201": (8, 1)}
 
@@ -110,7 +112,8 @@ def load_saved_config(output: str | Path) -> SearchConfig:
     except (OSError, ValueError) as error:
         raise ValueError(f"resume: {path} is unreadable: {error}") from None
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
-    return SearchConfig(**{key: value for key, value in record.items() if key in fields})
+    # A search saved before an option existed ran as if it were at the default of that time, not today's.
+    return SearchConfig(**{**PRE_RECIPE_DEFAULTS, **{key: value for key, value in record.items() if key in fields}})
 
 
 def estimator_options(config: SearchConfig) -> dict[str, Any]:

@@ -347,3 +347,12 @@ def test_a_bad_estimator_hyperparameter_is_refused_before_any_run(tmp_path, caps
     assert "samples: expected an integer >= 1" in _cli_error(["--methods", "sf", "--samples-per-step", "0", "--output", str(tmp_path / "out")],
                                capsys)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_estimator_option_is_refused_with_the_known_ones(tmp_path):
+    config = compare.CompareConfig(methods=("sf",), seeds=(0,), estimator_options={"sample_per_step": 4},
+                                   output=str(tmp_path / "out"), **TINY)
+    with pytest.raises(compare.InputError, match="estimator options: unknown sample_per_step; expected some of "
+                                                 ".*samples_per_step"):
+        compare.run_compare(config, progress=lambda line: None)
+    assert not (tmp_path / "out").exists()
