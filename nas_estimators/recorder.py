@@ -181,7 +181,9 @@ class SearchRecorder(pl.Callback):
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         state = checkpoint[SEARCH_KEY]
-        self.rows = list(state["rows"])
+        # Searches saved before the benchmark column had one name called it benchmark_accuracy.
+        self.rows = [{("benchmark_acc" if key == "benchmark_accuracy" else key): value for key, value in row.items()}
+                     for row in state["rows"]]
         self.probability_rows = list(state["probability_rows"])
         partial = state.get("partial_epoch")
         if partial is not None:

@@ -43,3 +43,18 @@ def test_a_search_saved_before_the_recipe_options_existed_resumes_as_it_ran(tmp_
     config = load_saved_config(tmp_path)
     assert (config.warmup_epochs, config.uniform_weight_paths, config.arc_learning_rate) == (0, 0.0, 3e-3)
     assert schedule(config) == (4, 0)
+
+
+def test_history_rows_of_an_older_checkpoint_take_todays_benchmark_column_name(tmp_path):
+    import random
+
+    import torch
+
+    from nas_estimators.checkpoints import SEARCH_KEY
+    from nas_estimators.recorder import SearchRecorder
+
+    recorder = SearchRecorder(tmp_path, tmp_path / "checkpoint.ckpt", [], torch.device("cpu"), {})
+    state = {"rows": [{"epoch": 0, "benchmark_accuracy": 91.5}], "probability_rows": [],
+             "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
+    recorder.on_load_checkpoint(None, None, {SEARCH_KEY: state})
+    assert recorder.rows == [{"epoch": 0, "benchmark_acc": 91.5}]
