@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from nas_estimators.architectures import ArchitectureError, SearchOutput, load_search
+from nas_estimators.architectures import ArchitectureError, SearchOutput, darts_shape, load_search
 from nas_estimators.html_report import HtmlPage
 from nas_estimators.nasbench201 import to_arch_string
 
@@ -261,8 +261,11 @@ def _diagnostics(records: Sequence[SearchRecord], page: HtmlPage) -> str:
 
 
 def _cells(record: SearchRecord, page: HtmlPage, use_svg: bool) -> str:
-    cells = cell_graphs(record.search.architectures[0], record.search.space)
-    heading = f"<h3>{html.escape(record.name)}</h3>"
+    architecture = record.search.architectures[0]
+    cells = cell_graphs(architecture, record.search.space)
+    shape = darts_shape(architecture) if record.search.space == "darts" else {}
+    searched = f" (searched network: {', '.join(f'{k} {v}' for k, v in shape.items())})" if shape else ""
+    heading = f"<h3>{html.escape(record.name + searched)}</h3>"
     if not use_svg:
         return heading + page.figure(diagrams.plotly_figure(cells))
     drawings = []

@@ -49,8 +49,8 @@ def categorical_choices(model_space: Any) -> tuple[dict[str, list[Any]], list[st
         if isinstance(mutable, CategoricalMultiple):
             if mutable.n_chosen != 1:
                 raise TypeError(
-                    f"label {label!r}: CategoricalMultiple with n_chosen={mutable.n_chosen} is not supported "
-                    "(only n_chosen=1)"
+                    f"label {label!r}: CategoricalMultiple with n_chosen={mutable.n_chosen} is not supported; "
+                    "only n_chosen=1 (an InputChoice of one input) is"
                 )
             choices[label] = list(mutable.values)
             wrapped.append(label)
@@ -58,8 +58,8 @@ def categorical_choices(model_space: Any) -> tuple[dict[str, list[Any]], list[st
             choices[label] = list(mutable.values)
         else:
             raise TypeError(
-                f"label {label!r}: {type(mutable).__name__} is not supported; "
-                "only Categorical and CategoricalMultiple(n_chosen=1) are"
+                f"label {label!r}: {type(mutable).__name__} is not supported; only Categorical "
+                "(LayerChoice, nni.choice, a Repeat depth) and CategoricalMultiple(n_chosen=1) (InputChoice) are"
             )
     return choices, wrapped
 
@@ -67,11 +67,17 @@ def categorical_choices(model_space: Any) -> tuple[dict[str, list[Any]], list[st
 def path_sampling_hooks() -> list[Callable]:
     """NNI's own single-path mutation hooks (those of ``RandomOneShot``): one sample drives the supernet.
 
-    One hook runs first: :func:`keep_constant_operation`.
+    Two hooks run first: :func:`keep_constant_operation`, and the path-sampling stage of NNI's cell
+    spaces (``DARTS``, ``ENAS``, ``NASNet``, ``AmoebaNet``, ``PNAS``) for a depth choice. NNI hands the
+    latter only to ``RandomOneShot`` itself (``extra_oneshot_hooks`` checks the strategy's class, and
+    that check fails whenever ``nni.nas.hub`` is imported before ``nni.nas.oneshot``); it only acts on
+    an ``NDSStage`` whose depth is a choice.
     """
+    from nni.nas.hub.pytorch.nasnet import NDSStagePathSampling
     from nni.nas.oneshot.pytorch.strategy import RandomOneShot
 
-    return [keep_constant_operation, *RandomOneShot.default_mutation_hooks(None)]  # type: ignore[arg-type]
+    return [keep_constant_operation, NDSStagePathSampling.mutate,
+            *RandomOneShot.default_mutation_hooks(None)]  # type: ignore[arg-type]
 
 
 def keep_constant_operation(module: nn.Module, name: str, memo: dict, mutate_kwargs: dict) -> bool:

@@ -31,9 +31,10 @@ from .nasbench201 import NNI_OPS as NB201_OPS
 from .spaces import SPACES
 
 __all__ = [
-    "ArchitectureError", "CELL_TYPES", "DARTS_NODES", "DARTS_OPS", "DARTS_V2_GENOTYPE", "Genotype", "INPUTS_PER_NODE",
-    "SearchOutput", "check_architecture", "detect_space", "format_genotype", "from_genotype", "load_architectures",
-    "load_search", "parse_genotype", "space_choices", "to_genotype",
+    "ArchitectureError", "CELL_TYPES", "DARTS_NODES", "DARTS_OPS", "DARTS_SHAPE_LABELS", "DARTS_V2_GENOTYPE",
+    "Genotype", "INPUTS_PER_NODE", "SearchOutput", "check_architecture", "darts_shape", "detect_space",
+    "format_genotype", "from_genotype", "load_architectures", "load_search", "parse_genotype", "space_choices",
+    "to_genotype",
 ]
 
 #: ``nni.nas.hub.pytorch.DARTS.DARTS_OPS`` (a test checks the copy against NNI).
@@ -51,6 +52,11 @@ DARTS_V2_GENOTYPE = (
     "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
     "reduce_concat=[2, 3, 4, 5])"
 )
+
+#: Labels of NNI's hub DARTS space outside its cells, present when it is built with a width or a depth
+#: range (``DARTS(width=(16, 24), num_cells=(4, 8))``): the searched network's shape. A genotype and a
+#: cell diagram describe the cells only; :func:`darts_shape` reads these.
+DARTS_SHAPE_LABELS: tuple[str, ...] = ("width", "depth")
 
 Architecture = dict
 
@@ -97,6 +103,9 @@ def check_architecture(architecture: Mapping[str, Any], space: str | None = None
     choices = space_choices(space)
     if not isinstance(architecture, Mapping):
         raise ArchitectureError(f"architecture: expected a dict of NNI labels to values, got {type(architecture).__name__}")
+    if space == "darts":
+        darts_shape(architecture)  # checks the optional shape labels
+        architecture = {label: value for label, value in architecture.items() if label not in DARTS_SHAPE_LABELS}
     unknown = [label for label in architecture if label not in choices]
     if unknown:
         raise ArchitectureError(f"architecture: label {unknown[0]!r} is not in the {space} space "
@@ -111,6 +120,16 @@ def check_architecture(architecture: Mapping[str, Any], space: str | None = None
         raise ArchitectureError(f"architecture: the {space} space needs label {missing[0]!r}, which is missing "
                                 f"({len(missing)} of {len(choices)} labels missing)")
     return space
+
+
+def darts_shape(architecture: Mapping[str, Any]) -> dict[str, int]:
+    """The searched ``width`` and ``depth`` of a DARTS-space architecture (empty when the space fixed both)."""
+    shape = {label: architecture[label] for label in DARTS_SHAPE_LABELS if label in architecture}
+    for label, value in shape.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ArchitectureError(f"architecture: {label} = {json.dumps(value)} is not a positive integer "
+                                    f"(the {label} of NNI's DARTS space built with a {label} range)")
+    return shape
 
 
 # ----------------------------------------------------------------------------------------- genotypes

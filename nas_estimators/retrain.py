@@ -119,9 +119,12 @@ def build_network(architecture: Mapping[str, Any], width: int, cells: int, auxil
     """NNI's fixed DARTS network of ``architecture`` at the given size (CIFAR stem, 10 classes)."""
     from nni.nas.hub.pytorch import DARTS
 
+    from .architectures import DARTS_SHAPE_LABELS
+
+    cells_only = {label: value for label, value in architecture.items() if label not in DARTS_SHAPE_LABELS}
     # Built inside NNI's model_context (what DARTS.freeze does), which the auxiliary head requires.
     return _nni.build_fixed(lambda: DARTS(width=width, num_cells=cells, dataset="cifar", auxiliary_loss=auxiliary,
-                                          drop_path_prob=drop_path), architecture)
+                                          drop_path_prob=drop_path), cells_only)
 
 
 def parameters_millions(model: nn.Module) -> float:
@@ -167,6 +170,7 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
     ``data`` (an :class:`ImageData`) replaces loading ``config.dataset``; ``stop_after`` ends the run after
     that many epochs of this call (tests use it to interrupt and resume). Returns result.json's content.
     """
+    from .architectures import darts_shape
     from .data import DeviceBatches, load_dataset, test_batches
 
     config.check()
@@ -185,6 +189,10 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
     if config.auxiliary_weight > 0 and data.image_shape[1] < 32:
         raise RetrainError(f"--auxiliary-weight: the auxiliary head needs 32x32 images, {data.name} has "
                            f"{data.image_shape[1]}x{data.image_shape[2]}; pass --auxiliary-weight 0")
+    shape = darts_shape(architecture)
+    if shape:  # searched in NNI's DARTS space with a width or depth range
+        progress(f"the searched {' and '.join(f'{label} {value}' for label, value in shape.items())} are not used: "
+                 f"the DARTS protocol retrains the cells at --width {config.width} --cells {config.cells}")
     torch.manual_seed(config.seed)
     model = build_network(architecture, config.width, config.cells, config.auxiliary_weight > 0,
                           config.drop_path).to(device)

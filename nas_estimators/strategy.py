@@ -63,6 +63,15 @@ class EstimatorStrategy(_nni.OneShotStrategy):
     def default_mutation_hooks(self):
         return _nni.path_sampling_hooks()
 
+    def mutate_model(self, model):
+        """NNI's path-sampling supernet of ``model`` (in place), after checking that every label is categorical.
+
+        A mutable the distribution cannot hold is refused here, before the supernet is built: a
+        ``TypeError`` naming the label, its type and what is supported.
+        """
+        _nni.categorical_choices(model)
+        return super().mutate_model(model)
+
     def run_hook(self, hook, name, module, memo):
         return _nni.run_path_sampling_hook(hook, name, module, memo)
 
