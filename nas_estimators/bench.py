@@ -24,7 +24,8 @@ from . import registry
 from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
 from .data import ImageData, load_dataset
 from .errors import InputError
-from .search import DIGITS_SIZE, SearchConfig, prepare, resolve_device, resolve_precision, run_search
+from .search import (DIGITS_SIZE, SearchConfig, check_processes, prepare, resolve_device, resolve_precision,
+                     run_search)
 from .spaces import DEFAULT_SIZE, SPACES
 
 
@@ -60,6 +61,9 @@ class BenchConfig:
     seed: int = 0
     threads: int | None = None  # CPU threads of torch (None: torch's default)
     repeats: int = 1  # rounds over all strategies; each strategy's median round is reported
+    # Processes of a data-parallel search to time (ours only): K > 1 runs K processes (Lightning's DDP,
+    # gloo on the CPU), each sampling its own architectures; rows are named "sf-k2".
+    devices: tuple[int, ...] = (1,)
 
 
 def check(config: BenchConfig) -> None:
@@ -91,6 +95,17 @@ def check(config: BenchConfig) -> None:
     if config.threads is not None and (isinstance(config.threads, bool) or int(config.threads) != config.threads
                                        or config.threads < 1):
         raise InputError(f"threads: expected a positive integer, got {config.threads!r}")
+    if not config.devices or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in config.devices):
+        raise InputError(f"devices: expected positive integers (processes), got {config.devices!r}")
+    if max(config.devices) > 1:
+        baselines = [name for name in config.strategies if name in ONESHOT_BASELINES]
+        if baselines:
+            raise InputError(f"devices: NNI's strategies run in one process here; time {', '.join(baselines)} "
+                             f"with --devices 1")
+        try:
+            check_processes(SearchConfig(devices=max(config.devices)), resolve_device(config.device))
+        except ValueError as error:
+            raise InputError(str(error)) from None
     if config.random_data and config.data_root is not None:
         raise InputError("data: --random-data and --data-root exclude each other")
     try:
@@ -129,6 +144,9 @@ class FixedLengthBatches:
     def restore_state(self, state: dict) -> None:
         self.batches.restore_state(state)
 
+    def shard(self, rank: int, shards: int) -> None:
+        self.batches.shard(rank, shards)
+
 
 class StepTimer(pl.Callback):
     """Times the steps after ``warmup_steps``, between device synchronisations, then stops the trainer."""
@@ -140,6 +158,7 @@ class StepTimer(pl.Callback):
         self.seconds: float | None = None
         self.peak_memory_bytes: int | None = None
         self.forward_evaluations: list[float] = []
+        self.arc_gradients: list[torch.Tensor] = []  # the estimate applied to the logits, each timed step
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -162,6 +181,9 @@ class StepTimer(pl.Callback):
         elif self.seen > self.warmup_steps:
             values = self.strategy.search_module.step_values()
             self.forward_evaluations.append(float(values.get("forward_evaluations", 0.0)))
+            logits = getattr(getattr(self.strategy.search_module, "distribution", None), "logits", None)
+            if logits is not None and all(p.grad is not None for p in logits.values()):
+                self.arc_gradients.append(torch.cat([p.grad.detach().reshape(-1).cpu() for p in logits.values()]))
         if self.seen == self.warmup_steps + self.steps:
             self._synchronize()
             self.seconds = time.perf_counter() - self.started
@@ -176,14 +198,19 @@ def _size(config: BenchConfig, dataset: str) -> tuple[int, int]:
     return (config.width or width, config.cells or cells)
 
 
-def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workdir: Path) -> dict[str, Any]:
-    """Run ``warmup_steps + steps`` search steps of strategy ``name`` and time the last ``steps``."""
+def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workdir: Path,
+            devices: int = 1) -> dict[str, Any]:
+    """Run ``warmup_steps + steps`` search steps of strategy ``name`` and time the last ``steps``.
+
+    With ``devices > 1`` this is one of the search's processes (see :func:`measure_processes`).
+    """
     width, cells = _size(config, dataset)
     search_config = SearchConfig(
         estimator=name, space=config.space, dataset=dataset, data_root=config.data_root,
-        output=str(workdir / name), epochs=1, batch_size=config.batch_size, seed=config.seed, device=config.device,
+        output=str(workdir / (name if devices == 1 else f"{name}-k{devices}")), epochs=1,
+        batch_size=config.batch_size, seed=config.seed, device=config.device, warmup_epochs=0,
         width=width, cells=cells, labels_per_step=config.labels_per_step, precision=config.precision,
-        channels_last=config.channels_last, progress=False)
+        channels_last=config.channels_last, progress=False, devices=devices)
     try:
         parts = prepare(search_config, data=data)
     except (ValueError, TypeError) as error:
@@ -196,13 +223,54 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
         raise RuntimeError(f"{name}: the trainer stopped after {timer.seen} of {total} steps")
     steps_per_s = config.steps / timer.seconds
     forward_evaluations = sum(timer.forward_evaluations) / max(len(timer.forward_evaluations), 1)
+    gradients = torch.stack(timer.arc_gradients).double() if len(timer.arc_gradients) > 1 else None
     return {
+        "processes": devices,
         "steps_per_s": steps_per_s,
-        "images_per_s": steps_per_s * config.batch_size,
+        "images_per_s": steps_per_s * config.batch_size * devices,
         "peak_memory_gib": None if timer.peak_memory_bytes is None else timer.peak_memory_bytes / 2**30,
-        # The weight step's forward pass plus the architecture step's (the estimator's diagnostics).
+        # The weight step's forward pass plus the architecture step's (the estimator's diagnostics), per process.
         "forward_evals_per_step": 1.0 + forward_evaluations,
+        # Total variance (summed over the logits) of the estimate applied each timed step: with K processes
+        # it is their mean. The logits and weights move meanwhile, alike for every K.
+        "arc_gradient_variance": None if gradients is None else float(gradients.var(0).sum()),
     }
+
+
+def measure_processes(config: BenchConfig, name: str, devices: int, workdir: Path) -> dict[str, Any]:
+    """:func:`measure` in a ``devices``-process search: a separate command (Lightning starts the others
+    by running it again), whose rank 0 writes the result as JSON."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    result = workdir / f"{name}-k{devices}.json"
+    request = {"config": {**dataclasses.asdict(config), "devices": [devices]}, "name": name,
+               "devices": devices, "workdir": str(workdir), "result": str(result)}
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    completed = subprocess.run([sys.executable, "-m", "nas_estimators.bench", json.dumps(request)],
+                               capture_output=True, text=True, env=env)
+    if completed.returncode != 0 or not result.is_file():
+        raise RuntimeError(f"{name} on {devices} processes failed: {completed.stderr.strip()[-2000:]}")
+    return json.loads(result.read_text())
+
+
+def _measure_in_processes(request: dict[str, Any]) -> None:
+    """The command :func:`measure_processes` runs (``python -m nas_estimators.bench REQUEST_JSON``)."""
+    import json
+
+    from . import distributed
+
+    config = BenchConfig(**{**request["config"], "strategies": tuple(request["config"]["strategies"]),
+                            "devices": tuple(request["config"]["devices"])})
+    if config.threads is not None:
+        torch.set_num_threads(int(config.threads))
+    data, dataset = _data(config)
+    measured = measure(config, request["name"], data, "cifar10" if dataset == "random" else dataset,
+                       Path(request["workdir"]), devices=int(request["devices"]))
+    if distributed.world()[0] == 0:
+        Path(request["result"]).write_text(json.dumps(measured))
 
 
 def _median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
@@ -220,26 +288,26 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> d
     device = resolve_device(config.device)
     if config.threads is not None:
         torch.set_num_threads(int(config.threads))
-    if config.random_data:
-        data, dataset = random_image_data(seed=config.seed), "random"
-    elif config.data_root is not None:
-        try:
-            data, dataset = load_dataset("cifar10", config.data_root), "cifar10"
-        except ValueError as error:  # DataError: a missing or malformed --data-root
-            raise InputError(str(error)) from None
-    else:
-        data, dataset = load_dataset("digits"), "digits"
+    data, dataset = _data(config)
     width, cells = _size(config, dataset)
-    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in config.strategies}
+    runs = [(name, k) for name in config.strategies for k in config.devices]
+    rows = {(name, k): name if k == 1 else f"{name}-k{k}" for name, k in runs}
+    rounds: dict[str, list[dict[str, Any]]] = {row: [] for row in rows.values()}
     with tempfile.TemporaryDirectory(prefix="nas-estimators-bench-") as workdir:
         # Rounds interleave the strategies, so that a change in the machine's load hits them alike.
-        for repeat, name in itertools.product(range(config.repeats), config.strategies):
+        for repeat, (index, (name, k)) in itertools.product(range(config.repeats), enumerate(runs)):
             label = f"round {repeat + 1}/{config.repeats} " if config.repeats > 1 else ""
-            progress(f"{label}[{config.strategies.index(name) + 1}/{len(config.strategies)}] {name}: "
+            processes = f" on {k} processes" if k > 1 else ""
+            progress(f"{label}[{index + 1}/{len(runs)}] {name}{processes}: "
                      f"{config.warmup_steps} warm-up + {config.steps} timed steps")
-            rounds[name].append(measure(config, name, data, "cifar10" if dataset == "random" else dataset,
-                                        Path(workdir) / f"round{repeat}"))
-            progress(f"    {rounds[name][-1]['steps_per_s']:.3g} steps/s")
+            round_dir = Path(workdir) / f"round{repeat}"
+            if k == 1:
+                measured = measure(config, name, data, "cifar10" if dataset == "random" else dataset, round_dir)
+            else:
+                round_dir.mkdir(parents=True, exist_ok=True)
+                measured = measure_processes(config, name, k, round_dir)
+            rounds[rows[(name, k)]].append(measured)
+            progress(f"    {measured['steps_per_s']:.3g} steps/s")
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -264,6 +332,17 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> d
     return record
 
 
+def _data(config: BenchConfig) -> tuple[ImageData, str]:
+    if config.random_data:
+        return random_image_data(seed=config.seed), "random"
+    if config.data_root is not None:
+        try:
+            return load_dataset("cifar10", config.data_root), "cifar10"
+        except ValueError as error:  # DataError: a missing or malformed --data-root
+            raise InputError(str(error)) from None
+    return load_dataset("digits"), "digits"
+
+
 def table(record: dict[str, Any]):
     """The record as a pandas table, one row per strategy."""
     import pandas as pd
@@ -281,3 +360,10 @@ def table(record: dict[str, Any]):
 def strategies_argument(values: Iterable[str]) -> tuple[str, ...]:
     """``--strategies sf,relax nni-darts`` -> ``("sf", "relax", "nni-darts")`` (commas or spaces)."""
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+if __name__ == "__main__":  # one process of measure_processes's search
+    import json
+    import sys
+
+    _measure_in_processes(json.loads(sys.argv[1]))

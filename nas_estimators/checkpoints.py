@@ -21,7 +21,7 @@ from .files import atomic_write_bytes
 
 SEARCH_KEY = "nas_estimators_search"  # the recorder's part: history, data order, random states, config
 # What must match between a checkpoint and the search resuming it.
-IDENTITY = ("estimator", "space", "dataset", "width", "cells", "batch_size", "seed", "batch_norm")
+IDENTITY = ("estimator", "space", "dataset", "width", "cells", "batch_size", "seed", "batch_norm", "processes")
 MAGIC = b"nas-estimators checkpoint v1\n"
 
 
@@ -67,6 +67,10 @@ def check_belongs(path: Path, checkpoint: Mapping[str, Any], config: Mapping[str
     saved = checkpoint[SEARCH_KEY].get("config", {})
     for key in IDENTITY:
         if key in saved and saved[key] != config.get(key):
+            if key == "processes":  # each process's random generators are in it: another count cannot continue them
+                raise CheckpointError(
+                    f"checkpoint {path}: written by a search on {saved[key]} processes; resume it with "
+                    f"--devices x --num-nodes = {saved[key]} (this one has {config.get(key)})")
             raise CheckpointError(
                 f"checkpoint {path}: written by a search with {key}={saved[key]!r}, this one has {key}={config.get(key)!r}")
 

@@ -325,14 +325,28 @@ class DeviceBatches:
         self.seed, self.epoch = seed, 0
         self._start = 0  # first batch of the next epoch (a search resumed mid-epoch skips the rest)
         self.channels_last = channels_last
+        self.rank, self.shards = 0, 1  # see shard()
         # (x / 255 - mean) / std folded into one multiply-add.
         std_t = torch.tensor(std, dtype=torch.float32)
         self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(self.device)
         shift = -torch.tensor(mean, dtype=torch.float32) / std_t
         self._shift = shift.view(1, -1, 1, 1).to(self.device)
 
+    def shard(self, rank: int, shards: int) -> None:
+        """Yield only this process's share of each epoch: positions ``rank, rank + shards, ...`` of its order.
+
+        Every process of a data-parallel search keeps the same seed, so the shards of one epoch are
+        disjoint and together cover it, as Lightning's ``DistributedSampler`` does for a ``DataLoader``.
+        """
+        if not (0 <= rank < shards):
+            raise ValueError(f"rank: expected 0 <= rank < shards, got rank {rank} of {shards}")
+        if len(self.labels) // shards < (self.batch_size if self.drop_last else 1):
+            raise ValueError(f"batch_size: {self.batch_size} is larger than a {shards}-way shard "
+                             f"({len(self.labels) // shards} images)")
+        self.rank, self.shards = int(rank), int(shards)
+
     def __len__(self) -> int:
-        n = len(self.labels)
+        n = len(self.labels) // self.shards
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -353,11 +367,13 @@ class DeviceBatches:
             if not self.flip:
                 flips.zero_()  # drawn anyway, so the crops do not depend on `flip`
             shifts, flips = shifts.to(self.device), flips.to(self.device)
+        # This process's positions in the epoch's order (all of them in a single process).
+        positions = torch.arange(self.rank, (n // self.shards) * self.shards, self.shards, device=self.device)
         for start in range(start_batch * self.batch_size, len(self) * self.batch_size, self.batch_size):
-            idx = order[start : start + self.batch_size]
+            pos = positions[start : start + self.batch_size]
+            idx = order[pos]
             x = self.images[idx]
-            if self.augment:
-                pos = slice(start, start + len(idx))  # augmentation follows the epoch position
+            if self.augment:  # augmentation follows the epoch position
                 x = self._crop_flip(x, shifts[pos], flips[pos])
             x = x.float().mul_(self._scale).add_(self._shift)
             if self.channels_last:

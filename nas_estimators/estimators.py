@@ -71,6 +71,10 @@ class Estimator:
 
     def __init__(self) -> None:
         self.diagnostics: dict[str, float] = {}
+        #: In a data-parallel search, :mod:`nas_estimators.distributed` (set by the search module): the
+        #: estimator may share numbers with the other processes, whose estimates are averaged with its
+        #: own after :meth:`estimate`. None in one process.
+        self.collectives: Any = None
 
     def estimate(self, distribution: ArchitectureDistribution, loss_fn: LossFn,
                  generator: torch.Generator | None = None) -> Gradients:
@@ -129,12 +133,15 @@ class ScoreFunction(Estimator):
         draws = [distribution.sample_indices(generator) for _ in range(self.samples)]
         # Every forward pass is queued before any loss is read (one transfer from a device).
         losses = _loss_values([loss_fn(distribution.to_architecture(indices)) for indices in draws])
+        # In a data-parallel search every process's draws are this step's samples: each one's
+        # baseline is the mean loss of all the others (the averaged estimate is the leave-one-out one).
+        all_losses = losses if self.collectives is None else self.collectives.gather_floats(losses)
         probs = distribution.probs()
-        if self.samples == 1:
+        if len(all_losses) == 1:
             baselines = [0.0 if self.baseline is None else self.baseline]
         else:
-            total = sum(losses)
-            baselines = [(total - loss) / (self.samples - 1) for loss in losses]
+            total = sum(all_losses)
+            baselines = [(total - loss) / (len(all_losses) - 1) for loss in losses]
         gradients = {label: torch.zeros_like(p) for label, p in probs.items()}
         for indices, loss, baseline in zip(draws, losses, baselines):
             advantage = (loss - baseline) / self.samples
@@ -142,12 +149,12 @@ class ScoreFunction(Estimator):
                 score = -p
                 score[indices[label]] += 1.0
                 gradients[label] += advantage * score
-        mean_loss = sum(losses) / len(losses)
+        mean_loss = sum(all_losses) / len(all_losses)  # the same in every process
         if math.isfinite(mean_loss):  # a bad loss must not poison the baseline
             self.baseline = mean_loss if self.baseline is None else (
                 self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean_loss)
         self.diagnostics = {"loss": losses[0], "baseline": sum(baselines) / len(baselines),
-                            "forward_evaluations": float(self.samples)}
+                            "forward_evaluations": float(self.samples), "samples": float(len(all_losses))}
         return gradients
 
     def state_dict(self):
@@ -211,6 +218,8 @@ class Relax(Estimator):
         labels = distribution.labels
         if self.surrogate is None:
             self._build(sum(p.numel() for p in params.values()))
+            if self.collectives is not None:  # one surrogate for all processes: rank 0's initial one
+                self.collectives.broadcast_(list(self.surrogate.parameters()))
         assert self.surrogate is not None and self.optimizer is not None
         temperature = float(self.temperature(self.step))
 
@@ -255,6 +264,8 @@ class Relax(Estimator):
         if math.isfinite(surrogate_loss):  # a bad loss must not poison the surrogate
             self.optimizer.zero_grad(set_to_none=True)
             variance.backward(inputs=list(self.surrogate.parameters()))
+            if self.collectives is not None:  # it minimises the averaged estimates' variance: one step for all
+                self.collectives.mean_([p.grad for p in self.surrogate.parameters() if p.grad is not None])
             self.optimizer.step()
         self.step += 1
         self.diagnostics = {

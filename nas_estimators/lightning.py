@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
-from . import _nni
+from . import _nni, distributed
 from .distribution import Architecture, ArchitectureDistribution
 from .estimators import Estimator, host_values
 
@@ -79,6 +79,19 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             self.__dict__["arc_optimizer"] = torch.optim.Adam(
                 distribution.parameters(), lr=self.arc_learning_rate, betas=(0.5, 0.999))
 
+    def setup(self, stage: str) -> None:
+        """In a data-parallel search, give each process its own random stream and the estimator its peers.
+
+        Lightning seeds every process alike (``seed_everything``); sampled architectures must differ
+        between processes, while the weights start equal anyway (DDP copies rank 0's). A resumed search
+        then restores each process's own generator from the checkpoint.
+        """
+        super().setup(stage)
+        rank, processes = distributed.world()
+        if processes > 1:
+            torch.manual_seed((torch.initial_seed() + 1_000_003 * rank) % (2 ** 63))
+            self.estimator.collectives = distributed
+
     def apply(self, architecture: Mapping[str, Any]) -> None:
         """Make the supernet run ``architecture`` until the next call."""
         _nni.apply_sample(self._path_modules, architecture)
@@ -143,6 +156,8 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         """
         self._sampled_validation = None
         gradients = self.estimator.estimate(self.distribution, lambda arch: self.validation_loss(batch, arch))
+        # Every process applies the mean of all processes' estimates: the same logits everywhere.
+        distributed.mean_(list(gradients.values()))
         loss, accuracy = self._sampled_validation or (None, None)
         weights_good, loss, accuracy = host_values([weights_finite, loss, accuracy])
         self._last_validation = {key: value for key, value in (("val_loss", loss), ("val_acc", accuracy))
@@ -212,7 +227,9 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     def _flush_epoch_logs(self) -> None:
         for name, (total, weights, largest) in self._epoch_logs.items():
             value = total if largest else total / max(weights, 1e-12)
-            self.log(name, torch.tensor(value), on_step=False, on_epoch=True, prog_bar=name in PROGRESS_BAR_METRICS)
+            # Several processes: Lightning's logs show their mean (one small collective an epoch per metric).
+            self.log(name, torch.tensor(value), on_step=False, on_epoch=True, prog_bar=name in PROGRESS_BAR_METRICS,
+                     sync_dist=self.trainer.world_size > 1)
         self._epoch_logs = {}
 
     def training_step(self, batch, batch_idx):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -13,6 +14,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
+from . import distributed
 from .checkpoints import SEARCH_KEY
 from .files import atomic_write_text
 
@@ -38,7 +40,7 @@ class SearchModule(Protocol):
 
 # Called at the end of every epoch with the history row (a dict it may extend) and the search module.
 EpochListener = Callable[[dict, SearchModule], None]
-DIAGNOSTICS = ("baseline", "surrogate_loss", "temperature", "forward_evaluations")
+DIAGNOSTICS = ("baseline", "surrogate_loss", "temperature", "forward_evaluations", "samples")
 
 
 class SearchInterrupted(RuntimeError):
@@ -69,6 +71,7 @@ class SearchRecorder(pl.Callback):
         self.rows: list[dict[str, Any]] = []
         self.probability_rows: list[dict[str, Any]] = []
         self.stop_signal: int | None = None
+        self.catch_signals = False  # set by the search that installed request_stop for SIGTERM and SIGINT
         self._batches_done: int | None = None  # within the running epoch, for a mid-epoch checkpoint
         self._reset_epoch()
 
@@ -85,6 +88,22 @@ class SearchRecorder(pl.Callback):
     def request_stop(self, signal_number: int, frame: Any = None) -> None:
         """Signal handler: finish the running step, save a checkpoint, then stop."""
         self.stop_signal = signal_number
+
+    # ------------------------------------------------------------------ processes
+
+    def on_train_start(self, trainer, pl_module):
+        # Lightning (2.x) puts its own SIGTERM handler in place once fit has started, and in a
+        # data-parallel search that handler runs a collective inside the signal handler: it hangs unless
+        # every process is signalled at the same point. Ours only sets a flag, which the processes
+        # agree on at the end of the step (on_train_batch_end). Lightning puts ours back at teardown.
+        if self.catch_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+
+    def setup(self, trainer, pl_module, stage):
+        """In a data-parallel search each process reads its own share of every epoch's batches."""
+        if trainer.world_size > 1:
+            for batches in self.batches:
+                batches.shard(trainer.global_rank, trainer.world_size)
 
     # ------------------------------------------------------------------ epochs and steps
 
@@ -112,6 +131,8 @@ class SearchRecorder(pl.Callback):
             self._sums[key] = self._sums.get(key, 0.0) + value
             self._counts[key] = self._counts.get(key, 0) + 1
         self._batches_done = (self._batches_done or 0) + 1
+        if trainer.world_size > 1:  # a signal to any process stops all of them at the same step
+            self.stop_signal = distributed.largest(self.stop_signal or 0) or None
         # After an epoch's last batch the stop waits for on_train_epoch_end: its row must be written first.
         if self.stop_signal is not None and self._batches_done < trainer.num_training_batches:
             trainer.save_checkpoint(self.checkpoint_path)  # atomic, see VerifiedCheckpointIO
@@ -141,15 +162,17 @@ class SearchRecorder(pl.Callback):
             "skipped_steps": search_module.skipped_steps,
         }
         row.update({key: self._mean(key) for key in DIAGNOSTICS if key in self._counts})
-        for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
-            listener(row, search_module)
+        if trainer.is_global_zero:  # one search's tables, whatever the number of processes
+            for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
+                listener(row, search_module)
         row["mode"] = json.dumps(distribution.mode())
         self.rows.append(row)
         for label, probabilities in distribution.probs_by_value().items():
             for value, probability in probabilities.items():
                 self.probability_rows.append({"epoch": trainer.current_epoch, "label": label,
                                               "value": json.dumps(value), "probability": probability})
-        self.write_tables()
+        if trainer.is_global_zero:
+            self.write_tables()
         self._batches_done = None
         trainer.save_checkpoint(self.checkpoint_path)  # atomic, see VerifiedCheckpointIO
         if self.stop_signal is not None and trainer.current_epoch + 1 < trainer.max_epochs:
@@ -174,7 +197,9 @@ class SearchRecorder(pl.Callback):
                 "counts": self._counts,
                 "train_loss": float(self._train_loss), "train_steps": float(self._train_steps),
                 "elapsed": self._elapsed + time.perf_counter() - self._epoch_start},
-            "torch_rng": torch.get_rng_state(),
+            # One per process in a data-parallel search (each samples its own architectures).
+            "torch_rng": torch.get_rng_state() if trainer.world_size == 1 else distributed.gather_bytes(
+                torch.get_rng_state()),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "python_rng": random.getstate(),
         }
@@ -196,7 +221,13 @@ class SearchRecorder(pl.Callback):
             # Lightning does not call on_train_epoch_start for an epoch resumed mid-way.
             for batches in self.batches:
                 batches.restore_state({"epoch": checkpoint["epoch"], "batch": self._batches_done, "seed": batches.seed})
-        torch.set_rng_state(state["torch_rng"])
+        torch_rng = state["torch_rng"]
+        if isinstance(torch_rng, (list, tuple)) != (trainer.world_size > 1) or (
+                isinstance(torch_rng, (list, tuple)) and len(torch_rng) != trainer.world_size):
+            saved = len(torch_rng) if isinstance(torch_rng, (list, tuple)) else 1
+            raise ValueError(f"resume: the checkpoint was written by a search on {saved} processes, "
+                             f"this one runs {trainer.world_size}")
+        torch.set_rng_state(torch_rng[trainer.global_rank] if isinstance(torch_rng, (list, tuple)) else torch_rng)
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         random.setstate(state["python_rng"])

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -88,6 +89,14 @@ class SearchConfig:
     progress: bool = True
     precision: str = "auto"  # bf16 (autocast) or fp32; auto: bf16 on CUDA, fp32 on CPU
     channels_last: bool = False
+    # Data-parallel search (Lightning's DDP): processes per machine and machines; each process samples
+    # its own architectures, and the estimator averages their estimates (see distributed.py).
+    devices: int = 1
+    num_nodes: int = 1
+
+    @property
+    def processes(self) -> int:
+        return int(self.devices) * int(self.num_nodes)
 
     def with_hyperparameters(self, values: Mapping[str, Any]) -> "SearchConfig":
         """A copy with estimator hyperparameters set: fields by name, the others in ``estimator_options``."""
@@ -99,7 +108,7 @@ class SearchConfig:
         """What a checkpoint must share with the search that resumes it."""
         return {"estimator": self.estimator, "space": self.space, "dataset": self.dataset, "batch_norm": self.batch_norm,
                 "width": self.width if width is None else width, "cells": self.cells if cells is None else cells,
-                "batch_size": self.batch_size, "seed": self.seed}
+                "batch_size": self.batch_size, "seed": self.seed, "processes": self.processes}
 
 
 def load_saved_config(output: str | Path) -> SearchConfig:
@@ -126,6 +135,26 @@ def estimator_options(config: SearchConfig) -> dict[str, Any]:
 def make_estimator(config: SearchConfig, steps: int = 1):
     """The estimator the config names; ``steps`` is the length of the temperature schedule."""
     return registry.get(config.estimator).build(estimator_options(config), steps)
+
+
+def check_processes(config: SearchConfig, device: torch.device) -> None:
+    """``devices`` and ``num_nodes``: positive integers, and no more devices than this machine has."""
+    from .baselines import ONESHOT_BASELINES
+
+    for name in ("devices", "num_nodes"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    available = torch.cuda.device_count() if device.type == "cuda" else (os.cpu_count() or 1)
+    if config.devices > available:
+        kind = "CUDA devices" if device.type == "cuda" else "CPU cores"
+        raise ValueError(f"devices: {config.devices} processes asked for, this machine has {available} {kind}")
+    if config.processes > 1 and device.type == "cuda" and device.index is not None:
+        raise ValueError(f"device: {device} names one GPU; a search on --devices {config.devices} takes "
+                         f"--device cuda (the first {config.devices} GPUs)")
+    if config.processes > 1 and config.estimator in ONESHOT_BASELINES:
+        raise ValueError(f"devices: NNI's own strategies run here in one process; "
+                         f"{config.estimator} with {config.processes} processes is not supported")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -219,6 +248,7 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
             raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
+    check_processes(config, device)
     if config.estimator in ONESHOT_BASELINES:
         check_oneshot_baseline(config.estimator)
     else:
@@ -330,7 +360,8 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
     if config.progress:
         trainer_callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts.batches[0]) // 20)))
     trainer = _nni.Trainer(
-        max_epochs=parts.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+        max_epochs=parts.epochs, accelerator="gpu" if device.type == "cuda" else "cpu",
+        **_processes(config, device),
         logger=_loggers(output),
         callbacks=trainer_callbacks, enable_checkpointing=False, enable_model_summary=False,
         precision="bf16-mixed" if parts.precision == "bf16" else "32-true",
@@ -341,7 +372,8 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
     resume = {"ckpt_path": str(output / CHECKPOINT_NAME)} if config.resume else None
     evaluator = _nni.Lightning(module, trainer, train_dataloaders=parts.batches[0],
                                val_dataloaders=parts.batches[1], fit_kwargs=resume)
-    _write_config(output / "config.json", config, parts)
+    if trainer.is_global_zero:
+        _write_config(output / "config.json", config, parts)
     model = strategy.mutate_model(parts.space)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -362,6 +394,10 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
 
     distribution = strategy.distribution
     architecture = distribution.mode()
+    result = {"architecture": architecture, "history": pd.DataFrame(recorder.rows), "seconds": seconds,
+              "output": output, "strategy": strategy, "rank": trainer.global_rank}
+    if not trainer.is_global_zero:  # the other processes of a data-parallel search write nothing
+        return result
     atomic_write_text(output / "architecture.json", json.dumps(architecture, indent=2) + "\n")
     top = distribution.top_k(min(config.top_k, distribution.num_architectures))
     top_rows = [{"rank": rank, "probability": probability, "architecture": architecture_k}
@@ -372,13 +408,28 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
     atomic_write_text(output / "top_k.json", json.dumps(top_rows, indent=2) + "\n")
     atomic_write_text(output / "top_k.csv", pd.DataFrame(
         [{**row, "architecture": json.dumps(row["architecture"])} for row in top_rows]).to_csv(index=False))
-    return {"architecture": architecture, "history": pd.DataFrame(recorder.rows), "seconds": seconds,
-            "output": output, "strategy": strategy}
+    return result
+
+
+def _processes(config: SearchConfig, device: torch.device) -> dict[str, Any]:
+    """The Trainer's ``devices``, ``num_nodes`` and, for several processes, Lightning's DDP strategy.
+
+    Each process trains its own sampled path, so a parameter may have no gradient in one process and
+    one in another: DDP must look for unused parameters (their gradient counts as zero in the mean).
+    """
+    if config.processes == 1:
+        return {"devices": 1}
+    from pytorch_lightning.strategies import DDPStrategy
+
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    return {"devices": config.devices, "num_nodes": config.num_nodes,
+            "strategy": DDPStrategy(find_unused_parameters=True, process_group_backend=backend)}
 
 
 def _catch_stop_signals(recorder: SearchRecorder) -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}  # signal handlers can only be set from the main thread
+    recorder.catch_signals = True
     return {number: signal.signal(number, recorder.request_stop) for number in (signal.SIGTERM, signal.SIGINT)}
 
 

@@ -1,6 +1,7 @@
 """bench: JSON of the right shape for every strategy asked, the step timer, the speed work keeps the function."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -101,6 +102,10 @@ def test_the_speed_work_computes_what_nni_computes():
     (["--data-root", "/nonexistent/cifar"], "/nonexistent/cifar does not exist"),
     (["--device", "tpu"], "device: expected auto, cpu, cuda or cuda:N"),
     (["--threads", "0"], "threads: expected a positive integer"),
+    (["--devices", "1,0"], "devices: expected positive integers"),
+    (["--devices", "two"], "devices: expected comma-separated positive integers"),
+    (["--devices", "999", "--device", "cpu", "--strategies", "sf"], "devices: 999 processes asked for"),
+    (["--devices", "1,2", "--strategies", "sf,nni-darts"], "NNI's strategies run in one process here"),
 ])
 def test_bad_input_is_a_one_line_error(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -134,3 +139,14 @@ def test_repeats_interleave_rounds_and_report_the_median_round():
     for result in record["results"].values():
         assert len(result["steps_per_s_rounds"]) == 3
         assert result["steps_per_s"] == sorted(result["steps_per_s_rounds"])[1]
+
+
+def test_bench_times_a_two_process_search_beside_one_process(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["bench", *TINY, "--strategies", "sf", "--devices", "1,2", "--json", str(path)]) == 0
+    results = json.loads(path.read_text())["results"]
+    assert set(results) == {"sf", "sf-k2"}
+    assert (results["sf"]["processes"], results["sf-k2"]["processes"]) == (1, 2)
+    assert results["sf-k2"]["images_per_s"] == pytest.approx(results["sf-k2"]["steps_per_s"] * 16 * 2)
+    for row in results.values():  # the applied estimate's variance over the timed steps, in both
+        assert row["steps_per_s"] > 0 and 0 < row["arc_gradient_variance"] < math.inf

@@ -96,15 +96,17 @@ def test_sigkill_mid_search_then_resume_reproduces_the_uninterrupted_search(tmp_
 
 def test_sigterm_saves_a_mid_epoch_checkpoint_that_resumes_exactly(tmp_path, uninterrupted):
     output = tmp_path / "run"
-    process = cli(*KILLABLE, "--output", str(output))
-    wait_for_epochs(process, output, 1)
-    time.sleep(0.3)  # into the next epoch
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    # The signal arrives at the end of step 30, the ninth of the second epoch (22 an epoch): driven by the
+    # step, not by a sleep, so a loaded machine cannot move it.
+    worker = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
+    process = subprocess.Popen([sys.executable, worker, "signal", "30", "0", "search", *KILLABLE, "--output", str(output)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    _, err = process.communicate(timeout=600)
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "stopped by SIGTERM" in err and "--resume" in err and "Traceback" not in err
     state = read_checkpoint(output / "checkpoint.ckpt")[SEARCH_KEY]
-    assert state["partial_epoch"] is None or state["partial_epoch"]["batches_done"] > 0
+    assert state["partial_epoch"]["batches_done"] == 30 - 22
 
     resumed = cli("--resume", "--output", str(output), "--no-progress")
     _, err = resumed.communicate(timeout=600)

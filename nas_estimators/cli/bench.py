@@ -39,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads (default: torch's); 1 gives steadier CPU timings on a busy machine")
+    parser.add_argument("--devices", default="1", metavar="K[,K...]",
+                        help="processes of a data-parallel search to time, e.g. 1,2 (ours only; rows sf-k2, ...; "
+                             "default: 1)")
     parser.add_argument("--json", dest="json_path", help="also write the results as JSON to this path")
     parser.set_defaults(handler=_bench)
     return parser
@@ -52,7 +55,7 @@ def _bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, steps=args.steps, warmup_steps=args.warmup_steps, device=args.device,
         data_root=args.data_root, random_data=args.random_data, precision=args.precision,
         channels_last=args.channels_last, labels_per_step=args.labels_per_step, seed=args.seed,
-        threads=args.threads, repeats=args.repeats)
+        threads=args.threads, repeats=args.repeats, devices=_devices(args.devices))
     json_path = Path(args.json_path) if args.json_path else None
     try:
         if json_path is not None and json_path.is_dir():
@@ -72,3 +75,10 @@ def _bench(args: argparse.Namespace) -> int:
         json_path.write_text(json.dumps(record, indent=2) + "\n")
         print(f"json: {json_path}")
     return 0
+
+
+def _devices(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"devices: expected comma-separated positive integers, got {text!r}") from None

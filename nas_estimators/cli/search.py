@@ -31,6 +31,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     search.add_argument("--deterministic", action="store_true",
                         help="deterministic algorithms only (CUDA: reproducible, slower)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
+    search.add_argument("--devices", type=int, default=None,
+                        help="processes on this machine (GPUs, or CPU processes with --device cpu), each sampling "
+                             "its own architectures; Lightning's DDP (default: 1)")
+    search.add_argument("--num-nodes", type=int, default=None,
+                        help="machines, each running --devices processes (Lightning's num_nodes; default: 1)")
     search.set_defaults(handler=_search)
     return search
 
@@ -49,8 +54,12 @@ def _search(args: argparse.Namespace) -> int:
         # The directory given wins over the one saved: a search may have been moved or copied.
         config.output, config.resume, config.progress, config.device = output, True, not args.no_progress, args.device
         config.epochs = args.epochs if args.epochs is not None else config.epochs
+        # Given again, they must match the checkpoint's (checked with its other options).
+        config.devices = args.devices if args.devices is not None else config.devices
+        config.num_nodes = args.num_nodes if args.num_nodes is not None else config.num_nodes
         return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
-    config = search_config(args, output=output)
+    config = search_config(args, output=output, devices=1 if args.devices is None else args.devices,
+                           num_nodes=1 if args.num_nodes is None else args.num_nodes)
     return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
 
 
@@ -59,15 +68,21 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
         parts = prepare(config)
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None
+    from pytorch_lightning.utilities import rank_zero_only  # Lightning sets each process's rank here
+
     try:
         result = run_search(config, parts)
     except interrupted as error:
-        print(f"nas-estimators search: {error}", file=sys.stderr)
+        if rank_zero_only.rank == 0:  # one search, one message
+            print(f"nas-estimators search: {error}", file=sys.stderr)
         return 128 + error.signal_number
     except diverged as error:
-        print(f"nas-estimators search: error: {error}; the last good checkpoint is "
-              f"{parts.output / 'checkpoint.ckpt'}", file=sys.stderr)
+        if rank_zero_only.rank == 0:
+            print(f"nas-estimators search: error: {error}; the last good checkpoint is "
+                  f"{parts.output / 'checkpoint.ckpt'}", file=sys.stderr)
         return 1
+    if result["rank"] != 0:  # another process of a data-parallel search: rank 0 reports
+        return 0
     history = result["history"]
     last = history.iloc[-1] if len(history) else None
     print(f"architecture: {result['output'] / 'architecture.json'}")

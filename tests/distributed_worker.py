@@ -1,0 +1,62 @@
+"""Helper scripts for tests/test_distributed.py, run as separate processes (not a test module).
+
+``python distributed_worker.py search CONFIG_JSON``: ``run_search`` in this process (Lightning starts the
+others by running this script again); each process writes ``rank{r}.json`` with its logits, mode,
+estimator diagnostics and the architectures it scored.
+
+``python distributed_worker.py signal STEP RANK ARGS...``: ``nas-estimators ARGS`` in which process
+``RANK`` sends itself SIGTERM at the end of its training step ``STEP`` (a test driven by steps, not
+seconds).
+"""
+
+import json
+import os
+import signal
+import sys
+
+from nas_estimators.lightning import EstimatorLightningModule
+from nas_estimators.recorder import SearchRecorder
+
+
+def search(config_json: str) -> int:
+    from nas_estimators.search import SearchConfig, run_search
+
+    scored = []
+    original = EstimatorLightningModule.validation_loss
+
+    def validation_loss(self, batch, architecture):
+        scored.append(dict(architecture))
+        return original(self, batch, architecture)
+
+    EstimatorLightningModule.validation_loss = validation_loss
+    config = SearchConfig(**json.loads(config_json))
+    result = run_search(config)
+    distribution = result["strategy"].distribution
+    record = {"rank": result["rank"], "mode": distribution.mode(),
+              "logits": {label: p.detach().tolist() for label, p in distribution.parameters_by_label().items()},
+              "diagnostics": dict(result["strategy"].search_module.estimator.diagnostics), "scored": scored}
+    with open(os.path.join(config.output, f"rank{result['rank']}.json"), "w") as file:
+        json.dump(record, file)
+    return 0
+
+
+def signal_at_step(step: int, rank: int, argv: list) -> int:
+    from nas_estimators.cli import main
+
+    original = SearchRecorder.on_train_batch_end
+    steps = [0]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        steps[0] += 1
+        if steps[0] == step and trainer.global_rank == rank:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, trainer, pl_module, outputs, batch, batch_idx)
+
+    SearchRecorder.on_train_batch_end = on_train_batch_end
+    return main(argv)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "search":
+        sys.exit(search(sys.argv[2]))
+    sys.exit(signal_at_step(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]))
