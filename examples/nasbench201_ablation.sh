@@ -5,11 +5,13 @@
 #
 # Usage: examples/nasbench201_ablation.sh CIFAR10_DIR TABLE_CSV ARM [SEEDS]
 #   ARM: uniform0 | uniform1 | late-wlr0.025 | late-wlr0.1 | late-wlr0.025-ram | late-wlr0.025-relax |
-#        late-wlr0.025-noaffine | late-wlr0.025-sf4 | long-sf4 | table
+#        late-wlr0.025-noaffine | late-wlr0.025-sf4 | long-sf4 | table |
+#        final-sf4 | final-relax | final-ram | final-nni (the late recipe on fresh seeds; default seeds 10,11,12)
 #   SEEDS: comma-separated (default 0: a tuning seed; the final table uses 10,11,12)
 # CIFAR10_DIR: an image-folder tree (python ../shared/tools/unpack_cifar10.py CIFAR10_DIR) or torchvision's files.
 set -euo pipefail
 data=${1:?CIFAR10_DIR}; table=${2:?TABLE_CSV}; arm=${3:?ARM}; seeds=${4:-0}
+case "$arm" in final-*) seeds=${4:-10,11,12} ;; esac
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 proxy=(--space nb201 --dataset cifar10 --data-root "$data" --width 8 --cells 1 --epochs 20 --device cpu
        --benchmark-table "$table" --seeds "$seeds" --no-progress)
@@ -32,6 +34,11 @@ case "$arm" in
   long-sf4)  # the same, with 10 more weights-only epochs (30 in all, 22 weights-only) for a better-ranking supernet
     nas-estimators compare --methods sf "${proxy[@]}" --epochs 30 --warmup-epochs 22 --arc-learning-rate 0.03 \
       --weight-learning-rate 0.025 --samples-per-step 4 --uniform-weight-paths 1 --output "runs/abl-$arm" ;;
+  final-sf4 | final-relax | final-ram)  # the recipe chosen on seeds 0-2, on fresh seeds; SF scores 4 a step
+    nas-estimators compare --methods "$(m=${arm#final-}; echo ${m%4})" "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
+      --weight-learning-rate 0.025 --samples-per-step 4 --uniform-weight-paths 1 --output "runs/$arm" ;;
+  final-nni)  # NNI's one-shot strategies under the same proxy and budget (their own recipe: no warm-up)
+    nas-estimators compare --methods nni-darts,nni-gumbel,nni-random "${proxy[@]}" --output "runs/$arm" ;;
   table)  # the estimators without a supernet, beside NNI's multi-trial strategies, at equal query budgets
     for budget in 100 1000; do
       for noise in 0 0.05; do

@@ -198,7 +198,7 @@ class SearchRecorder(pl.Callback):
                 "train_loss": float(self._train_loss), "train_steps": float(self._train_steps),
                 "elapsed": self._elapsed + time.perf_counter() - self._epoch_start},
             # One per process in a data-parallel search (each samples its own architectures).
-            "torch_rng": torch.get_rng_state() if trainer.world_size == 1 else distributed.gather_bytes(
+            "torch_rng": torch.get_rng_state() if distributed.world()[1] == 1 else distributed.gather_bytes(
                 torch.get_rng_state()),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "python_rng": random.getstate(),
@@ -222,12 +222,12 @@ class SearchRecorder(pl.Callback):
             for batches in self.batches:
                 batches.restore_state({"epoch": checkpoint["epoch"], "batch": self._batches_done, "seed": batches.seed})
         torch_rng = state["torch_rng"]
-        if isinstance(torch_rng, (list, tuple)) != (trainer.world_size > 1) or (
-                isinstance(torch_rng, (list, tuple)) and len(torch_rng) != trainer.world_size):
-            saved = len(torch_rng) if isinstance(torch_rng, (list, tuple)) else 1
+        rank, processes = distributed.world()
+        saved = len(torch_rng) if isinstance(torch_rng, (list, tuple)) else 1
+        if saved != processes:
             raise ValueError(f"resume: the checkpoint was written by a search on {saved} processes, "
-                             f"this one runs {trainer.world_size}")
-        torch.set_rng_state(torch_rng[trainer.global_rank] if isinstance(torch_rng, (list, tuple)) else torch_rng)
+                             f"this one runs {processes}")
+        torch.set_rng_state(torch_rng[rank] if isinstance(torch_rng, (list, tuple)) else torch_rng)
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         random.setstate(state["python_rng"])
