@@ -133,15 +133,17 @@ class ScoreFunction(Estimator):
         draws = [distribution.sample_indices(generator) for _ in range(self.samples)]
         # Every forward pass is queued before any loss is read (one transfer from a device).
         losses = _loss_values([loss_fn(distribution.to_architecture(indices)) for indices in draws])
-        # In a data-parallel search every process's draws are this step's samples: each one's
-        # baseline is the mean loss of all the others (the averaged estimate is the leave-one-out one).
+        # In a data-parallel search the moving average follows every process's losses, so that all
+        # processes hold the same baseline. It stays the baseline of a process's single draw: the other
+        # processes' draws are scored on other batches, and a leave-one-out baseline across two
+        # processes measured no better than it (docs/bench.md).
         all_losses = losses if self.collectives is None else self.collectives.gather_floats(losses)
         probs = distribution.probs()
-        if len(all_losses) == 1:
+        if self.samples == 1:
             baselines = [0.0 if self.baseline is None else self.baseline]
         else:
-            total = sum(all_losses)
-            baselines = [(total - loss) / (len(all_losses) - 1) for loss in losses]
+            total = sum(losses)
+            baselines = [(total - loss) / (self.samples - 1) for loss in losses]
         gradients = {label: torch.zeros_like(p) for label, p in probs.items()}
         for indices, loss, baseline in zip(draws, losses, baselines):
             advantage = (loss - baseline) / self.samples
