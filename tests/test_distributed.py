@@ -180,3 +180,17 @@ def test_without_a_process_group_the_collectives_are_the_identity():
     assert values[0].tolist() == [1.0, 2.0] and float(values[1]) == 3.0
     assert distributed.world() == (0, 1)
     assert distributed.gather_floats([1.5]) == [1.5] and distributed.largest(7) == 7
+
+
+def test_a_backend_that_cannot_start_is_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
+    from nas_estimators import search as search_module
+
+    def fail(config, parts=None, **kwargs):  # what Lightning raises when the process group cannot form
+        raise dist.DistNetworkError("The server socket has failed to listen on any local network address. "
+                                    "port: 29500, useIpv6: 0, code: -98, name: EADDRINUSE")
+
+    monkeypatch.setattr(search_module, "run_search", fail)
+    output = tmp_path / "o"
+    error = one_line_error(capsys, [*SEARCH_ARGS, "--devices", "2", "--output", str(output)])
+    assert error.startswith("nas-estimators search: error: devices: the gloo backend could not start 2 processes")
+    assert "EADDRINUSE" in error and "MASTER_PORT" in error

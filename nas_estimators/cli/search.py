@@ -69,6 +69,7 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None
     from pytorch_lightning.utilities import rank_zero_only  # Lightning sets each process's rank here
+    from torch.distributed import DistError
 
     try:
         result = run_search(config, parts)
@@ -76,6 +77,11 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
         if rank_zero_only.rank == 0:  # one search, one message
             print(f"nas-estimators search: {error}", file=sys.stderr)
         return 128 + error.signal_number
+    except DistError as error:  # the process group could not form (address in use, unreachable, no NCCL)
+        backend = "nccl" if parts.device.type == "cuda" else "gloo"
+        reason = " ".join(str(error).split())[:200]
+        raise UsageError(f"devices: the {backend} backend could not start {config.processes} processes ({reason}); "
+                         "check MASTER_ADDR and MASTER_PORT, or run with --devices 1") from None
     except diverged as error:
         if rank_zero_only.rank == 0:
             print(f"nas-estimators search: error: {error}; the last good checkpoint is "
