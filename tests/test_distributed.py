@@ -194,3 +194,13 @@ def test_a_backend_that_cannot_start_is_one_line_and_keeps_what_was_written(tmp_
     error = one_line_error(capsys, [*SEARCH_ARGS, "--devices", "2", "--output", str(output)])
     assert error.startswith("nas-estimators search: error: devices: the gloo backend could not start 2 processes")
     assert "EADDRINUSE" in error and "MASTER_PORT" in error
+
+
+def test_the_strategies_in_an_nni_pipeline_on_a_ddp_trainer(tmp_path):
+    # NNI's Classification evaluator with Lightning's DDP on 2 CPU processes; our strategy inside it.
+    completed = run(WORKER, "strategy", "sf", tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first, second = (json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1))
+    assert first["processes"] == second["processes"] == 2
+    assert first["logits"] == second["logits"] and first["mode"] == second["mode"]
+    assert max(abs(value) for values in first["logits"].values() for value in values) > 1e-3  # they moved
