@@ -69,6 +69,7 @@ def test_sigterm_to_one_of_two_processes_stops_both_with_one_checkpoint_that_res
     stopped = run(WORKER, "signal", 15, 1, *SEARCH_ARGS, "--devices", "2", "--output", output)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     assert stopped.stderr.count("stopped by SIGTERM") == 1 and "Traceback" not in stopped.stderr
+    assert_no_process_left(output)  # the other process exited too
     state = read_checkpoint(output / "checkpoint.ckpt")[SEARCH_KEY]
     assert state["partial_epoch"]["batches_done"] == 15 - 11  # both stopped at the same step
     assert len(state["torch_rng"]) == 2  # each process's generator, to continue its own draws
@@ -81,6 +82,25 @@ def test_sigterm_to_one_of_two_processes_stops_both_with_one_checkpoint_that_res
         b = pd.read_csv(uninterrupted / name).drop(columns=["seconds"], errors="ignore")
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert (output / "architecture.json").read_text() == (uninterrupted / "architecture.json").read_text()
+
+
+def assert_no_process_left(output, timeout=120.0):
+    """No process whose command line names ``output`` is still running (polled, within ``timeout``)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if str(output).encode() in cmdline.read_bytes():
+                    alive.append(cmdline.parent.name)
+            except OSError:  # it ended meanwhile
+                pass
+        if not alive:
+            return
+        assert time.monotonic() < deadline, f"processes still running: {alive}"
+        time.sleep(0.1)
 
 
 def test_resuming_on_another_number_of_processes_is_one_line(tmp_path, capsys):
