@@ -186,3 +186,18 @@ def test_retrain_builds_the_cells_at_the_protocol_size_and_says_so(darts_with_sh
             progress=lines.append)
     shape = f"searched width {darts_with_shape['width']} and depth {darts_with_shape['depth']} are not used"
     assert any(shape in line for line in lines), lines
+
+
+def test_report_names_the_searched_shape_above_the_cells(darts_with_shape, tmp_path):
+    from helpers import tiny_search
+    from nas_estimators.integrations.report import write_report
+
+    run = tiny_search(tmp_path / "run", "--width", "4", "--cells", "3", "--epochs", "1", "--top-k", "1")
+    # As if the search had run on NNI's DARTS space with width and depth ranges: its exported cells and shape.
+    rows = json.loads((run / "top_k.json").read_text())
+    rows[0]["architecture"] = darts_with_shape
+    (run / "top_k.json").write_text(json.dumps(rows))
+    (run / "architecture.json").write_text(json.dumps(darts_with_shape))
+    page = write_report([run], tmp_path / "report.html", diagram_style="plotly").read_text()
+    shape = f"searched network: width {darts_with_shape['width']}, depth {darts_with_shape['depth']}"
+    assert shape in page
