@@ -356,3 +356,21 @@ def test_an_unknown_estimator_option_is_refused_with_the_known_ones(tmp_path):
                                                  ".*samples_per_step"):
         compare.run_compare(config, progress=lambda line: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_signal_stops_compare_with_one_line_and_the_signal_status(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from nas_estimators.recorder import SearchInterrupted
+
+    def interrupted(config, progress=print):  # what a SIGTERM in the running search raises
+        raise SearchInterrupted("stopped by SIGTERM in epoch 3; checkpoint saved to X/checkpoint.ckpt, continue "
+                                "with --resume", signal.SIGTERM)
+
+    monkeypatch.setattr(compare, "run_compare", interrupted)
+    code = main(["compare", "--methods", "sf-table", "--seeds", "0", "--benchmark-table", str(tmp_path / "t.csv"),
+                 "--output", str(tmp_path / "o")])
+    error = capsys.readouterr().err.strip()
+    assert code == 128 + signal.SIGTERM
+    assert error.startswith("nas-estimators compare: stopped by SIGTERM") and "rerun the same command" in error
+    assert len(error.splitlines()) == 1 and "Traceback" not in error

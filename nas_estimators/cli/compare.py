@@ -77,10 +77,15 @@ def _compare(args: argparse.Namespace) -> int:
             estimator_options=estimator_values(args), output=args.output, progress=not args.no_progress, report_only=args.report_only)
     except ValueError as error:  # a seed that is not an integer
         raise UsageError(f"seeds: expected integers, {error}") from None
+    from ..recorder import SearchInterrupted
+
     try:
         result = run_compare(config, progress=lambda line: print(line, file=sys.stderr, flush=True))
     except InputError as error:
         raise UsageError(" ".join(str(error).split())) from None
+    except SearchInterrupted as error:  # the running search saved a checkpoint: the same command resumes it
+        print(f"nas-estimators compare: {error}; rerun the same command to continue", file=sys.stderr)
+        return 128 + error.signal_number
     import pandas as pd
 
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 200):
