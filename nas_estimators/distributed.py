@@ -29,38 +29,39 @@ def _device() -> torch.device:
     return torch.device("cpu")
 
 
+def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The tensors as one float64 vector on the backend's device: one collective moves all of them."""
+    return torch.cat([t.detach().reshape(-1).to(_device(), torch.float64) for t in tensors])
+
+
+def _unflat_(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+    offset = 0
+    with torch.no_grad():
+        for tensor in tensors:
+            size = tensor.numel()
+            tensor.copy_(flat[offset:offset + size].view_as(tensor).to(tensor.device, tensor.dtype))
+            offset += size
+
+
 def mean_(tensors: Sequence[torch.Tensor]) -> None:
     """Replace each tensor, in place, by its mean over the processes (one collective for all of them).
 
     Every process ends with the same values, bit for bit: the reduction's result is sent to all.
     """
-    _, processes = world()
-    if processes == 1 or not tensors:
+    if world()[1] == 1 or not tensors:
         return
-    flat = torch.cat([t.detach().reshape(-1).to(_device(), torch.float64) for t in tensors])
+    flat = _flat(tensors)
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= processes
-    offset = 0
-    with torch.no_grad():
-        for tensor in tensors:
-            size = tensor.numel()
-            tensor.copy_(flat[offset:offset + size].view_as(tensor).to(tensor.device, tensor.dtype))
-            offset += size
+    _unflat_(flat / world()[1], tensors)
 
 
 def broadcast_(tensors: Sequence[torch.Tensor]) -> None:
     """Overwrite each tensor, in place, with rank 0's (one collective for all of them)."""
-    _, processes = world()
-    if processes == 1 or not tensors:
+    if world()[1] == 1 or not tensors:
         return
-    flat = torch.cat([t.detach().reshape(-1).to(_device(), torch.float64) for t in tensors])
+    flat = _flat(tensors)
     dist.broadcast(flat, src=0)
-    offset = 0
-    with torch.no_grad():
-        for tensor in tensors:
-            size = tensor.numel()
-            tensor.copy_(flat[offset:offset + size].view_as(tensor).to(tensor.device, tensor.dtype))
-            offset += size
+    _unflat_(flat, tensors)
 
 
 def gather_floats(values: Sequence[float]) -> list[float]:
