@@ -6,7 +6,8 @@
 # Usage: examples/nasbench201_ablation.sh CIFAR10_DIR TABLE_CSV ARM [SEEDS]
 #   ARM: uniform0 | uniform1 | late-wlr0.025 | late-wlr0.1 | late-wlr0.025-ram | late-wlr0.025-relax |
 #        late-wlr0.025-noaffine | late-wlr0.025-sf4 | long-sf4 | table |
-#        final-sf4 | final-relax | final-ram | final-nni (the late recipe on fresh seeds; default seeds 10,11,12)
+#        final-sf4 | final-relax | final-ram | final-nni | final-nni-darts | final-nni-gumbel | final-nni-random
+#        (the late recipe, and NNI's strategies, on fresh seeds; default seeds 10,11,12)
 #   SEEDS: comma-separated (default 0: a tuning seed; the final table uses 10,11,12)
 # CIFAR10_DIR: an image-folder tree (python ../shared/tools/unpack_cifar10.py CIFAR10_DIR) or torchvision's files.
 set -euo pipefail
@@ -37,8 +38,13 @@ case "$arm" in
   final-sf4 | final-relax | final-ram)  # the recipe chosen on seeds 0-2, on fresh seeds; SF scores 4 a step
     nas-estimators compare --methods "$(m=${arm#final-}; echo ${m%4})" "${proxy[@]}" --warmup-epochs 12 --arc-learning-rate 0.03 \
       --weight-learning-rate 0.025 --samples-per-step 4 --uniform-weight-paths 1 --output "runs/$arm" ;;
-  final-nni)  # NNI's one-shot strategies under the same proxy and budget (their own recipe: no warm-up)
+  final-nni)  # NNI's one-shot strategies under the same proxy (their own recipe: no warm-up), 20 epochs
     nas-estimators compare --methods nni-darts,nni-gumbel,nni-random "${proxy[@]}" --output "runs/$arm" ;;
+  final-nni-darts | final-nni-gumbel)  # at about the same search seconds as ours: a DARTS epoch runs every op
+    # (4.3 times an SF epoch on this CPU), so 8 epochs take about what our 20 do (docs/results/nb201-cpu-c8n1)
+    nas-estimators compare --methods "${arm#final-}" "${proxy[@]}" --epochs 8 --output "runs/$arm" ;;
+  final-nni-random)  # NNI's RandomOneShot (uniform single paths, like our weight training), 20 epochs
+    nas-estimators compare --methods nni-random "${proxy[@]}" --output "runs/$arm" ;;
   table)  # the estimators without a supernet, beside NNI's multi-trial strategies, at equal query budgets
     for budget in 100 1000; do
       for noise in 0 0.05; do

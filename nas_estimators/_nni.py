@@ -105,6 +105,20 @@ def supernet_modules(model: nn.Module) -> list[BaseSuperNetModule]:
     return [module for module in model.modules() if isinstance(module, BaseSuperNetModule)]
 
 
+# A one-shot search's Lightning checkpoint keeps the supernet under NNI's two wrappers: the one-shot
+# module's ``training_module`` and the evaluator module's ``_model``.
+_SUPERNET_PREFIX = "training_module._model."
+
+
+def supernet_state(search_state: Mapping[str, Any]) -> dict[str, Any]:
+    """The supernet's own ``state_dict`` out of a one-shot search checkpoint's ``state_dict``."""
+    state = {key[len(_SUPERNET_PREFIX):]: value for key, value in search_state.items()
+             if key.startswith(_SUPERNET_PREFIX)}
+    if not state:
+        raise ValueError("the checkpoint holds no supernet weights (not a one-shot search checkpoint)")
+    return state
+
+
 def apply_sample(modules: Iterable[BaseSuperNetModule], sample: Mapping[str, Any]) -> None:
     """Set every path-sampling module to the architecture ``sample`` (label -> value)."""
     memo = dict(sample)

@@ -38,6 +38,24 @@ class SearchDiverged(RuntimeError):
     """Too many consecutive steps had a non-finite loss, gradient or estimate."""
 
 
+def arc_optimizer(distribution: ArchitectureDistribution, learning_rate: float) -> torch.optim.Optimizer:
+    """The logits' optimizer: Adam with DARTS's architecture betas."""
+    return torch.optim.Adam(distribution.parameters(), lr=learning_rate, betas=(0.5, 0.999))
+
+
+def arc_update(distribution: ArchitectureDistribution, optimizer: torch.optim.Optimizer,
+               gradients: Mapping[str, torch.Tensor]) -> None:
+    """One optimizer step of the logits along an estimator's ``gradients`` (label -> tensor)."""
+    optimizer.zero_grad(set_to_none=True)
+    for label, parameter in distribution.logits.items():
+        parameter.grad = gradients[label].to(parameter.device, parameter.dtype)
+    optimizer.step()
+    with torch.no_grad():
+        for parameter in distribution.parameters():
+            # Softmax is shift-invariant: centring on the largest logit changes no probability.
+            parameter.sub_(parameter.max()).clamp_(min=-LOGIT_RANGE)
+
+
 class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     """Stochastic single-path search driven by an :class:`~nas_estimators.estimators.Estimator`.
 
@@ -76,8 +94,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         if self.distribution is None:  # NNI calls set_model again before export: keep what was learnt
             distribution = ArchitectureDistribution.from_model_space(model)
             self.__dict__["distribution"] = distribution
-            self.__dict__["arc_optimizer"] = torch.optim.Adam(
-                distribution.parameters(), lr=self.arc_learning_rate, betas=(0.5, 0.999))
+            self.__dict__["arc_optimizer"] = arc_optimizer(distribution, self.arc_learning_rate)
 
     def setup(self, stage: str) -> None:
         """In a data-parallel search, give each process its own random stream and the estimator its peers.
@@ -164,14 +181,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                                  if value is not None}
         if not all(torch.isfinite(g).all() for g in gradients.values()):
             return weights_good != 0.0, False
-        self.arc_optimizer.zero_grad(set_to_none=True)
-        for label, parameter in self.distribution.logits.items():
-            parameter.grad = gradients[label].to(parameter.device, parameter.dtype)
-        self.arc_optimizer.step()
-        with torch.no_grad():
-            for parameter in self.distribution.parameters():
-                # Softmax is shift-invariant: centring on the largest logit changes no probability.
-                parameter.sub_(parameter.max()).clamp_(min=-LOGIT_RANGE)
+        arc_update(self.distribution, self.arc_optimizer, gradients)
         return weights_good != 0.0, True
 
     def _weight_optimizer(self):

@@ -1,0 +1,47 @@
+"""``nas-estimators frozen-search``: an estimator on a finished search's frozen supernet (see ``frozen.py``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import registry
+from .common import usage_error
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "frozen-search", help="what a finished search's supernet prefers: an estimator on its frozen weights",
+        description="Load a finished search, fix its shared weights and run an estimator from the uniform "
+                    "distribution on them (forward passes on the held-out architecture half only). The mode it "
+                    "settles on is the supernet's own preference: if it is no better than the search's, the "
+                    "supernet, not the estimator, limits the search. Writes history.csv and architecture.json.")
+    parser.add_argument("search", metavar="SEARCH_DIR", help="a search output directory (config.json, checkpoint.ckpt)")
+    parser.add_argument("--estimator", choices=registry.names(), help="default: the search's estimator")
+    parser.add_argument("--epochs", type=int, default=4, help="passes over the architecture half (default: 4)")
+    parser.add_argument("--arc-learning-rate", type=float, help="Adam learning rate of the logits (default: the search's)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled architectures (default: 0)")
+    parser.add_argument("--data-root", help="the data set's location (default: the search's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--output", help="output directory, must not exist (default: SEARCH_DIR/frozen-ESTIMATOR)")
+    parser.add_argument("--quiet", action="store_true", help="no line per epoch")
+    parser.set_defaults(handler=_frozen_search)
+    return parser
+
+
+def _frozen_search(args: argparse.Namespace) -> int:
+    import json
+
+    from ..checkpoints import CheckpointError
+    from ..data import DataError
+    from ..frozen import frozen_search
+
+    try:
+        result = frozen_search(args.search, estimator=args.estimator, epochs=args.epochs,
+                               arc_learning_rate=args.arc_learning_rate, seed=args.seed, destination=args.output,
+                               data_root=args.data_root, device=args.device,
+                               progress=None if args.quiet else lambda line: print(line, flush=True))
+    except (ValueError, TypeError, DataError, CheckpointError) as error:
+        raise usage_error(error) from None
+    print(f"supernet's preference: {json.dumps(result['architecture'])}")
+    print(f"written: {result['output']}")
+    return 0

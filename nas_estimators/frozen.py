@@ -1,0 +1,180 @@
+"""The supernet's own preference: an estimator run on a finished search's frozen shared weights.
+
+A search can end on a poor architecture for two reasons: its supernet prefers poor architectures,
+or the estimator did not find what the supernet prefers. :func:`frozen_search` tells them apart. It
+loads a finished search, fixes its shared weights, and runs an estimator from the uniform
+distribution on them. It uses forward passes only, on the held-out architecture half of the data.
+The objective no longer moves, so the distribution settles on what this supernet prefers. If that
+mode is no better than the search's, no estimator can do better on this supernet.
+
+Example (a finished search in ``runs/search``; writes ``runs/search/frozen-sf``)::
+
+    nas-estimators search --epochs 4 --output runs/search
+    nas-estimators frozen-search runs/search --epochs 2
+
+or from Python, ``frozen_search("runs/search", epochs=2)["architecture"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+import torch
+from torch import nn
+
+from . import _nni
+from .checkpoints import read_checkpoint
+from .data import DeviceBatches, load_dataset, search_batches
+from .distribution import ArchitectureDistribution
+from .files import atomic_write_text
+from .lightning import arc_optimizer, arc_update
+from .nasbench201 import BenchmarkTable
+from .search import CHECKPOINT_NAME, SearchConfig, load_saved_config, make_estimator, resolve_device
+from .spaces import build_space
+
+
+@dataclasses.dataclass
+class FrozenSupernet:
+    """A finished search's supernet with its weights fixed: it scores architectures, forward only.
+
+    Batch normalisation uses batch statistics, as the search does when it scores an architecture.
+    """
+
+    config: SearchConfig
+    model: nn.Module
+    batches: DeviceBatches  # the architecture half: held out from the weights
+    table: BenchmarkTable | None
+
+    def __post_init__(self) -> None:
+        self.model.requires_grad_(False).train()
+        self._modules = _nni.supernet_modules(self.model)
+        self._criterion = nn.CrossEntropyLoss()
+
+    def distribution(self) -> ArchitectureDistribution:
+        """A uniform distribution over this supernet's choices."""
+        return ArchitectureDistribution.from_model_space(self.model)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor], architecture: Mapping[str, Any]) -> torch.Tensor:
+        """Cross-entropy of ``architecture`` on ``batch`` with the frozen weights (a 0-dim tensor)."""
+        _nni.apply_sample(self._modules, architecture)
+        inputs, targets = batch
+        with torch.inference_mode():
+            return self._criterion(self.model(inputs), targets)
+
+
+def load_supernet(output: str | Path, *, data_root: str | None = None, device: str = "auto") -> FrozenSupernet:
+    """The supernet of the search in ``output`` (its ``config.json`` and ``checkpoint.ckpt``).
+
+    ``data_root`` replaces the search's own (a search moved to another machine). Raises ValueError
+    (or :class:`~nas_estimators.data.DataError`, :class:`~nas_estimators.checkpoints.CheckpointError`)
+    naming what is missing or wrong.
+    """
+    from .strategy import SF
+
+    output = Path(output)
+    config = load_saved_config(output)
+    if config.estimator not in _registered_estimators():
+        raise ValueError(f"{output}: a search by {config.estimator!r}; a frozen search needs one of our "
+                         f"estimators' supernets ({', '.join(_registered_estimators())})")
+    checkpoint_path = output / CHECKPOINT_NAME
+    if not checkpoint_path.is_file():
+        raise ValueError(f"{output}: no {CHECKPOINT_NAME} (the search's weights)")
+    checkpoint = read_checkpoint(checkpoint_path)
+    data = load_dataset(config.dataset, data_root or config.data_root, download=False)
+    space = build_space(config.space, config.width, config.cells, num_classes=data.num_classes,
+                        batch_norm=config.batch_norm)
+    model = SF().mutate_model(space)  # path sampling modules only: any estimator's supernet is built alike
+    model.load_state_dict(_nni.supernet_state(checkpoint["state_dict"]))
+    torch_device = resolve_device(device)
+    model.to(torch_device)
+    _, architecture_half = search_batches(data, int(config.batch_size), device=torch_device, seed=config.seed)
+    table = BenchmarkTable.from_csv(config.benchmark_table) if config.benchmark_table else None
+    return FrozenSupernet(config, model, architecture_half, table)
+
+
+def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: int = 4,
+                  arc_learning_rate: float | None = None, seed: int = 0, destination: str | Path | None = None,
+                  data_root: str | None = None, device: str = "auto",
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
+
+    Writes ``history.csv`` (a row an epoch: the mode, its benchmark accuracy with a table, the entropy,
+    the mean loss of the sampled architectures, seconds) and ``architecture.json`` to ``destination``
+    (default ``OUTPUT/frozen-ESTIMATOR``), which must not exist yet. The estimator's hyperparameters
+    and the arc learning rate are the search's unless given. Returns ``architecture``, ``history``,
+    ``seconds`` and ``output``.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs: expected an integer >= 1, got {epochs!r}")
+    if arc_learning_rate is not None and not (math.isfinite(arc_learning_rate) and arc_learning_rate > 0):
+        raise ValueError(f"arc_learning_rate: expected a positive number, got {arc_learning_rate!r}")
+    saved = load_saved_config(output)
+    estimator = estimator or saved.estimator
+    if estimator not in _registered_estimators():
+        raise ValueError(f"estimator: expected one of {', '.join(_registered_estimators())}, got {estimator!r}")
+    destination = Path(destination) if destination is not None else Path(output) / f"frozen-{estimator}"
+    if destination.exists():
+        raise ValueError(f"output: {destination} already exists; choose another --output")
+    supernet = load_supernet(output, data_root=data_root, device=device)
+    config = dataclasses.replace(supernet.config, estimator=estimator)
+    gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
+    started = time.perf_counter()
+    distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs,
+                                       arc_learning_rate=arc_learning_rate or config.arc_learning_rate,
+                                       seed=seed, progress=progress)
+    history = pd.DataFrame(rows)
+    destination.mkdir(parents=True)
+    atomic_write_text(destination / "history.csv", history.to_csv(index=False))
+    atomic_write_text(destination / "architecture.json", json.dumps(distribution.mode(), indent=2) + "\n")
+    return {"architecture": distribution.mode(), "history": history, "seconds": time.perf_counter() - started,
+            "output": destination}
+
+
+def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_rate: float, seed: int = 0,
+                  progress: Callable[[str], None] | None = None) -> tuple[ArchitectureDistribution, list[dict]]:
+    """The loop of :func:`frozen_search`: ``estimator`` on ``supernet``'s losses, from the uniform distribution.
+
+    ``supernet`` is a :class:`FrozenSupernet` or anything with its ``batches``, ``loss``, ``distribution``
+    and ``table``. Returns the final distribution and a row an epoch.
+    """
+    torch.manual_seed(seed)
+    distribution = supernet.distribution()
+    optimizer = arc_optimizer(distribution, arc_learning_rate)
+    rows, started = [], time.perf_counter()
+    for epoch in range(epochs):
+        loss_sum, steps = 0.0, 0
+        for batch in supernet.batches:
+            sampled: list[torch.Tensor] = []
+
+            def loss(architecture, batch=batch):
+                value = supernet.loss(batch, architecture)
+                sampled.append(value)
+                return value
+
+            gradients = estimator.estimate(distribution, loss)
+            loss_sum, steps = loss_sum + sampled[0], steps + 1  # the first call scores the sampled architecture
+            arc_update(distribution, optimizer, gradients)
+        mode = distribution.mode()
+        row = {"epoch": epoch, "entropy": float(distribution.entropy().detach()),
+               "sampled_loss": float(loss_sum) / max(steps, 1),
+               "seconds": time.perf_counter() - started, "mode": json.dumps(mode)}
+        if supernet.table is not None:
+            row["benchmark_acc"] = supernet.table.accuracy(mode)
+        rows.append(row)
+        if progress is not None:
+            accuracy = f", mode's benchmark accuracy {row['benchmark_acc']:.2f}" if "benchmark_acc" in row else ""
+            progress(f"frozen {estimator.name} epoch {epoch + 1}/{epochs}: entropy {row['entropy']:.2f}, "
+                     f"sampled loss {row['sampled_loss']:.4f}{accuracy} ({row['seconds']:.0f} s)")
+    return distribution, rows
+
+
+def _registered_estimators() -> list[str]:
+    from . import registry
+
+    return list(registry.names())

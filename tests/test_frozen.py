@@ -1,0 +1,113 @@
+"""The frozen-supernet search: an estimator on a finished search's fixed weights."""
+
+import hashlib
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers import one_line_error, tiny_search
+from nas_estimators import ArchitectureDistribution, Ram, Relax, ScoreFunction
+from nas_estimators.cli import main
+from nas_estimators.frozen import frozen_search, load_supernet, search_frozen
+
+
+class _KnownObjective:
+    """A stand-in supernet whose loss is a fixed function of the architecture plus batch noise."""
+
+    def __init__(self, steps: int, noise: float = 0.3) -> None:
+        generator = torch.Generator().manual_seed(7)
+        self.batches = [float(value) for value in torch.randn(steps, generator=generator)]  # a batch's noise
+        self.noise, self.table, self.calls = noise, None, 0
+        self.cost = {"a": [0.6, 0.0, 0.9], "b": [0.5, 0.8, 0.7, 0.1]}  # best: a=1, b=3
+
+    def distribution(self) -> ArchitectureDistribution:
+        return ArchitectureDistribution({"a": [0, 1, 2], "b": [0, 1, 2, 3]})
+
+    def loss(self, batch, architecture):
+        self.calls += 1
+        return torch.tensor(sum(self.cost[label][value] for label, value in architecture.items())
+                            + self.noise * batch)
+
+
+@pytest.mark.parametrize("estimator", [ScoreFunction(), Relax(), Ram()], ids=["sf", "relax", "ram"])
+def test_the_loop_settles_on_the_objectives_best(estimator):
+    torch.manual_seed(0)
+    objective = _KnownObjective(steps=100)
+    distribution, rows = search_frozen(objective, estimator, epochs=3, arc_learning_rate=0.1, seed=1)
+    assert distribution.mode() == {"a": 1, "b": 3}
+    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    assert rows[-1]["entropy"] < rows[0]["entropy"] < math.log(12)
+    assert objective.calls >= 300  # every step evaluates at least the sampled architecture
+
+
+def test_the_loop_is_seeded():
+    def run(seed):
+        _, rows = search_frozen(_KnownObjective(steps=30), ScoreFunction(), epochs=2, arc_learning_rate=0.1, seed=seed)
+        return [(row["entropy"], row["sampled_loss"], row["mode"]) for row in rows]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    return tiny_search(tmp_path_factory.mktemp("frozen") / "search")
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_frozen_search_writes_its_history_and_leaves_the_search_alone(finished_search, capsys):
+    checkpoint = finished_search / "checkpoint.ckpt"
+    before = _digest(checkpoint), (finished_search / "architecture.json").read_text()
+    assert main(["frozen-search", str(finished_search), "--epochs", "2", "--arc-learning-rate", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "frozen sf epoch 2/2" in out and "supernet's preference" in out
+    history = pd.read_csv(finished_search / "frozen-sf" / "history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert history["entropy"].iloc[-1] < history["entropy"].iloc[0]  # the logits moved
+    architecture = json.loads((finished_search / "frozen-sf" / "architecture.json").read_text())
+    assert json.loads(history["mode"].iloc[-1]) == architecture
+    assert (_digest(checkpoint), (finished_search / "architecture.json").read_text()) == before
+
+
+def test_the_frozen_supernet_never_changes_its_weights(finished_search):
+    supernet = load_supernet(finished_search)
+    weights = {name: value.clone() for name, value in supernet.model.named_parameters()}
+    distribution = supernet.distribution()
+    batch = next(iter(supernet.batches))
+    losses = [float(supernet.loss(batch, distribution.sample())) for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert all(torch.equal(value, weights[name]) for name, value in supernet.model.named_parameters())
+    assert not any(value.requires_grad for value in supernet.model.parameters())
+
+
+def test_another_estimator_writes_beside_and_an_existing_output_is_refused(finished_search, capsys):
+    assert main(["frozen-search", str(finished_search), "--estimator", "ram", "--epochs", "1", "--quiet"]) == 0
+    written = (finished_search / "frozen-ram" / "history.csv").read_text()
+    error = one_line_error(capsys, ["frozen-search", str(finished_search), "--estimator", "ram", "--epochs", "1"])
+    assert "already exists" in error
+    assert (finished_search / "frozen-ram" / "history.csv").read_text() == written
+
+
+def test_bad_input_gets_one_line(finished_search, tmp_path, capsys):
+    assert "no search in" in one_line_error(capsys, ["frozen-search", str(tmp_path / "missing")])
+    assert "epochs" in one_line_error(capsys, ["frozen-search", str(finished_search), "--epochs", "0",
+                                               "--output", str(tmp_path / "a")])
+    assert "arc_learning_rate" in one_line_error(capsys, ["frozen-search", str(finished_search),
+                                                          "--arc-learning-rate", "-1", "--output", str(tmp_path / "b")])
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((finished_search / "config.json").read_text())
+    assert "checkpoint.ckpt" in one_line_error(capsys, ["frozen-search", str(no_weights)])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_frozen_search_from_python(finished_search, tmp_path):
+    result = frozen_search(finished_search, epochs=1, destination=tmp_path / "f", estimator="relax")
+    assert result["output"] == tmp_path / "f" and len(result["history"]) == 1
+    assert set(result["architecture"]) == set(json.loads((finished_search / "architecture.json").read_text()))
