@@ -35,7 +35,8 @@ from .distribution import ArchitectureDistribution
 from .files import atomic_write_text
 from .lightning import arc_optimizer, arc_update
 from .nasbench201 import BenchmarkTable
-from .search import CHECKPOINT_NAME, SearchConfig, load_saved_config, make_estimator, resolve_device
+from .search import (CHECKPOINT_NAME, SearchConfig, estimator_options, load_saved_config, make_estimator,
+                     resolve_device)
 from .spaces import build_space
 
 
@@ -100,14 +101,16 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
 
 def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: int = 4,
                   arc_learning_rate: float | None = None, seed: int = 0, destination: str | Path | None = None,
-                  data_root: str | None = None, device: str = "auto",
+                  data_root: str | None = None, device: str = "auto", options: Mapping[str, Any] | None = None,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
     Writes ``history.csv`` (a row an epoch: the mode, its benchmark accuracy with a table, the entropy,
-    the mean loss of the sampled architectures, seconds) and ``architecture.json`` to ``destination``
+    the mean loss of the sampled architectures, seconds), ``architecture.json`` and ``config.json`` (what
+    ran) to ``destination``
     (default ``OUTPUT/frozen-ESTIMATOR``), which must not exist yet. The estimator's hyperparameters
-    and the arc learning rate are the search's unless given. Returns ``architecture``, ``history``,
+    (``options``, by name: ``{"samples_per_step": 4}``) and the arc learning rate are the search's
+    unless given. Returns ``architecture``, ``history``,
     ``seconds`` and ``output``.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -122,7 +125,7 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     if destination.exists():
         raise ValueError(f"output: {destination} already exists; choose another --output")
     supernet = load_supernet(output, data_root=data_root, device=device)
-    config = dataclasses.replace(supernet.config, estimator=estimator)
+    config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
     gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
     started = time.perf_counter()
     distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs,
@@ -130,6 +133,9 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
                                        seed=seed, progress=progress)
     history = pd.DataFrame(rows)
     destination.mkdir(parents=True)
+    settings = {"search": str(output), "estimator": estimator, "options": estimator_options(config), "epochs": epochs,
+                "arc_learning_rate": arc_learning_rate or config.arc_learning_rate, "seed": seed}
+    atomic_write_text(destination / "config.json", json.dumps(settings, indent=2) + "\n")
     atomic_write_text(destination / "history.csv", history.to_csv(index=False))
     atomic_write_text(destination / "architecture.json", json.dumps(distribution.mode(), indent=2) + "\n")
     return {"architecture": distribution.mode(), "history": history, "seconds": time.perf_counter() - started,

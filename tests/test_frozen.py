@@ -94,6 +94,17 @@ def test_another_estimator_writes_beside_and_an_existing_output_is_refused(finis
     assert (finished_search / "frozen-ram" / "history.csv").read_text() == written
 
 
+def test_hyperparameters_default_to_the_searchs_and_options_override_them(finished_search, tmp_path):
+    assert main(["frozen-search", str(finished_search), "--epochs", "1", "--quiet", "--output", str(tmp_path / "a")]) == 0
+    assert main(["frozen-search", str(finished_search), "--epochs", "1", "--quiet", "--samples-per-step", "3",
+                 "--baseline-decay", "0.5", "--output", str(tmp_path / "b")]) == 0
+    search = json.loads((finished_search / "config.json").read_text())
+    default = json.loads((tmp_path / "a" / "config.json").read_text())["options"]
+    given = json.loads((tmp_path / "b" / "config.json").read_text())["options"]
+    assert default == {"baseline_decay": search["baseline_decay"], "samples_per_step": search["samples_per_step"]}
+    assert given == {"baseline_decay": 0.5, "samples_per_step": 3}
+
+
 def test_bad_input_gets_one_line(finished_search, tmp_path, capsys):
     assert "no search in" in one_line_error(capsys, ["frozen-search", str(tmp_path / "missing")])
     assert "epochs" in one_line_error(capsys, ["frozen-search", str(finished_search), "--epochs", "0",
@@ -110,4 +121,7 @@ def test_bad_input_gets_one_line(finished_search, tmp_path, capsys):
 def test_frozen_search_from_python(finished_search, tmp_path):
     result = frozen_search(finished_search, epochs=1, destination=tmp_path / "f", estimator="relax")
     assert result["output"] == tmp_path / "f" and len(result["history"]) == 1
+    settings = json.loads((tmp_path / "f" / "config.json").read_text())
+    assert settings["estimator"] == "relax" and settings["arc_learning_rate"] == json.loads(
+        (finished_search / "config.json").read_text())["arc_learning_rate"]
     assert set(result["architecture"]) == set(json.loads((finished_search / "architecture.json").read_text()))

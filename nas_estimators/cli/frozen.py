@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import registry
-from .common import usage_error
+from .common import add_estimator_arguments, estimator_values, usage_error
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -16,7 +16,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "settles on is the supernet's own preference: if it is no better than the search's, the "
                     "supernet, not the estimator, limits the search. Writes history.csv and architecture.json.")
     parser.add_argument("search", metavar="SEARCH_DIR", help="a search output directory (config.json, checkpoint.ckpt)")
-    parser.add_argument("--estimator", choices=registry.names(), help="default: the search's estimator")
+    parser.add_argument("--estimator", choices=registry.names(),
+                        help="default: the search's estimator; its hyperparameters default to the search's")
     parser.add_argument("--epochs", type=int, default=4, help="passes over the architecture half (default: 4)")
     parser.add_argument("--arc-learning-rate", type=float, help="Adam learning rate of the logits (default: the search's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled architectures (default: 0)")
@@ -24,6 +25,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--output", help="output directory, must not exist (default: SEARCH_DIR/frozen-ESTIMATOR)")
     parser.add_argument("--quiet", action="store_true", help="no line per epoch")
+    add_estimator_arguments(parser)
+    # Unset hyperparameters keep the search's values, not the registry's defaults.
+    parser.set_defaults(**{name: None for name in registry.hyperparameters()})
     parser.set_defaults(handler=_frozen_search)
     return parser
 
@@ -39,6 +43,7 @@ def _frozen_search(args: argparse.Namespace) -> int:
         result = frozen_search(args.search, estimator=args.estimator, epochs=args.epochs,
                                arc_learning_rate=args.arc_learning_rate, seed=args.seed, destination=args.output,
                                data_root=args.data_root, device=args.device,
+                               options={k: v for k, v in estimator_values(args).items() if v is not None},
                                progress=None if args.quiet else lambda line: print(line, flush=True))
     except (ValueError, TypeError, DataError, CheckpointError) as error:
         raise usage_error(error) from None
