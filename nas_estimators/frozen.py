@@ -69,10 +69,12 @@ class FrozenSupernet:
             return self._criterion(self.model(inputs), targets)
 
 
-def load_supernet(output: str | Path, *, data_root: str | None = None, device: str = "auto") -> FrozenSupernet:
+def load_supernet(output: str | Path, *, data_root: str | None = None, device: str = "auto",
+                  benchmark_table: str | None = None) -> FrozenSupernet:
     """The supernet of the search in ``output`` (its ``config.json`` and ``checkpoint.ckpt``).
 
-    ``data_root`` replaces the search's own (a search moved to another machine). Raises ValueError
+    ``data_root`` replaces the search's own (a search moved to another machine); ``benchmark_table``
+    (a NAS-Bench-201 CSV) replaces or adds the search's. Raises ValueError
     (or :class:`~nas_estimators.data.DataError`, :class:`~nas_estimators.checkpoints.CheckpointError`)
     naming what is missing or wrong.
     """
@@ -95,13 +97,17 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     torch_device = resolve_device(device)
     model.to(torch_device)
     _, architecture_half = search_batches(data, int(config.batch_size), device=torch_device, seed=config.seed)
-    table = BenchmarkTable.from_csv(config.benchmark_table) if config.benchmark_table else None
+    benchmark_table = benchmark_table or config.benchmark_table
+    if benchmark_table and config.space != "nb201":
+        raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
+    table = BenchmarkTable.from_csv(benchmark_table) if benchmark_table else None
     return FrozenSupernet(config, model, architecture_half, table)
 
 
 def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: int = 4,
                   arc_learning_rate: float | None = None, seed: int = 0, destination: str | Path | None = None,
                   data_root: str | None = None, device: str = "auto", options: Mapping[str, Any] | None = None,
+                  benchmark_table: str | None = None,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
@@ -124,7 +130,7 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     destination = Path(destination) if destination is not None else Path(output) / f"frozen-{estimator}"
     if destination.exists():
         raise ValueError(f"output: {destination} already exists; choose another --output")
-    supernet = load_supernet(output, data_root=data_root, device=device)
+    supernet = load_supernet(output, data_root=data_root, device=device, benchmark_table=benchmark_table)
     config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
     gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
     started = time.perf_counter()

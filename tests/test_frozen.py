@@ -1,6 +1,7 @@
 """The frozen-supernet search: an estimator on a finished search's fixed weights."""
 
 import hashlib
+import itertools
 import json
 import math
 
@@ -115,7 +116,27 @@ def test_bad_input_gets_one_line(finished_search, tmp_path, capsys):
     no_weights.mkdir()
     (no_weights / "config.json").write_text((finished_search / "config.json").read_text())
     assert "checkpoint.ckpt" in one_line_error(capsys, ["frozen-search", str(no_weights)])
+    assert "nb201" in one_line_error(capsys, ["frozen-search", str(finished_search), "--benchmark-table",
+                                              str(tmp_path / "t.csv"), "--output", str(tmp_path / "c")])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_benchmark_table_scores_the_mode_every_epoch(tmp_path, capsys):
+    from nas_estimators.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
+
+    search = tiny_search(tmp_path / "nb201", "--space", "nb201", "--epochs", "1")
+    archs = [to_arch_string(dict(zip(LABELS, ops))) for ops in itertools.product(NNI_OPS, repeat=6)]
+    table_path = tmp_path / "table.csv"
+    pd.DataFrame({"arch": archs, "test_acc": [ops.count("conv_3x3") * 10.0 + 1 for ops in
+                                              itertools.product(NNI_OPS, repeat=6)]}).to_csv(table_path, index=False)
+    assert main(["frozen-search", str(search), "--epochs", "2", "--benchmark-table", str(table_path)]) == 0
+    assert "mode's benchmark accuracy" in capsys.readouterr().out
+    history = pd.read_csv(search / "frozen-sf" / "history.csv")
+    table = BenchmarkTable.from_csv(table_path)
+    assert list(history["benchmark_acc"]) == [table.accuracy(json.loads(mode)) for mode in history["mode"]]
+    error = one_line_error(capsys, ["frozen-search", str(search), "--benchmark-table", str(tmp_path / "none.csv"),
+                                    "--output", str(tmp_path / "x")])
+    assert "none.csv" in error and not (tmp_path / "x").exists()
 
 
 def test_frozen_search_from_python(finished_search, tmp_path):

@@ -22,6 +22,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--arc-learning-rate", type=float, help="Adam learning rate of the logits (default: the search's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled architectures (default: 0)")
     parser.add_argument("--data-root", help="the data set's location (default: the search's)")
+    parser.add_argument("--benchmark-table", metavar="CSV",
+                        help="nb201: a NAS-Bench-201 table that scores the mode every epoch (default: the search's)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--output", help="output directory, must not exist (default: SEARCH_DIR/frozen-ESTIMATOR)")
     parser.add_argument("--quiet", action="store_true", help="no line per epoch")
@@ -43,9 +45,10 @@ def _frozen_search(args: argparse.Namespace) -> int:
         result = frozen_search(args.search, estimator=args.estimator, epochs=args.epochs,
                                arc_learning_rate=args.arc_learning_rate, seed=args.seed, destination=args.output,
                                data_root=args.data_root, device=args.device,
+                               benchmark_table=args.benchmark_table,
                                options={k: v for k, v in estimator_values(args).items() if v is not None},
                                progress=None if args.quiet else lambda line: print(line, flush=True))
-    except (ValueError, TypeError, DataError, CheckpointError) as error:
+    except (ValueError, TypeError, FileNotFoundError, DataError, CheckpointError) as error:
         raise usage_error(error) from None
     print(f"supernet's preference: {json.dumps(result['architecture'])}")
     print(f"written: {result['output']}")
