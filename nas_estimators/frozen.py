@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -133,17 +135,21 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     supernet = load_supernet(output, data_root=data_root, device=device, benchmark_table=benchmark_table)
     config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
     gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
+    learning_rate = arc_learning_rate or config.arc_learning_rate
     started = time.perf_counter()
-    distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs,
-                                       arc_learning_rate=arc_learning_rate or config.arc_learning_rate,
+    distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs, arc_learning_rate=learning_rate,
                                        seed=seed, progress=progress)
     history = pd.DataFrame(rows)
-    destination.mkdir(parents=True)
     settings = {"search": str(output), "estimator": estimator, "options": estimator_options(config), "epochs": epochs,
-                "arc_learning_rate": arc_learning_rate or config.arc_learning_rate, "seed": seed}
-    atomic_write_text(destination / "config.json", json.dumps(settings, indent=2) + "\n")
-    atomic_write_text(destination / "history.csv", history.to_csv(index=False))
-    atomic_write_text(destination / "architecture.json", json.dumps(distribution.mode(), indent=2) + "\n")
+                "arc_learning_rate": learning_rate, "seed": seed}
+    # Written beside, then renamed: a kill leaves either the whole folder or none of it.
+    partial = destination.with_name(destination.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    atomic_write_text(partial / "config.json", json.dumps(settings, indent=2) + "\n")
+    atomic_write_text(partial / "history.csv", history.to_csv(index=False))
+    atomic_write_text(partial / "architecture.json", json.dumps(distribution.mode(), indent=2) + "\n")
+    os.replace(partial, destination)
     return {"architecture": distribution.mode(), "history": history, "seconds": time.perf_counter() - started,
             "output": destination}
 

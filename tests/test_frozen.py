@@ -118,7 +118,15 @@ def test_bad_input_gets_one_line(finished_search, tmp_path, capsys):
     assert "checkpoint.ckpt" in one_line_error(capsys, ["frozen-search", str(no_weights)])
     assert "nb201" in one_line_error(capsys, ["frozen-search", str(finished_search), "--benchmark-table",
                                               str(tmp_path / "t.csv"), "--output", str(tmp_path / "c")])
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert "samples: expected an integer >= 1" in one_line_error(
+        capsys, ["frozen-search", str(finished_search), "--samples-per-step", "0", "--output", str(tmp_path / "d")])
+    baseline = tmp_path / "nni-search"
+    baseline.mkdir()
+    config = json.loads((finished_search / "config.json").read_text())
+    (baseline / "config.json").write_text(json.dumps({**config, "estimator": "nni-darts"}))
+    assert "nni-darts" in one_line_error(capsys, ["frozen-search", str(baseline), "--output", str(tmp_path / "e")])
+    assert not any((tmp_path / name).exists() for name in "abcde")
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_a_benchmark_table_scores_the_mode_every_epoch(tmp_path, capsys):
