@@ -37,6 +37,7 @@ from .distribution import ArchitectureDistribution
 from .files import atomic_write_text
 from .lightning import arc_optimizer, arc_update
 from .nasbench201 import BenchmarkTable
+from .objective import SCORING_IMAGES, Objective
 from .search import (CHECKPOINT_NAME, SearchConfig, estimator_options, load_saved_config, make_estimator,
                      resolve_device)
 from .spaces import build_space
@@ -53,6 +54,7 @@ class FrozenSupernet:
     model: nn.Module
     batches: DeviceBatches  # the architecture half: held out from the weights
     table: BenchmarkTable | None
+    scoring_inputs: torch.Tensor | None = None  # training-free terms' batch: the search's (weights half, fixed)
 
     def __post_init__(self) -> None:
         self.model.requires_grad_(False).train()
@@ -98,18 +100,18 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     model.load_state_dict(_nni.supernet_state(checkpoint["state_dict"]))
     torch_device = resolve_device(device)
     model.to(torch_device)
-    _, architecture_half = search_batches(data, int(config.batch_size), device=torch_device, seed=config.seed)
+    weights_half, architecture_half = search_batches(data, int(config.batch_size), device=torch_device, seed=config.seed)
     benchmark_table = benchmark_table or config.benchmark_table
     if benchmark_table and config.space != "nb201":
         raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
     table = BenchmarkTable.from_csv(benchmark_table) if benchmark_table else None
-    return FrozenSupernet(config, model, architecture_half, table)
+    return FrozenSupernet(config, model, architecture_half, table, weights_half.fixed(SCORING_IMAGES)[0])
 
 
 def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: int = 4,
                   arc_learning_rate: float | None = None, seed: int = 0, destination: str | Path | None = None,
                   data_root: str | None = None, device: str = "auto", options: Mapping[str, Any] | None = None,
-                  benchmark_table: str | None = None,
+                  benchmark_table: str | None = None, objective: Mapping[str, float] | None = None,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
@@ -118,13 +120,15 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     ran) to ``destination``
     (default ``OUTPUT/frozen-ESTIMATOR``), which must not exist yet. The estimator's hyperparameters
     (``options``, by name: ``{"samples_per_step": 4}``) and the arc learning rate are the search's
-    unless given. Returns ``architecture``, ``history``,
+    unless given; ``objective`` (term name -> weight) defaults to the supernet's loss alone, and its
+    training-free terms score on a never-trained copy seeded by ``seed``. Returns ``architecture``, ``history``,
     ``seconds`` and ``output``.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected an integer >= 1, got {epochs!r}")
     if arc_learning_rate is not None and not (math.isfinite(arc_learning_rate) and arc_learning_rate > 0):
         raise ValueError(f"arc_learning_rate: expected a positive number, got {arc_learning_rate!r}")
+    objective_terms = Objective.from_weights(objective)  # checked before anything is loaded
     saved = load_saved_config(output)
     estimator = estimator or saved.estimator
     if estimator not in _registered_estimators():
@@ -138,10 +142,10 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     learning_rate = arc_learning_rate or config.arc_learning_rate
     started = time.perf_counter()
     distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs, arc_learning_rate=learning_rate,
-                                       seed=seed, progress=progress)
+                                       seed=seed, progress=progress, objective=objective_terms)
     history = pd.DataFrame(rows)
     settings = {"search": str(output), "estimator": estimator, "options": estimator_options(config), "epochs": epochs,
-                "arc_learning_rate": learning_rate, "seed": seed}
+                "arc_learning_rate": learning_rate, "seed": seed, "objective": objective_terms.weights()}
     # Written beside, then renamed: a kill leaves either the whole folder or none of it.
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -155,7 +159,8 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
 
 
 def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_rate: float, seed: int = 0,
-                  progress: Callable[[str], None] | None = None) -> tuple[ArchitectureDistribution, list[dict]]:
+                  progress: Callable[[str], None] | None = None,
+                  objective: Objective | None = None) -> tuple[ArchitectureDistribution, list[dict]]:
     """The loop of :func:`frozen_search`: ``estimator`` on ``supernet``'s losses, from the uniform distribution.
 
     ``supernet`` is a :class:`FrozenSupernet` or anything with its ``batches``, ``loss``, ``distribution``
@@ -164,6 +169,8 @@ def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_ra
     torch.manual_seed(seed)
     distribution = supernet.distribution()
     optimizer = arc_optimizer(distribution, arc_learning_rate)
+    objective = objective or Objective.from_weights()
+
     rows, started = [], time.perf_counter()
     for epoch in range(epochs):
         loss_sum, steps = 0.0, 0
@@ -175,13 +182,19 @@ def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_ra
                 sampled.append(value)
                 return value
 
-            gradients = estimator.estimate(distribution, loss)
-            loss_sum, steps = loss_sum + sampled[0], steps + 1  # the first call scores the sampled architecture
+            if not objective.bound:  # on the first batch, as the search does
+                objective.bind(getattr(supernet, "model", None), getattr(supernet, "scoring_inputs", None),
+                               distribution, seed, supernet_loss=lambda architecture: supernet.loss(batch, architecture))
+            gradients = estimator.estimate(distribution, objective.loss_fn(loss))
+            if sampled:  # the first call scores the sampled architecture
+                loss_sum = loss_sum + sampled[0]
+            steps += 1
             arc_update(distribution, optimizer, gradients)
         mode = distribution.mode()
         row = {"epoch": epoch, "entropy": float(distribution.entropy().detach()),
                "sampled_loss": float(loss_sum) / max(steps, 1),
-               "seconds": time.perf_counter() - started, "mode": json.dumps(mode)}
+               "seconds": time.perf_counter() - started, "mode": json.dumps(mode),
+               **{f"seconds/{name}": value for name, value in objective.seconds().items()}}
         if supernet.table is not None:
             row["benchmark_acc"] = supernet.table.accuracy(mode)
         rows.append(row)

@@ -14,6 +14,7 @@ import torch
 from . import _nni, distributed
 from .distribution import Architecture, ArchitectureDistribution
 from .estimators import Estimator, host_values
+from .objective import Objective
 
 CHECKPOINT_KEY = "nas_estimators"
 # Logits are kept within this distance of each label's largest: softmax cannot tell further apart in
@@ -66,8 +67,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     def __init__(self, training_module: _nni.LightningModule, estimator: Estimator, *,
                  arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0) -> None:
+                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0,
+                 objective: Objective | None = None, objective_seed: int = 0,
+                 scoring_inputs: torch.Tensor | None = None) -> None:
         super().__init__(training_module)
+        self.objective = objective if objective is not None else Objective.from_weights()
+        self.objective_seed = int(objective_seed)
+        self.__dict__["_scoring_inputs"] = scoring_inputs  # None: the first architecture step's training batch
+        self.__dict__["_supernet"] = None
         self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
         self.estimator = estimator
         self.arc_learning_rate = arc_learning_rate
@@ -90,6 +97,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
 
     def set_model(self, model) -> None:
         super().set_model(model)
+        self.__dict__["_supernet"] = model
         self._path_modules = _nni.supernet_modules(model)
         if self.distribution is None:  # NNI calls set_model again before export: keep what was learnt
             distribution = ArchitectureDistribution.from_model_space(model)
@@ -130,7 +138,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
 
     def step_values(self) -> dict[str, Any]:
         """The last step's validation numbers and the estimator's diagnostics (see ``recorder.SearchModule``)."""
-        return {**self._last_validation, **self.estimator.diagnostics}
+        return {**self._last_validation, **self.estimator.diagnostics, **self.objective.step_values()}
 
     def export(self) -> Architecture:
         return self.distribution.mode()
@@ -165,6 +173,13 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                 self._sampled_validation = (loss, accuracy)
         return loss
 
+    def _score(self, batch: Any, architecture: Architecture) -> torch.Tensor:
+        """``architecture``'s loss on ``batch``, recording nothing (the objective's calibration)."""
+        self.apply(architecture)
+        inputs, targets = batch
+        with torch.inference_mode():
+            return self.training_module.criterion(self.training_module(inputs), targets)
+
     def architecture_step(self, batch: Any, weights_finite: torch.Tensor | None = None) -> tuple[bool, bool]:
         """One estimator update of the logits on ``batch``.
 
@@ -172,7 +187,11 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         numbers. Returns whether the weight step and this step were finite (a non-finite one is skipped).
         """
         self._sampled_validation = None
-        gradients = self.estimator.estimate(self.distribution, lambda arch: self.validation_loss(batch, arch))
+        if not self.objective.bound:
+            self.objective.bind(self._supernet, self._scoring_inputs, self.distribution, self.objective_seed,
+                                supernet_loss=lambda arch: self._score(batch, arch))
+        loss_fn = self.objective.loss_fn(lambda arch: self.validation_loss(batch, arch))
+        gradients = self.estimator.estimate(self.distribution, loss_fn)
         # Every process applies the mean of all processes' estimates: the same logits everywhere.
         distributed.mean_(list(gradients.values()))
         loss, accuracy = self._sampled_validation or (None, None)
@@ -244,6 +263,8 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
 
     def training_step(self, batch, batch_idx):
         train_batch, val_batch = batch["train"], batch["val"]
+        if self._scoring_inputs is None and isinstance(train_batch, (tuple, list)):
+            self.__dict__["_scoring_inputs"] = train_batch[0]
 
         self.resample()
         output = self.training_module.training_step(train_batch, batch_idx)
@@ -286,6 +307,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             "skipped_steps": self.skipped_steps,
             "consecutive_bad_steps": self.consecutive_bad_steps,
             "epoch_logs": dict(self._epoch_logs),  # a checkpoint taken mid-epoch resumes the aggregates
+            "objective": self.objective.state_dict(),
         }
 
     def load_search_state(self, state: Mapping[str, Any]) -> None:
@@ -301,6 +323,8 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.consecutive_bad_steps = int(state.get("consecutive_bad_steps", 0))
         self._epoch_logs = {name: tuple(value) for name, value in state.get("epoch_logs", {}).items()}
+        if "objective" in state:  # checkpoints written before objectives existed ran the supernet term alone
+            self.objective.load_state_dict(state["objective"])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = self.search_state()

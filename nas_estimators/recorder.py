@@ -162,6 +162,10 @@ class SearchRecorder(pl.Callback):
             "skipped_steps": search_module.skipped_steps,
         }
         row.update({key: self._mean(key) for key in DIAGNOSTICS if key in self._counts})
+        row.update({key: self._mean(key) for key in self._counts if key.startswith("objective/")})
+        objective = getattr(search_module, "objective", None)
+        if objective is not None:  # every term's cost is part of the search's time
+            row.update({f"seconds/{name}": seconds for name, seconds in objective.seconds().items()})
         if trainer.is_global_zero:  # one search's tables, whatever the number of processes
             for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
                 listener(row, search_module)

@@ -28,6 +28,7 @@ from .data import DeviceBatches, ImageData, load_dataset, search_batches
 from .files import atomic_write_text
 from .lightning import SearchDiverged, check_uniform_weight_paths
 from .nasbench201 import BenchmarkTable, benchmark_listener
+from .objective import DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .spaces import BATCH_NORMS, build_space
 
@@ -70,6 +71,8 @@ class SearchConfig:
     uniform_weight_paths: float = 1.0
     batch_norm: str = "nni"  # "no-affine": batch statistics only, no affine parameters (see spaces.BATCH_NORMS)
     gradient_clip: float | None = 5.0
+    # What the estimators minimise: objective term name -> weight (see objective.py).
+    objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OBJECTIVE))
     # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
     baseline_decay: float = registry.default("baseline_decay")
     samples_per_step: int = registry.default("samples_per_step")
@@ -254,6 +257,10 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
     else:
         make_estimator(config)  # checks the hyperparameters before any data is read
     check_uniform_weight_paths(config.uniform_weight_paths)
+    Objective.from_weights(config.objective)
+    if config.estimator in ONESHOT_BASELINES and dict(config.objective) != DEFAULT_OBJECTIVE:
+        raise ValueError(f"objective: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
+                         "objective terms are for sf, relax and ram")
     if config.batch_norm not in BATCH_NORMS:
         raise ValueError(f"batch_norm: expected one of {', '.join(BATCH_NORMS)}, got {config.batch_norm!r}")
     if isinstance(config.panel_images, bool) or int(config.panel_images) != config.panel_images \
@@ -308,7 +315,9 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
         strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
                                      warmup_epochs=warmup_epochs, gradient_clip_val=config.gradient_clip,
                                      max_bad_steps=config.max_bad_steps,
-                                     uniform_weight_paths=config.uniform_weight_paths)
+                                     uniform_weight_paths=config.uniform_weight_paths,
+                                     objective=Objective.from_weights(config.objective), objective_seed=config.seed,
+                                     scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0])
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
                        warmup_epochs=warmup_epochs,
                        output=output, width=width, cells=cells, table=table, precision=precision)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from . import _nni
 from .estimators import Estimator, Ram, Relax, ScoreFunction
 from .lightning import EstimatorLightningModule, check_uniform_weight_paths
+from .objective import Objective
 from .schedules import Schedule
 
 _logger = logging.getLogger(__name__)
@@ -46,8 +47,15 @@ class EstimatorStrategy(_nni.OneShotStrategy):
 
     def __init__(self, estimator: Estimator, *, arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0, **kwargs: Any) -> None:
+                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0,
+                 objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
+                 scoring_inputs: Any = None, **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
+        if isinstance(objective, str):
+            objective = Objective.parse(objective)
+        elif objective is None or isinstance(objective, Mapping):
+            objective = Objective.from_weights(objective)
+        self.objective, self.objective_seed, self.scoring_inputs = objective, int(objective_seed), scoring_inputs
         self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
         super().__init__(**kwargs)
         self.estimator = estimator
@@ -80,7 +88,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             training_module, self.estimator, arc_learning_rate=self.arc_learning_rate,
             warmup_epochs=self.warmup_epochs, gradient_clip_val=self.gradient_clip_val,
             log_probs_every_n_steps=self.log_probs_every_n_steps, max_bad_steps=self.max_bad_steps,
-            uniform_weight_paths=self.uniform_weight_paths)
+            uniform_weight_paths=self.uniform_weight_paths, objective=self.objective,
+            objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):

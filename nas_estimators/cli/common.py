@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import registry
 from ..data import DATASETS
+from ..objective import DEFAULT_OBJECTIVE, TERMS, parse_weights
 from ..search import WARMUP_SHARE, SearchConfig
 from ..spaces import BATCH_NORMS, SPACES
 
@@ -51,7 +52,23 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uniform-weight-paths", type=float, default=SearchConfig.uniform_weight_paths, metavar="SHARE",
                         help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
                              "(default 1: single-path one-shot; 0: paths from the learnt distribution)")
+    add_objective_argument(parser)
     add_estimator_arguments(parser)
+
+
+def objective_weights(text: str) -> dict[str, float]:
+    """``--objective``'s value as term weights, or a one-line :class:`UsageError`."""
+    try:
+        return parse_weights(text)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def add_objective_argument(parser: argparse.ArgumentParser) -> None:
+    default = ",".join(f"{name}={weight:g}" for name, weight in DEFAULT_OBJECTIVE.items())
+    parser.add_argument("--objective", default=default, metavar="TERM=W,...",
+                        help=f"what the estimator minimises, as weighted terms from {', '.join(TERMS)} "
+                             f"(default: {default}; training-free terms are standardised, higher scores better)")
 
 
 def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +91,8 @@ def search_config(args: argparse.Namespace, **overrides: Any) -> SearchConfig:
     values["estimator_options"] = {name: value for name, value in estimator_values(args).items() if name not in fields}
     if hasattr(args, "no_progress"):
         values["progress"] = not args.no_progress
+    if isinstance(values.get("objective"), str):
+        values["objective"] = objective_weights(values["objective"])
     values.update(overrides)
     return SearchConfig(**values)
 
