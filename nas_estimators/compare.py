@@ -62,7 +62,8 @@ NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
-            "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options")
+            "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options",
+            "objective")
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -102,6 +103,9 @@ class CompareConfig:
     # Hyperparameters of our estimators by registry name (samples_per_step, baseline_decay, ...); each
     # estimator reads its own, the rest keep the registry's defaults. Used by sf, relax, ram and the -table methods.
     estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # What sf, relax and ram minimise (objective term -> weight); NNI's strategies minimise the supernet's loss.
+    objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SearchConfig().objective))
+    threads: int | None = None  # every search's intra-op threads (see search.resolve_threads)
     output: str = "runs/compare"
     progress: bool = True
     report_only: bool = False  # run nothing: tables and report of the runs already finished in output
@@ -299,7 +303,9 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
         arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
         weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm,
         uniform_weight_paths=config.uniform_weight_paths if ours else 0.0, benchmark_table=config.benchmark_table,
-        panel_images=config.panel_images if ours else 0, progress=config.progress, resume=(directory / CHECKPOINT_NAME).is_file())
+        panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
+        objective=dict(config.objective) if ours else dict(SearchConfig().objective),
+        resume=(directory / CHECKPOINT_NAME).is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 
 

@@ -196,8 +196,21 @@ class Relax(Estimator):
     name = "relax"
 
     def __init__(self, surrogate_width: int = 64, surrogate_lr: float = 1e-3,
-                 temperature: float | Schedule = 0.5) -> None:
+                 temperature: float | Schedule = 0.5, baseline_decay: float | None = None,
+                 surrogate_steps: int = 1, surrogate_objective: str = "variance") -> None:
         super().__init__()
+        if surrogate_objective not in ("variance", "regression"):
+            raise ValueError(f"surrogate_objective: expected variance or regression, got {surrogate_objective!r}")
+        self.surrogate_objective = surrogate_objective
+        if isinstance(surrogate_steps, bool) or int(surrogate_steps) != surrogate_steps or surrogate_steps < 1:
+            raise ValueError(f"surrogate_steps: expected an integer >= 1, got {surrogate_steps!r}")
+        self.surrogate_steps = int(surrogate_steps)
+        if baseline_decay is not None:
+            baseline_decay = float(baseline_decay)
+            if not 0.0 <= baseline_decay < 1.0:
+                raise ValueError(f"baseline_decay: expected a number in [0, 1) or None, got {baseline_decay!r}")
+        self.baseline_decay = baseline_decay
+        self.baseline: float | None = None
         if isinstance(surrogate_width, bool) or int(surrogate_width) != surrogate_width or surrogate_width < 1:
             raise ValueError(f"surrogate_width: expected a positive integer, got {surrogate_width!r}")
         self.surrogate_width = int(surrogate_width)
@@ -251,27 +264,51 @@ class Relax(Estimator):
 
         # Called before the surrogate runs and read after: a device computes the loss meanwhile.
         pending_loss = loss_fn(distribution.to_architecture(indices))
-        c_z = self.surrogate(torch.cat(relaxed)).squeeze()
-        c_z_conditional = self.surrogate(torch.cat(relaxed_conditional)).squeeze()
-        d_c_z = torch.autograd.grad(c_z, alphas, create_graph=True, allow_unused=True)
-        d_c_z_conditional = torch.autograd.grad(c_z_conditional, alphas, create_graph=True, allow_unused=True)
+        relaxed, relaxed_conditional = torch.cat(relaxed), torch.cat(relaxed_conditional)
         loss = _loss_value(pending_loss)
-        estimates = []
-        for alpha, score, dz, dzc in zip(alphas, scores, d_c_z, d_c_z_conditional):
-            dz = torch.zeros_like(alpha) if dz is None else dz
-            dzc = torch.zeros_like(alpha) if dzc is None else dzc
-            estimates.append((loss - c_z_conditional) * score + dz - dzc)
-        variance = sum((g ** 2).sum() for g in estimates)
-        surrogate_loss = float(variance.detach())
+        # The moving average of past losses is a constant control variate (E[score] = 0): the surrogate
+        # only has to learn the residual, not the loss's level.
+        baseline = 0.0 if self.baseline is None or self.baseline_decay is None else self.baseline
+
+        def estimate_and_variance():
+            c_z = self.surrogate(relaxed).squeeze()
+            c_z_conditional = self.surrogate(relaxed_conditional).squeeze()
+            d_c_z = torch.autograd.grad(c_z, alphas, create_graph=True, allow_unused=True)
+            d_c_z_conditional = torch.autograd.grad(c_z_conditional, alphas, create_graph=True, allow_unused=True)
+            estimates = []
+            for alpha, score, dz, dzc in zip(alphas, scores, d_c_z, d_c_z_conditional):
+                dz = torch.zeros_like(alpha) if dz is None else dz
+                dzc = torch.zeros_like(alpha) if dzc is None else dzc
+                estimates.append((loss - baseline - c_z_conditional) * score + dz - dzc)
+            if self.surrogate_objective == "regression":  # fit the loss itself: a less noisy target than the variance
+                objective = (loss - baseline - c_z_conditional) ** 2 + (loss - baseline - c_z) ** 2
+            else:
+                objective = sum((g ** 2).sum() for g in estimates)
+            return estimates, objective, c_z_conditional
+
+        # The estimate uses the surrogate as it was before this sample (so it stays unbiased); then the
+        # surrogate takes ``surrogate_steps`` steps on this sample's variance.
+        estimates, variance, c_z_conditional = estimate_and_variance()
+        surrogate_loss = float(sum((g.detach() ** 2).sum() for g in estimates))
         if math.isfinite(surrogate_loss):  # a bad loss must not poison the surrogate
-            self.optimizer.zero_grad(set_to_none=True)
-            variance.backward(inputs=list(self.surrogate.parameters()))
-            if self.collectives is not None:  # it minimises the averaged estimates' variance: one step for all
-                self.collectives.mean_([p.grad for p in self.surrogate.parameters() if p.grad is not None])
-            self.optimizer.step()
+            for step in range(self.surrogate_steps):
+                if step:
+                    _, variance, _ = estimate_and_variance()
+                self.optimizer.zero_grad(set_to_none=True)
+                variance.backward(inputs=list(self.surrogate.parameters()),
+                                  retain_graph=step + 1 < self.surrogate_steps)
+                if self.collectives is not None:  # it minimises the averaged estimates' variance: one step for all
+                    self.collectives.mean_([p.grad for p in self.surrogate.parameters() if p.grad is not None])
+                self.optimizer.step()
+        if self.baseline_decay is not None and math.isfinite(loss):
+            losses = [loss] if self.collectives is None else self.collectives.gather_floats([loss])
+            mean_loss = sum(losses) / len(losses)  # every process keeps the same baseline
+            self.baseline = mean_loss if self.baseline is None else (
+                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean_loss)
         self.step += 1
         self.diagnostics = {
             "loss": loss, "surrogate_loss": surrogate_loss, "control_variate": float(c_z_conditional.detach()),
+            "baseline": baseline,
             "temperature": temperature, "forward_evaluations": 1.0,
         }
         return {label: g.detach() for label, g in zip(labels, estimates)}
@@ -279,6 +316,7 @@ class Relax(Estimator):
     def state_dict(self):
         return {
             "step": self.step,
+            "baseline": self.baseline,
             "input_size": None if self.surrogate is None else self.surrogate[0].in_features,
             "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
@@ -286,6 +324,7 @@ class Relax(Estimator):
 
     def load_state_dict(self, state):
         self.step = int(state.get("step", 0))
+        self.baseline = state.get("baseline")  # None in checkpoints written before the baseline existed
         if state.get("surrogate") is not None:
             self._build(int(state["input_size"]))
             assert self.surrogate is not None and self.optimizer is not None
@@ -294,7 +333,8 @@ class Relax(Estimator):
 
     def hyperparameters(self):
         return {"surrogate_width": self.surrogate_width, "surrogate_lr": self.surrogate_lr,
-                "temperature": self.temperature.state()}
+                "temperature": self.temperature.state(), "baseline_decay": self.baseline_decay,
+                "surrogate_steps": self.surrogate_steps, "surrogate_objective": self.surrogate_objective}
 
 
 class Ram(Estimator):

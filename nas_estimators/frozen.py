@@ -39,7 +39,7 @@ from .lightning import arc_optimizer, arc_update
 from .nasbench201 import BenchmarkTable
 from .objective import SCORING_IMAGES, Objective
 from .search import (CHECKPOINT_NAME, SearchConfig, estimator_options, load_saved_config, make_estimator,
-                     resolve_device)
+                     resolve_device, resolve_threads)
 from .spaces import build_space
 
 
@@ -112,7 +112,7 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
                   arc_learning_rate: float | None = None, seed: int = 0, destination: str | Path | None = None,
                   data_root: str | None = None, device: str = "auto", options: Mapping[str, Any] | None = None,
                   benchmark_table: str | None = None, objective: Mapping[str, float] | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  threads: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
     Writes ``history.csv`` (a row an epoch: the mode, its benchmark accuracy with a table, the entropy,
@@ -136,6 +136,7 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     destination = Path(destination) if destination is not None else Path(output) / f"frozen-{estimator}"
     if destination.exists():
         raise ValueError(f"output: {destination} already exists; choose another --output")
+    torch.set_num_threads(resolve_threads(threads, resolve_device(device)))
     supernet = load_supernet(output, data_root=data_root, device=device, benchmark_table=benchmark_table)
     config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
     gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
@@ -145,7 +146,8 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
                                        seed=seed, progress=progress, objective=objective_terms)
     history = pd.DataFrame(rows)
     settings = {"search": str(output), "estimator": estimator, "options": estimator_options(config), "epochs": epochs,
-                "arc_learning_rate": learning_rate, "seed": seed, "objective": objective_terms.weights()}
+                "arc_learning_rate": learning_rate, "seed": seed, "objective": objective_terms.weights(),
+                "threads": torch.get_num_threads()}
     # Written beside, then renamed: a kill leaves either the whole folder or none of it.
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

@@ -38,7 +38,7 @@ from .distribution import Architecture, ArchitectureDistribution
 from .estimators import host_values
 
 __all__ = ["ObjectiveTerm", "SupernetLoss", "TrainingFreeTerm", "Objective", "ScoringNetwork", "TERMS",
-           "DEFAULT_OBJECTIVE", "REFERENCE_SIZE"]
+           "DEFAULT_OBJECTIVE", "REFERENCE_SIZE", "register", "unregister", "parse_weights"]
 
 #: The objective when none is given: the supernet's validation loss alone.
 DEFAULT_OBJECTIVE = {"supernet": 1.0}
@@ -218,8 +218,32 @@ class Flops(TrainingFreeTerm):
     score_function = staticmethod(training_free.flops)
 
 
-#: The objective terms by name (``--objective NAME=WEIGHT,...``).
+#: The objective terms by name (``--objective NAME=WEIGHT,...``); :func:`register` adds one.
 TERMS: dict[str, type[ObjectiveTerm]] = {term.name: term for term in (SupernetLoss, Synflow, Naswot, Params, Flops)}
+
+
+def register(term: type[ObjectiveTerm]) -> type[ObjectiveTerm]:
+    """Make ``term`` (an :class:`ObjectiveTerm` subclass with a unique ``name``) available by name everywhere.
+
+    A training-free score is a :class:`TrainingFreeTerm` with a ``score_function(network, inputs)``
+    (higher is better); it is cached, standardised and timed like the built-in ones::
+
+        class Depth(TrainingFreeTerm):
+            name = "depth"
+            score_function = staticmethod(lambda network, inputs: float(count_convolutions(network, inputs)))
+
+        objective.register(Depth)   # then: nas-estimators search --objective supernet=1,depth=0.5
+    """
+    if not (isinstance(term, type) and issubclass(term, ObjectiveTerm)):
+        raise TypeError(f"register: expected an ObjectiveTerm subclass, got {term!r}")
+    if term.name in TERMS and TERMS[term.name] is not term:
+        raise ValueError(f"register: an objective term named {term.name!r} exists already")
+    TERMS[term.name] = term
+    return term
+
+
+def unregister(name: str) -> None:
+    TERMS.pop(name, None)
 
 
 def _key(architecture: Mapping[str, Any]) -> str:

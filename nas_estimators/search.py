@@ -96,6 +96,8 @@ class SearchConfig:
     # its own architectures, and the estimator averages their estimates (see distributed.py).
     devices: int = 1
     num_nodes: int = 1
+    # Intra-op threads of this process (None: OMP_NUM_THREADS if set, else one on the CPU; see resolve_threads).
+    threads: int | None = None
 
     @property
     def processes(self) -> int:
@@ -251,6 +253,7 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
             raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
+    resolve_threads(config.threads, device)
     check_processes(config, device)
     if config.estimator in ONESHOT_BASELINES:
         check_oneshot_baseline(config.estimator)
@@ -283,6 +286,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     from .strategy import EstimatorStrategy
 
     epochs, warmup_epochs, device, precision = check_config(config)
+    torch.set_num_threads(resolve_threads(config.threads, device))
     output = Path(config.output)
     checkpoint_path = output / CHECKPOINT_NAME
     if config.resume and not checkpoint_path.is_file():
@@ -321,6 +325,23 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
                        warmup_epochs=warmup_epochs,
                        output=output, width=width, cells=cells, table=table, precision=precision)
+
+
+def resolve_threads(threads: int | None, device: torch.device) -> int:
+    """The intra-op thread count a search runs with, chosen rather than inherited.
+
+    Given: that many. Else ``OMP_NUM_THREADS`` when the user set it; else one on the CPU, where the
+    supernets of these searches are too small to gain from more threads and threads that spin while
+    another process holds the core slow both (docs/bench.md, "Threads"); on CUDA, PyTorch's default.
+    """
+    if threads is not None:
+        if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+            raise ValueError(f"threads: expected a positive integer, got {threads!r}")
+        return int(threads)
+    environment = os.environ.get("OMP_NUM_THREADS", "")
+    if environment.isdigit() and int(environment) >= 1:
+        return int(environment)
+    return 1 if device.type == "cpu" else torch.get_num_threads()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -456,6 +477,7 @@ def _loggers(output: Path) -> list:
 
 def _write_config(path: Path, config: SearchConfig, parts: dict[str, Any]) -> None:
     record = dataclasses.asdict(config)
-    record.update(epochs=parts.epochs, warmup_epochs=parts.warmup_epochs, width=parts.width, cells=parts.cells, device=str(parts.device),
+    record.update(epochs=parts.epochs, warmup_epochs=parts.warmup_epochs, width=parts.width, cells=parts.cells,
+                  threads=torch.get_num_threads(), device=str(parts.device),
                   device_name=torch.cuda.get_device_name(parts.device) if parts.device.type == "cuda" else "cpu")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")

@@ -102,6 +102,35 @@ def test_relax_is_unbiased_while_the_surrogate_adapts():
     assert estimator.step == 3300
 
 
+@pytest.mark.parametrize("options", [{"baseline_decay": 0.9}, {"baseline_decay": 0.9, "surrogate_steps": 3},
+                                     {"baseline_decay": 0.9, "surrogate_objective": "regression"}],
+                         ids=["baseline", "three-surrogate-steps", "regression"])
+def test_relax_variants_are_unbiased(options):
+    torch.manual_seed(6)
+    distribution, table, loss_fn = make_problem()
+    exact = exact_gradient(distribution, table)
+    estimator = Relax(surrogate_width=16, surrogate_lr=1e-2, **options)
+    collect(estimator, distribution, loss_fn, 200)
+    assert estimator.baseline is not None and 1.0 < estimator.baseline < 3.0
+    assert_unbiased(collect(estimator, distribution, loss_fn, 3000), exact)
+
+
+def test_relax_baseline_is_a_moving_average_of_past_losses_and_resumes():
+    distribution, _, _ = make_problem()
+    losses = iter([2.0, 4.0, 8.0])
+    estimator = Relax(surrogate_width=4, baseline_decay=0.5)
+    estimator.estimate(distribution, lambda arch: next(losses))
+    assert estimator.diagnostics["baseline"] == 0.0 and estimator.baseline == 2.0
+    estimator.estimate(distribution, lambda arch: next(losses))
+    assert estimator.diagnostics["baseline"] == 2.0 and estimator.baseline == 3.0
+    copy = Relax(surrogate_width=4, baseline_decay=0.5)
+    copy.load_state_dict(estimator.state_dict())
+    assert copy.baseline == 3.0
+    old = {key: value for key, value in estimator.state_dict().items() if key != "baseline"}  # before baselines
+    copy.load_state_dict(old)
+    assert copy.baseline is None
+
+
 def test_relax_surrogate_training_reduces_variance():
     torch.manual_seed(4)
     distribution, table, loss_fn = make_problem()
@@ -200,6 +229,9 @@ def test_state_dict_round_trip_restores_baseline_and_surrogate():
     (lambda: Relax(temperature=0.0), "temperature"),
     (lambda: Relax(temperature=-1.0), "temperature"),
     (lambda: Relax(surrogate_width=0), "surrogate_width"),
+    (lambda: Relax(baseline_decay=1.0), "baseline_decay"),
+    (lambda: Relax(surrogate_steps=0), "surrogate_steps"),
+    (lambda: Relax(surrogate_objective="mse"), "surrogate_objective"),
     (lambda: Exponential(1.0, 0.0, steps=10), "temperature final"),
     (lambda: Ram(labels_per_step=0), "labels_per_step"),
     (lambda: Ram(labels_per_step=-2), "labels_per_step"),

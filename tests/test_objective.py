@@ -205,3 +205,49 @@ def test_bad_objective_on_the_command_line_is_one_line(capsys, tmp_path):
 
     with pytest.raises(ValueError, match="objective: nni-darts minimises the supernet's loss alone"):
         check_config(SearchConfig(estimator="nni-darts", objective={"synflow": 1.0}))
+
+
+def test_the_architecture_walkthrough_registers_a_term_that_the_command_line_runs(tmp_path):
+    from nas_estimators import objective
+
+    class Convolutions(objective.TrainingFreeTerm):
+        name = "convolutions"
+
+        @staticmethod
+        def score_function(network, inputs):
+            with training_free.modules_run(network) as ran:
+                network(inputs[:1])
+            return float(sum(isinstance(m, torch.nn.Conv2d) for m in ran.values()))
+
+    objective.register(Convolutions)
+    try:
+        out = tiny_search(tmp_path / "run", "--space", "nb201", "--warmup-epochs", "1",
+                          "--objective", "supernet=1,convolutions=0.5")
+    finally:
+        objective.unregister("convolutions")
+    history = pd.read_csv(out / "history.csv")
+    assert history["objective/convolutions"].notna().iloc[-1] and history["seconds/convolutions"].iloc[-1] > 0
+    with pytest.raises(ValueError, match="unknown term 'convolutions'"):
+        parse_weights("convolutions=1")
+
+
+def test_threads_are_chosen_not_inherited(monkeypatch, tmp_path, capsys):
+    from nas_estimators.search import resolve_threads
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert resolve_threads(None, cpu) == 1
+    assert resolve_threads(3, cpu) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert resolve_threads(None, cpu) == 2
+    with pytest.raises(ValueError, match="threads: expected a positive integer"):
+        resolve_threads(0, cpu)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    before = torch.get_num_threads()
+    try:
+        out = tiny_search(tmp_path / "run", "--space", "nb201", "--threads", "2")
+        assert json.loads((out / "config.json").read_text())["threads"] == 2
+        error = one_line_error(capsys, ["search", "--threads", "0", "--output", str(tmp_path / "bad")])
+        assert "threads" in error and not (tmp_path / "bad").exists()
+    finally:
+        torch.set_num_threads(before)

@@ -52,8 +52,15 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uniform-weight-paths", type=float, default=SearchConfig.uniform_weight_paths, metavar="SHARE",
                         help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
                              "(default 1: single-path one-shot; 0: paths from the learnt distribution)")
+    add_threads_argument(parser)
     add_objective_argument(parser)
     add_estimator_arguments(parser)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads of this process (default: OMP_NUM_THREADS if set, else 1 on the CPU, "
+                             "which measured fastest for these small supernets, alone and beside other jobs)")
 
 
 def objective_weights(text: str) -> dict[str, float]:

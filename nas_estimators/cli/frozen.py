@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .. import registry
-from .common import add_estimator_arguments, add_objective_argument, estimator_values, objective_weights, usage_error
+from .common import (add_estimator_arguments, add_objective_argument, add_threads_argument, estimator_values,
+                     objective_weights, usage_error)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,6 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--output", help="output directory, must not exist (default: SEARCH_DIR/frozen-ESTIMATOR)")
     parser.add_argument("--quiet", action="store_true", help="no line per epoch")
     add_objective_argument(parser)
+    add_threads_argument(parser)
     add_estimator_arguments(parser)
     # Unset hyperparameters keep the search's values, not the registry's defaults.
     parser.set_defaults(**{name: None for name in registry.hyperparameters()})
@@ -47,6 +49,7 @@ def _frozen_search(args: argparse.Namespace) -> int:
                                arc_learning_rate=args.arc_learning_rate, seed=args.seed, destination=args.output,
                                data_root=args.data_root, device=args.device,
                                benchmark_table=args.benchmark_table, objective=objective_weights(args.objective),
+                               threads=args.threads,
                                options={k: v for k, v in estimator_values(args).items() if v is not None},
                                progress=None if args.quiet else lambda line: print(line, flush=True))
     except (ValueError, TypeError, FileNotFoundError, DataError, CheckpointError) as error:
