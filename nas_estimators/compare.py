@@ -63,7 +63,7 @@ NB201_ARCHITECTURES = 5 ** 6
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
             "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options",
-            "objective")
+            "objective", "freeze_weights")
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -106,6 +106,7 @@ class CompareConfig:
     # What sf, relax and ram minimise (objective term -> weight); NNI's strategies minimise the supernet's loss.
     objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SearchConfig().objective))
     threads: int | None = None  # every search's intra-op threads (see search.resolve_threads)
+    freeze_weights: bool = False  # sf, relax, ram: the weights stay fixed after the weights-only epochs
     output: str = "runs/compare"
     progress: bool = True
     report_only: bool = False  # run nothing: tables and report of the runs already finished in output
@@ -305,6 +306,7 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
         uniform_weight_paths=config.uniform_weight_paths if ours else 0.0, benchmark_table=config.benchmark_table,
         panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
         objective=dict(config.objective) if ours else dict(SearchConfig().objective),
+        freeze_weights=config.freeze_weights and ours,
         resume=(directory / CHECKPOINT_NAME).is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 

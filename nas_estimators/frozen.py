@@ -37,7 +37,7 @@ from .distribution import ArchitectureDistribution
 from .files import atomic_write_text
 from .lightning import arc_optimizer, arc_update
 from .nasbench201 import BenchmarkTable
-from .objective import SCORING_IMAGES, Objective
+from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
 from .search import (CHECKPOINT_NAME, SearchConfig, estimator_options, load_saved_config, make_estimator,
                      resolve_device, resolve_threads)
 from .spaces import build_space
@@ -184,9 +184,11 @@ def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_ra
                 sampled.append(value)
                 return value
 
-            if not objective.bound:  # on the first batch, as the search does
+            if not objective.bound:  # as the search does: held-out images calibrate the supernet term
+                fixed = getattr(supernet.batches, "fixed", None)
+                calibration = fixed(CALIBRATION_IMAGES) if fixed is not None else batch
                 objective.bind(getattr(supernet, "model", None), getattr(supernet, "scoring_inputs", None),
-                               distribution, seed, supernet_loss=lambda architecture: supernet.loss(batch, architecture))
+                               distribution, seed, supernet_loss=lambda architecture: supernet.loss(calibration, architecture))
             gradients = estimator.estimate(distribution, objective.loss_fn(loss))
             if sampled:  # the first call scores the sampled architecture
                 loss_sum = loss_sum + sampled[0]

@@ -69,11 +69,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
                  max_bad_steps: int = 20, uniform_weight_paths: float = 0.0,
                  objective: Objective | None = None, objective_seed: int = 0,
-                 scoring_inputs: torch.Tensor | None = None) -> None:
+                 scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
+                 freeze_weights: bool = False) -> None:
         super().__init__(training_module)
+        self.freeze_weights = bool(freeze_weights)
         self.objective = objective if objective is not None else Objective.from_weights()
         self.objective_seed = int(objective_seed)
         self.__dict__["_scoring_inputs"] = scoring_inputs  # None: the first architecture step's training batch
+        self.__dict__["_calibration_batch"] = calibration_batch  # None: the first architecture batch
         self.__dict__["_supernet"] = None
         self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
         self.estimator = estimator
@@ -173,12 +176,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                 self._sampled_validation = (loss, accuracy)
         return loss
 
-    def _score(self, batch: Any, architecture: Architecture) -> torch.Tensor:
-        """``architecture``'s loss on ``batch``, recording nothing (the objective's calibration)."""
+    def _score(self, batch: Any, architecture: Architecture, chunk: int = 256) -> torch.Tensor:
+        """``architecture``'s mean loss on ``batch``, recording nothing (the objective's calibration)."""
         self.apply(architecture)
         inputs, targets = batch
         with torch.inference_mode():
-            return self.training_module.criterion(self.training_module(inputs), targets)
+            total = sum(self.training_module.criterion(self.training_module(inputs[i:i + chunk]), targets[i:i + chunk])
+                        * len(targets[i:i + chunk]) for i in range(0, len(targets), chunk))
+        return total / len(targets)
 
     def architecture_step(self, batch: Any, weights_finite: torch.Tensor | None = None) -> tuple[bool, bool]:
         """One estimator update of the logits on ``batch``.
@@ -189,7 +194,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self._sampled_validation = None
         if not self.objective.bound:
             self.objective.bind(self._supernet, self._scoring_inputs, self.distribution, self.objective_seed,
-                                supernet_loss=lambda arch: self._score(batch, arch))
+                                supernet_loss=lambda arch: self._score(self._calibration_batch or batch, arch))
         loss_fn = self.objective.loss_fn(lambda arch: self.validation_loss(batch, arch))
         gradients = self.estimator.estimate(self.distribution, loss_fn)
         # Every process applies the mean of all processes' estimates: the same logits everywhere.
@@ -265,25 +270,27 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         train_batch, val_batch = batch["train"], batch["val"]
         if self._scoring_inputs is None and isinstance(train_batch, (tuple, list)):
             self.__dict__["_scoring_inputs"] = train_batch[0]
-
-        self.resample()
-        output = self.training_module.training_step(train_batch, batch_idx)
-        loss = output["loss"] if isinstance(output, dict) else output
-        weights_finite = self.weights_backward(loss)
-        if self.trainer.current_epoch >= self.warmup_epochs:
-            weights_good, architecture_good = self.architecture_step(val_batch, weights_finite)
-            metrics = {**self._last_validation,
-                       **{f"estimator/{k}": v for k, v in self.estimator.diagnostics.items()
-                          if isinstance(v, float) and math.isfinite(v)}}
-            batch_size = len(val_batch[1]) if isinstance(val_batch, (tuple, list)) else 1
-            for name, value in metrics.items():
-                self._log_host(name, value, weight=batch_size)
+        searching = self.trainer.current_epoch >= self.warmup_epochs
+        if searching and self.freeze_weights:
+            # Two stages: the supernet trained in the weights-only epochs is fixed; the step only moves the logits.
+            output = None
+            _, architecture_good = self.architecture_step(val_batch)
+            self._log_search_metrics(val_batch)
+            self._count(architecture_good, "validation loss or architecture estimate")
         else:
-            [finite] = host_values([weights_finite])
-            weights_good, architecture_good = finite != 0.0, True
-        self.weights_update(weights_good)
-        self._count(weights_good and architecture_good,
-                    "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
+            self.resample()
+            output = self.training_module.training_step(train_batch, batch_idx)
+            loss = output["loss"] if isinstance(output, dict) else output
+            weights_finite = self.weights_backward(loss)
+            if searching:
+                weights_good, architecture_good = self.architecture_step(val_batch, weights_finite)
+                self._log_search_metrics(val_batch)
+            else:
+                [finite] = host_values([weights_finite])
+                weights_good, architecture_good = finite != 0.0, True
+            self.weights_update(weights_good)
+            self._count(weights_good and architecture_good,
+                        "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
         with torch.no_grad():
             entropy = float(self.distribution.entropy())
         self._log_host("entropy", entropy)
@@ -294,6 +301,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         if self.log_probs_every_n_steps and self.global_step % self.log_probs_every_n_steps == 0:
             self.log_probs(self.export_probs())
         return output
+
+    def _log_search_metrics(self, val_batch: Any) -> None:
+        metrics = {**self._last_validation,
+                   **{f"estimator/{k}": v for k, v in self.estimator.diagnostics.items()
+                      if isinstance(v, float) and math.isfinite(v)}}
+        batch_size = len(val_batch[1]) if isinstance(val_batch, (tuple, list)) else 1
+        for name, value in metrics.items():
+            self._log_host(name, value, weight=batch_size)
 
     # ---------------------------------------------------------------- checkpoints
 

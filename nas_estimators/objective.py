@@ -5,7 +5,7 @@ score can enter it. Today's terms:
 
 * ``supernet`` (:class:`SupernetLoss`): the sampled path's validation loss with the shared weights, on
   the step's architecture batch (the only term before objectives existed, and the default; beside
-  other terms it is standardised by the reference sample's losses on the first architecture batch);
+  other terms it is standardised by the reference sample's losses on 512 held-out images);
 * ``synflow``, ``naswot``, ``params``, ``flops`` (:class:`TrainingFreeTerm`): scores of the path in a
   never-trained copy of the supernet on one fixed batch (:mod:`~nas_estimators.training_free`),
   cached per architecture. Each is standardised against a reference sample of uniformly drawn
@@ -46,6 +46,10 @@ DEFAULT_OBJECTIVE = {"supernet": 1.0}
 REFERENCE_SIZE = 64
 #: Images in the fixed batch the training-free terms score on.
 SCORING_IMAGES = 64
+#: Held-out images on which the reference sample calibrates the supernet term beside others: one
+#: batch of 64 adds its own noise to the spread between architectures, and the weights would then
+#: depend on the batch size.
+CALIBRATION_IMAGES = 512
 _CLAMP = 10.0
 
 
@@ -105,7 +109,7 @@ class SupernetLoss(ObjectiveTerm):
     """The sampled path's loss on the step's architecture batch with the shared weights (not cached).
 
     Alone it enters as it is. Beside other terms it is standardised like them, by the median and
-    spread of the reference sample's losses on the first architecture batch (:meth:`calibrate`).
+    spread of the reference sample's losses on :data:`CALIBRATION_IMAGES` held-out images (:meth:`calibrate`).
     """
 
     name = "supernet"

@@ -117,7 +117,7 @@ class SearchRecorder(pl.Callback):
                                    "seed": batches.seed})
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
             # Stays on the device (no host sync per step); skipped non-finite steps are not averaged.
             finite = torch.isfinite(loss.detach())

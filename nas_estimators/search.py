@@ -28,7 +28,7 @@ from .data import DeviceBatches, ImageData, load_dataset, search_batches
 from .files import atomic_write_text
 from .lightning import SearchDiverged, check_uniform_weight_paths
 from .nasbench201 import BenchmarkTable, benchmark_listener
-from .objective import DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
+from .objective import CALIBRATION_IMAGES, DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .spaces import BATCH_NORMS, build_space
 
@@ -71,6 +71,8 @@ class SearchConfig:
     uniform_weight_paths: float = 1.0
     batch_norm: str = "nni"  # "no-affine": batch statistics only, no affine parameters (see spaces.BATCH_NORMS)
     gradient_clip: float | None = 5.0
+    # After the weights-only epochs, keep the weights fixed and only move the distribution (two stages).
+    freeze_weights: bool = False
     # What the estimators minimise: objective term name -> weight (see objective.py).
     objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OBJECTIVE))
     # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
@@ -261,6 +263,9 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
         make_estimator(config)  # checks the hyperparameters before any data is read
     check_uniform_weight_paths(config.uniform_weight_paths)
     Objective.from_weights(config.objective)
+    if config.estimator in ONESHOT_BASELINES and config.freeze_weights:
+        raise ValueError(f"freeze_weights: {config.estimator} trains its weights and architecture together (as NNI "
+                         "runs it); freezing the weights is for sf, relax and ram")
     if config.estimator in ONESHOT_BASELINES and dict(config.objective) != DEFAULT_OBJECTIVE:
         raise ValueError(f"objective: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
                          "objective terms are for sf, relax and ram")
@@ -321,7 +326,9 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
                                      max_bad_steps=config.max_bad_steps,
                                      uniform_weight_paths=config.uniform_weight_paths,
                                      objective=Objective.from_weights(config.objective), objective_seed=config.seed,
-                                     scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0])
+                                     scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0],
+                                     calibration_batch=batches[1].fixed(CALIBRATION_IMAGES),
+                                     freeze_weights=config.freeze_weights)
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
                        warmup_epochs=warmup_epochs,
                        output=output, width=width, cells=cells, table=table, precision=precision)

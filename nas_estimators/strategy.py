@@ -49,13 +49,16 @@ class EstimatorStrategy(_nni.OneShotStrategy):
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
                  max_bad_steps: int = 20, uniform_weight_paths: float = 0.0,
                  objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
-                 scoring_inputs: Any = None, **kwargs: Any) -> None:
+                 scoring_inputs: Any = None, calibration_batch: Any = None, freeze_weights: bool = False,
+                 **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
         if isinstance(objective, str):
             objective = Objective.parse(objective)
         elif objective is None or isinstance(objective, Mapping):
             objective = Objective.from_weights(objective)
         self.objective, self.objective_seed, self.scoring_inputs = objective, int(objective_seed), scoring_inputs
+        self.freeze_weights = bool(freeze_weights)
+        self.calibration_batch = calibration_batch
         self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
         super().__init__(**kwargs)
         self.estimator = estimator
@@ -89,7 +92,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             warmup_epochs=self.warmup_epochs, gradient_clip_val=self.gradient_clip_val,
             log_probs_every_n_steps=self.log_probs_every_n_steps, max_bad_steps=self.max_bad_steps,
             uniform_weight_paths=self.uniform_weight_paths, objective=self.objective,
-            objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs)
+            objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs,
+            calibration_batch=self.calibration_batch, freeze_weights=self.freeze_weights)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):

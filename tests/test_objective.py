@@ -251,3 +251,24 @@ def test_threads_are_chosen_not_inherited(monkeypatch, tmp_path, capsys):
         assert "threads" in error and not (tmp_path / "bad").exists()
     finally:
         torch.set_num_threads(before)
+
+
+def test_freeze_weights_keeps_the_supernet_after_the_weights_only_epochs(tmp_path):
+    from nas_estimators.search import SearchConfig, run_search
+
+    snapshots = {}
+
+    def listener(row, module):
+        snapshots[row["epoch"]] = {k: v.detach().clone() for k, v in module.training_module.state_dict().items()
+                                   if v.is_floating_point()}
+
+    config = SearchConfig(space="nb201", epochs=3, warmup_epochs=1, batch_size=256, freeze_weights=True,
+                          objective={"supernet": 2.0, "synflow": 1.0, "params": 1.0}, progress=False,
+                          output=str(tmp_path / "run"), panel_images=0)
+    result = run_search(config, listeners=[listener])
+    parameters = [k for k in snapshots[0] if "running" not in k and "num_batches" not in k]
+    assert all(torch.equal(snapshots[0][k], snapshots[2][k]) for k in parameters)
+    history = result["history"]
+    assert history["entropy"].iloc[0] == pytest.approx(history["entropy"].max())
+    assert history["entropy"].iloc[-1] < history["entropy"].iloc[0] - 1e-3  # the logits moved
+    assert history["objective/synflow"].notna().iloc[-1]

@@ -26,7 +26,8 @@ KILLABLE = ["--space", "nb201", "--width", "8", "--cells", "1", "--batch-size", 
 
 
 def tables(output):
-    history = pd.read_csv(output / "history.csv").drop(columns=["seconds"])
+    history = pd.read_csv(output / "history.csv")
+    history = history.drop(columns=[c for c in history.columns if c == "seconds" or c.startswith("seconds/")])  # timings
     probabilities = pd.read_csv(output / "probabilities.csv")
     return history, probabilities, (output / "architecture.json").read_text()
 

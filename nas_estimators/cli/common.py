@@ -52,6 +52,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uniform-weight-paths", type=float, default=SearchConfig.uniform_weight_paths, metavar="SHARE",
                         help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
                              "(default 1: single-path one-shot; 0: paths from the learnt distribution)")
+    parser.add_argument("--freeze-weights", action="store_true",
+                        help="after the weights-only epochs keep the shared weights fixed: each step only updates "
+                             "the distribution (two stages: train the supernet, then search it)")
     add_threads_argument(parser)
     add_objective_argument(parser)
     add_estimator_arguments(parser)

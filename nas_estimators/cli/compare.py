@@ -58,6 +58,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="run nothing: write results.csv, summary.csv and report.html of the runs already "
                              "finished in --output (the others are named and left out)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--freeze-weights", action="store_true",
+                        help="sf, relax, ram: after the weights-only epochs keep the weights fixed (two stages)")
     add_objective_argument(parser)
     add_threads_argument(parser)
     add_estimator_arguments(parser)  # each of our estimators reads its own; the others ignore them
@@ -78,7 +80,7 @@ def _compare(args: argparse.Namespace) -> int:
             weight_learning_rate=args.weight_learning_rate, batch_norm=args.batch_norm, uniform_weight_paths=args.uniform_weight_paths, panel_images=args.panel_images,
             table_learning_rate=args.table_learning_rate, table_noise=args.table_noise,
             estimator_options=estimator_values(args), objective=objective_weights(args.objective),
-            threads=args.threads, output=args.output, progress=not args.no_progress, report_only=args.report_only)
+            threads=args.threads, freeze_weights=args.freeze_weights, output=args.output, progress=not args.no_progress, report_only=args.report_only)
     except ValueError as error:  # a seed that is not an integer
         raise UsageError(f"seeds: expected integers, {error}") from None
     from ..recorder import SearchInterrupted
