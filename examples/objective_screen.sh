@@ -7,10 +7,12 @@
 #
 # Usage: examples/objective_screen.sh CIFAR10_DIR TABLE_CSV SEEDS ESTIMATOR OBJECTIVE [OBJECTIVE ...]
 #   e.g. examples/objective_screen.sh data/cifar10 nb201.csv 0,1,2 sf supernet=1 synflow=1,naswot=1,params=1
-# Writes runs/screen/supernet-sSEED and runs/screen/supernet-sSEED/frozen-ESTIMATOR-OBJECTIVE.
+# Writes runs/screen/supernet-sSEED and runs/screen/supernet-sSEED/frozen-ESTIMATOR-eEPOCHS-OBJECTIVE
+# (ESTIMATOR sf4: SF scoring 4 architectures a step; FROZEN_EPOCHS sets the passes, default 4).
 set -euo pipefail
 data=${1:?CIFAR10_DIR}; table=${2:?TABLE_CSV}; seeds=${3:?SEEDS}; estimator=${4:?ESTIMATOR}; shift 4
 root=${SCREEN_ROOT:-runs/screen}
+epochs=${FROZEN_EPOCHS:-4}  # passes of frozen-search over the architecture half
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 for seed in ${seeds//,/ }; do
   supernet="$root/supernet-s$seed"
@@ -21,10 +23,10 @@ for seed in ${seeds//,/ }; do
       --output "$supernet" "${resume[@]}"
   fi
   for objective in "$@"; do
-    out="$supernet/frozen-$estimator-${objective//[=,]/_}"
+    out="$supernet/frozen-$estimator-e$epochs-${objective//[=,]/_}"
     [ -d "$out" ] && continue
     extra=(); [ "$estimator" = sf4 ] && extra=(--samples-per-step 4)
-    nas-estimators frozen-search "$supernet" --estimator "${estimator%4}" "${extra[@]}" --epochs 4 --seed "$seed" \
+    nas-estimators frozen-search "$supernet" --estimator "${estimator%4}" "${extra[@]}" --epochs "$epochs" --seed "$seed" \
       --objective "$objective" --benchmark-table "$table" --output "$out" --quiet
   done
 done

@@ -22,6 +22,18 @@ CHECKPOINT_KEY = "nas_estimators"
 LOGIT_RANGE = 50.0
 PROGRESS_BAR_METRICS = ("val_acc", "entropy")
 
+# The search recipe (docs/search-quality.md), the defaults of `search` and of the NNI strategies alike: the
+# first WARMUP_SHARE of the epochs train the weights only, on uniformly drawn paths, then the logits move
+# with Adam at ARC_LEARNING_RATE.
+WARMUP_SHARE = 0.6
+ARC_LEARNING_RATE = 0.03
+UNIFORM_WEIGHT_PATHS = 1.0
+
+
+def recipe_warmup_epochs(epochs: int) -> int:
+    """Weights-only epochs of a search of ``epochs``: WARMUP_SHARE of them, at least one left to the architecture."""
+    return max(0, min(int(WARMUP_SHARE * epochs), int(epochs) - 1))
+
 
 def check_uniform_weight_paths(value: float) -> float:
     """``uniform_weight_paths`` as a float in [0, 1], or a ValueError naming it."""
@@ -65,9 +77,9 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     """
 
     def __init__(self, training_module: _nni.LightningModule, estimator: Estimator, *,
-                 arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
+                 arc_learning_rate: float = ARC_LEARNING_RATE, warmup_epochs: int | None = None,
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0,
+                 max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
                  objective: Objective | None = None, objective_seed: int = 0,
                  scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
                  freeze_weights: bool = False) -> None:
@@ -119,6 +131,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         if processes > 1:
             torch.manual_seed((torch.initial_seed() + 1_000_003 * rank) % (2 ** 63))
             self.estimator.collectives = distributed
+
+    @property
+    def resolved_warmup_epochs(self) -> int:
+        """``warmup_epochs``, or the recipe's share of the trainer's ``max_epochs`` when it was not given."""
+        if self.warmup_epochs is not None:
+            return int(self.warmup_epochs)
+        epochs = getattr(self.trainer, "max_epochs", None)
+        return recipe_warmup_epochs(epochs) if epochs and epochs > 0 else 0
 
     def apply(self, architecture: Mapping[str, Any]) -> None:
         """Make the supernet run ``architecture`` until the next call."""
@@ -270,7 +290,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         train_batch, val_batch = batch["train"], batch["val"]
         if self._scoring_inputs is None and isinstance(train_batch, (tuple, list)):
             self.__dict__["_scoring_inputs"] = train_batch[0]
-        searching = self.trainer.current_epoch >= self.warmup_epochs
+        searching = self.trainer.current_epoch >= self.resolved_warmup_epochs
         if searching and self.freeze_weights:
             # Two stages: the supernet trained in the weights-only epochs is fixed; the step only moves the logits.
             output = None

@@ -26,7 +26,8 @@ from . import _nni, registry
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import DeviceBatches, ImageData, load_dataset, search_batches
 from .files import atomic_write_text
-from .lightning import SearchDiverged, check_uniform_weight_paths
+from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE, SearchDiverged,  # noqa: F401
+                        check_uniform_weight_paths, recipe_warmup_epochs)
 from .nasbench201 import BenchmarkTable, benchmark_listener
 from .objective import CALIBRATION_IMAGES, DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
@@ -38,8 +39,6 @@ PRECISIONS = ("bf16", "fp32")
 CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
 DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
-#: Share of the epochs that train the weights only when ``warmup_epochs`` is not given.
-WARMUP_SHARE = 0.6
 #: The defaults before the recipe became the default: a resumed search whose config.json lacks one ran with it.
 PRE_RECIPE_DEFAULTS = {"arc_learning_rate": 3e-3, "warmup_epochs": 0, "uniform_weight_paths": 0.0}
 # Width and cells for the digits default (8x8 images): small enough for a 2-core CPU.
@@ -66,9 +65,9 @@ class SearchConfig:
     weight_decay: float = 3e-4
     # The recipe of docs/search-quality.md: logits fixed until a supernet trained on uniformly drawn
     # paths ranks better than chance, then moved fast enough to settle in the epochs left.
-    arc_learning_rate: float = 0.03
+    arc_learning_rate: float = ARC_LEARNING_RATE
     warmup_epochs: int | None = None  # None: WARMUP_SHARE of the epochs train the weights only
-    uniform_weight_paths: float = 1.0
+    uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS
     batch_norm: str = "nni"  # "no-affine": batch statistics only, no affine parameters (see spaces.BATCH_NORMS)
     gradient_clip: float | None = 5.0
     # After the weights-only epochs, keep the weights fixed and only move the distribution (two stages).
@@ -230,7 +229,7 @@ def schedule(config: SearchConfig) -> tuple[int, int]:
 
     warmup_epochs = config.warmup_epochs
     if warmup_epochs is None:  # NNI's strategies start at once, as NNI runs them; ours leave at least one epoch
-        warmup_epochs = 0 if config.estimator in ONESHOT_BASELINES else min(int(WARMUP_SHARE * epochs), int(epochs) - 1)
+        warmup_epochs = 0 if config.estimator in ONESHOT_BASELINES else recipe_warmup_epochs(int(epochs))
     if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
         raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
     return int(epochs), int(warmup_epochs)

@@ -7,17 +7,18 @@ from typing import Any, Iterator, Mapping
 
 from . import _nni
 from .estimators import Estimator, Ram, Relax, ScoreFunction
-from .lightning import EstimatorLightningModule, check_uniform_weight_paths
+from .lightning import ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_uniform_weight_paths
 from .objective import Objective
 from .schedules import Schedule
 
 _logger = logging.getLogger(__name__)
 
 
-def _check_common(arc_learning_rate: float, warmup_epochs: int, log_probs_every_n_steps: int) -> None:
+def _check_common(arc_learning_rate: float, warmup_epochs: int | None, log_probs_every_n_steps: int) -> None:
     if not (float(arc_learning_rate) > 0):
         raise ValueError(f"arc_learning_rate: expected a positive number, got {arc_learning_rate!r}")
-    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+    if warmup_epochs is not None and (isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs
+                                      or warmup_epochs < 0):
         raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
     if int(log_probs_every_n_steps) < 0:
         raise ValueError(f"log_probs_every_n_steps: expected an integer >= 0, got {log_probs_every_n_steps!r}")
@@ -40,14 +41,15 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             consecutive steps with a non-finite loss, gradient or estimate (0: never stop). Such
             steps are skipped: nothing non-finite reaches the weights or the logits.
         uniform_weight_paths: the share of steps whose weight update trains a path drawn uniformly
-            from the space (1: every step, as single-path one-shot NAS does; 0: every path is drawn
+            from the space (1, the default: every step, as single-path one-shot NAS does; 0: every path is drawn
             from the learnt distribution, as ENAS does). The estimator always scores its own draws
             from the distribution.
     """
 
-    def __init__(self, estimator: Estimator, *, arc_learning_rate: float = 3e-3, warmup_epochs: int = 0,
+    def __init__(self, estimator: Estimator, *, arc_learning_rate: float = ARC_LEARNING_RATE,
+                 warmup_epochs: int | None = None,
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20, uniform_weight_paths: float = 0.0,
+                 max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
                  objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
                  scoring_inputs: Any = None, calibration_batch: Any = None, freeze_weights: bool = False,
                  **kwargs: Any) -> None:
@@ -63,7 +65,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         super().__init__(**kwargs)
         self.estimator = estimator
         self.arc_learning_rate = float(arc_learning_rate)
-        self.warmup_epochs = int(warmup_epochs)
+        self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
         self.gradient_clip_val = gradient_clip_val
         self.log_probs_every_n_steps = int(log_probs_every_n_steps)
         if isinstance(max_bad_steps, bool) or int(max_bad_steps) != max_bad_steps or max_bad_steps < 0:

@@ -13,7 +13,7 @@ from torch import nn
 from helpers import one_line_error, tiny_search
 from nas_estimators import ArchitectureDistribution, Ram, Relax, ScoreFunction, training_free
 from nas_estimators.objective import Objective, ObjectiveTerm, TrainingFreeTerm, parse_weights
-from test_estimators import assert_unbiased, collect
+from test_estimators import SIZES, assert_unbiased, collect, make_problem
 
 
 def tiny_network():
@@ -80,17 +80,11 @@ class CountingTerm(TrainingFreeTerm):
         super().bind(self._fake, distribution, seed)
 
 
-SIZES = {"a": 3, "b": 4, "c": 2}
-
-
 def problem(seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    distribution = ArchitectureDistribution({label: list(range(size)) for label, size in SIZES.items()})
-    with torch.no_grad():
-        for label in distribution.labels:
-            distribution.logits[label].copy_(torch.randn(SIZES[label], generator=generator))
-    supernet_losses = torch.rand(tuple(SIZES.values()), generator=generator, dtype=torch.float64) + 1.0
-    scores = torch.randn(tuple(SIZES.values()), generator=generator, dtype=torch.float64).tolist()
+    """test_estimators' enumerable space and loss table (the supernet's losses), and a table of raw scores."""
+    distribution, supernet_losses, _ = make_problem(seed)
+    scores = torch.randn(tuple(SIZES.values()), generator=torch.Generator().manual_seed(seed + 100),
+                         dtype=torch.float64).tolist()
     return distribution, supernet_losses, scores
 
 

@@ -22,7 +22,7 @@ def tiny_space(name):
     return NasBench201(stem_out_channels=4, num_modules_per_stack=1)
 
 
-def tiny_evaluator(epochs=2):
+def tiny_evaluator(epochs=2, callbacks=()):
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(48, 3, 8, 8, generator=generator)
     labels = torch.randint(0, 10, (48,), generator=generator)
@@ -30,7 +30,7 @@ def tiny_evaluator(epochs=2):
     return Classification(
         train_dataloaders=DataLoader(dataset, batch_size=16), val_dataloaders=DataLoader(dataset, batch_size=16),
         max_epochs=epochs, num_classes=10, learning_rate=0.01, enable_progress_bar=False, logger=False,
-        enable_checkpointing=False, enable_model_summary=False)
+        enable_checkpointing=False, enable_model_summary=False, callbacks=list(callbacks))
 
 
 STRATEGIES = {
@@ -163,3 +163,36 @@ def test_distribution_from_the_darts_space_matches_its_labels():
     for label, mutable in simplified.items():
         assert distribution.values[label] == list(mutable.values)
     assert {label for label in distribution.labels if "input" in label} == set(distribution.wrapped)
+
+
+def test_the_strategies_default_to_the_search_recipe_inside_nas_experiment():
+    """SF() with no arguments: weights-only warm-up (60% of max_epochs), uniform weight paths, then the logits move."""
+    import pytorch_lightning as pl
+
+    class Watch(pl.Callback):
+        def __init__(self):
+            self.logits, self.uniform_draws = [], 0
+
+        def on_train_start(self, trainer, pl_module):
+            distribution = pl_module.distribution
+            original = distribution.uniform_indices
+
+            def counted(*args, **kwargs):
+                self.uniform_draws += 1
+                return original(*args, **kwargs)
+
+            distribution.uniform_indices = counted
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.logits.append(torch.cat([p.detach().clone() for p in pl_module.distribution.parameters()]))
+
+    torch.manual_seed(0)
+    watch = Watch()
+    evaluator = tiny_evaluator(epochs=5, callbacks=[watch])
+    strategy = nas_estimators.SF()
+    assert (strategy.arc_learning_rate, strategy.uniform_weight_paths, strategy.warmup_epochs) == (0.03, 1.0, None)
+    NasExperiment(tiny_space("nb201"), evaluator, strategy).run()
+    assert len(watch.logits) == 5
+    assert all(float(logits.abs().max()) == 0.0 for logits in watch.logits[:3])  # int(0.6 * 5) weights-only epochs
+    assert float(watch.logits[-1].abs().max()) > 1e-3
+    assert watch.uniform_draws == 5 * 3  # every weight step of every epoch: 48 images / 16 a batch
