@@ -340,7 +340,7 @@ class Objective:
         first = [True]
 
         def loss(architecture: Architecture) -> Any:
-            total: Any = 0.0
+            total: Any = None  # the supernet's loss alone stays the very tensor it was: no extra kernel a step
             values = {}
             for term in self.terms:
                 if isinstance(term, SupernetLoss):
@@ -355,10 +355,11 @@ class Objective:
                 else:
                     value = term.value(architecture)
                     values[f"objective/{term.name}"] = value
-                total = total + term.weight * value if term.weight != 1.0 else total + value
+                weighted = value if term.weight == 1.0 else term.weight * value
+                total = weighted if total is None else total + weighted
             if first[0]:  # the estimators score their sampled architecture first
                 self._last, first[0] = values, False
-            return total
+            return 0.0 if total is None else total
 
         return loss
 
