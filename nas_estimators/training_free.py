@@ -54,30 +54,32 @@ def modules_run(network: nn.Module) -> Iterator[dict[int, nn.Module]]:
 
 
 @contextlib.contextmanager
-def _preserved(network: nn.Module) -> Iterator[None]:
-    """Restore the network's weights, buffers, gradients and train/eval modes afterwards."""
-    state = {key: value.detach().clone() for key, value in network.state_dict(keep_vars=True).items()
-             if isinstance(value, torch.Tensor)}
+def _preserved(network: nn.Module, parameters: bool = False) -> Iterator[None]:
+    """Restore the network's buffers (batch-norm statistics), train/eval modes and, with ``parameters``,
+    its weights, gradients and ``requires_grad`` flags afterwards (only SynFlow changes those)."""
+    tensors = network.state_dict(keep_vars=True) if parameters else dict(network.named_buffers())
+    state = {key: value.detach().clone() for key, value in tensors.items() if isinstance(value, torch.Tensor)}
     modes = {module: module.training for module in network.modules()}
-    grads = {parameter: parameter.grad for parameter in network.parameters()}
-    flags = {parameter: parameter.requires_grad for parameter in network.parameters()}
+    grads = {parameter: (parameter.grad, parameter.requires_grad) for parameter in network.parameters()} \
+        if parameters else {}
     try:
         yield
     finally:
+        current = network.state_dict(keep_vars=True) if parameters else dict(network.named_buffers())
         with torch.no_grad():
-            for key, value in network.state_dict(keep_vars=True).items():
+            for key, value in current.items():
                 if key in state:
                     value.data = state[key]
         for module, training in modes.items():
             module.train(training)
-        for parameter, grad in grads.items():
+        for parameter, (grad, flag) in grads.items():
             parameter.grad = grad
-            parameter.requires_grad_(flags[parameter])
+            parameter.requires_grad_(flag)
 
 
 def synflow(network: nn.Module, inputs: torch.Tensor) -> float:
     """Log SynFlow score of ``network`` (``inputs`` gives the shape and device; its values are not used)."""
-    with _preserved(network):
+    with _preserved(network, parameters=True):
         network.eval()  # batch statistics of an all-ones input are constant: they would zero every channel
         with torch.no_grad():
             for parameter in network.parameters():

@@ -125,7 +125,11 @@ def test_bad_input_gets_one_line(finished_search, tmp_path, capsys):
     config = json.loads((finished_search / "config.json").read_text())
     (baseline / "config.json").write_text(json.dumps({**config, "estimator": "nni-darts"}))
     assert "nni-darts" in one_line_error(capsys, ["frozen-search", str(baseline), "--output", str(tmp_path / "e")])
-    assert not any((tmp_path / name).exists() for name in "abcde")
+    assert "unknown term 'zico'" in one_line_error(
+        capsys, ["frozen-search", str(finished_search), "--objective", "zico=1", "--output", str(tmp_path / "f")])
+    assert "threads" in one_line_error(
+        capsys, ["frozen-search", str(finished_search), "--threads", "0", "--output", str(tmp_path / "g")])
+    assert not any((tmp_path / name).exists() for name in "abcdefg")
     assert not list(tmp_path.glob("*.partial"))
 
 
@@ -154,3 +158,12 @@ def test_frozen_search_from_python(finished_search, tmp_path):
     assert settings["estimator"] == "relax" and settings["arc_learning_rate"] == json.loads(
         (finished_search / "config.json").read_text())["arc_learning_rate"]
     assert set(result["architecture"]) == set(json.loads((finished_search / "architecture.json").read_text()))
+
+
+def test_frozen_search_with_training_free_terms_records_them(finished_search, tmp_path):
+    out = tmp_path / "tf"
+    assert main(["frozen-search", str(finished_search), "--epochs", "1", "--quiet", "--output", str(out),
+                 "--objective", "supernet=2,synflow=1,params=1"]) == 0
+    history = pd.read_csv(out / "history.csv")
+    assert history["seconds/synflow"].iloc[-1] > 0 and history["seconds/params"].iloc[-1] > 0
+    assert json.loads((out / "config.json").read_text())["objective"] == {"supernet": 2.0, "synflow": 1.0, "params": 1.0}

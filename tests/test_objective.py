@@ -266,3 +266,13 @@ def test_freeze_weights_keeps_the_supernet_after_the_weights_only_epochs(tmp_pat
     assert history["entropy"].iloc[0] == pytest.approx(history["entropy"].max())
     assert history["entropy"].iloc[-1] < history["entropy"].iloc[0] - 1e-3  # the logits moved
     assert history["objective/synflow"].notna().iloc[-1]
+
+
+def test_naswot_and_the_counts_leave_batch_norm_statistics_and_modes_alone():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(8, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    for score in (training_free.naswot, training_free.parameter_count, training_free.flops):
+        score(net, x)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # naswot runs in train mode
+    assert not any(m.training for m in net.modules())
