@@ -16,8 +16,9 @@ interrupted comparison.
 import argparse
 from pathlib import Path
 
-from nas_estimators.compare import (DEFAULT_METHODS, MULTI_TRIAL_METHODS, CompareConfig, list_argument,
+from nas_estimators.compare import (DEFAULT_METHODS, CompareConfig, list_argument,
                                     markdown_table, run_compare)
+from nas_estimators.methods import names as method_names
 
 
 def main() -> None:
@@ -53,7 +54,7 @@ def main() -> None:
             f"({args.warmup_epochs} of them weights only, architecture learning rate {args.arc_learning_rate:g}), batch "
             f"{args.batch_size}, seeds {', '.join(map(str, config.seeds))}; benchmark accuracy: the table's CIFAR-10 "
             "test accuracy of the final mode architecture (one-shot) or of the best queried architecture "
-            f"(multi-trial, {args.budget} look-ups each: {', '.join(m for m in config.methods if m in MULTI_TRIAL_METHODS)}).\n\n")
+            f"(multi-trial, {args.budget} look-ups each: {', '.join(m for m in config.methods if m in method_names('nni-multi-trial'))}).\n\n")
     (Path(args.output) / "summary.md").write_text(note + table)
     print(note + table)
 

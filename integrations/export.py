@@ -17,8 +17,8 @@ from nas_estimators.nasbench201 import EDGES as NB201_EDGES
 from nas_estimators.nasbench201 import LABELS as NB201_LABELS
 from nas_estimators.nasbench201 import to_arch_string
 
-from . import diagrams
-from .diagrams import CellGraph, Edge
+from nas_estimators.integrations import diagrams
+from nas_estimators.integrations.diagrams import CellGraph, Edge
 
 __all__ = ["FORMATS", "cell_graphs", "export"]
 

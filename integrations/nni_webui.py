@@ -1,6 +1,6 @@
 """The found architectures in NNI's own web UI: the top-k of a search as the trials of an NNI experiment.
 
-A search ends with ``top_k.json``, its k most probable architectures. :func:`launch` starts an NNI
+A search ends with its k most probable architectures (``RunFolder.top_k``). :func:`launch` starts an NNI
 experiment (the HPO ``Experiment`` API, local training service) whose tuner, :class:`TopKTuner`,
 hands out exactly those architectures, best first; each trial builds the fixed network with
 ``model_space.freeze(sample)``, retrains it for a few epochs on the search's dataset and reports
@@ -16,7 +16,6 @@ NNI's ``NasExperiment`` is not used: NNI 3.0 can hang in it on a machine without
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import socket
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas_estimators.architectures import SearchOutput
+from nas_estimators.run_folder import RunFolder
 
 __all__ = ["TopKTuner", "capture_webui", "free_port", "launch", "run_trial", "wait_for_trials", "FINAL_STATUSES"]
 
@@ -79,9 +79,9 @@ def launch(search: SearchOutput, port: int = 8080, trial_epochs: int = 2, concur
     """
     from nni.experiment import CustomAlgorithmConfig, Experiment, RunMode
 
-    if search.directory is None or not (search.directory / "config.json").is_file():
+    if search.directory is None or not RunFolder(search.directory).config.is_file():
         raise ValueError("search: the web UI retrains the architectures, so it needs a search output directory "
-                         "with config.json")
+                         f"with {RunFolder(search.directory or '.').config.name}")
     for name, value, low in (("trial_epochs", trial_epochs, 1), ("concurrency", concurrency, 1), ("port", port, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
@@ -135,7 +135,7 @@ def capture_webui(port: int, screenshot: str | os.PathLike[str] | None = None, t
     times its size, when ``screenshot`` is given.
     Each expanded trial shows its architecture (``mutation_summary``) under "Parameters".
     """
-    from .browser import HeadlessChromium
+    from nas_estimators.integrations.browser import HeadlessChromium
 
     with HeadlessChromium(width=1400, height=1000, scale=scale) as browser:
         page = browser.open(f"http://127.0.0.1:{port}/detail", settle=1.0, timeout=timeout)
@@ -162,7 +162,7 @@ def run_trial(search_directory: Path, epochs: int, batch_size: int = 64, threads
         torch.set_num_threads(threads)
     parameters = nni.get_next_parameter()
     architecture, rank = parameters[MUTATION_SUMMARY], int(parameters["rank"])
-    config = json.loads((search_directory / "config.json").read_text())
+    config = RunFolder(search_directory).read_config()
     seed = int(config.get("seed", 0)) + rank
     torch.manual_seed(seed)
     data = load_dataset(config["dataset"], config.get("data_root"))

@@ -36,11 +36,11 @@ from typing import Any, Callable, Iterator, Mapping
 import optuna
 import pytorch_lightning as pl
 
-from .. import registry
-from ..lightning import SearchDiverged
-from ..nasbench201 import benchmark_listener
-from ..evaluate import exported_val_accuracy
-from ..search import SearchConfig, prepare, run_search, schedule
+from nas_estimators import registry
+from nas_estimators.lightning import SearchDiverged
+from nas_estimators.nasbench201 import benchmark_listener
+from nas_estimators.evaluate import exported_val_accuracy
+from nas_estimators.search import SearchConfig, prepare, run_search, schedule
 
 __all__ = [
     "tuned_parameters", "SearchDiverged", "StudyMismatch", "suggest_hyperparameters", "SearchObjective",
@@ -108,7 +108,7 @@ class _EpochReporter:
             value = row.get(name)
             if value is None or not math.isfinite(value):
                 raise SearchDiverged(f"epoch {epoch}: {name} is {value}")
-        if self.table is not None:  # a column of history.csv: the benchmark accuracy of the epoch's mode
+        if self.table is not None:  # a column of the run's history: the benchmark accuracy of the epoch's mode
             benchmark_listener(self.table)(row, module)
         if epoch < self.warmup_epochs:
             return
@@ -160,9 +160,9 @@ class SearchObjective:
     def num_labels(self) -> int:
         """Labels of the searched space (RAM's ``labels_per_step`` ranges up to it)."""
         if self._num_labels is None:
-            from ..distribution import ArchitectureDistribution
-            from ..search import DIGITS_SIZE
-            from ..spaces import build_space
+            from nas_estimators.distribution import ArchitectureDistribution
+            from nas_estimators.search import DIGITS_SIZE
+            from nas_estimators.spaces import build_space
 
             width, cells = self.config.width, self.config.cells
             if self.config.dataset == "digits":

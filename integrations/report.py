@@ -21,9 +21,10 @@ import pandas as pd
 from nas_estimators.architectures import ArchitectureError, SearchOutput, darts_shape, load_search
 from nas_estimators.html_report import HtmlPage
 from nas_estimators.nasbench201 import to_arch_string
+from nas_estimators.run_folder import RunFolder
 
-from . import diagrams
-from .export import cell_graphs
+from nas_estimators.integrations import diagrams
+from nas_estimators.integrations.export import cell_graphs
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "SECTIONS", "SearchRecord", "load_record", "write_report"]
 
@@ -51,27 +52,28 @@ class SearchRecord:
 
 
 def load_record(directory: str | os.PathLike[str]) -> SearchRecord:
-    """Read a search output directory (``history.csv``, ``probabilities.csv``, ``top_k.json``, ``config.json``)."""
+    """Read a search output directory (its history, probabilities, top-k and settings; see ``RunFolder``)."""
     path = Path(directory)
+    run = RunFolder(path)
     if not path.is_dir():
         raise ArchitectureError(f"{path}: no such directory")
     search = load_search(path)
     tables = {}
-    for name in ("history.csv", "probabilities.csv"):
-        file = path / name
+    for file in (run.history, run.probabilities):
+        name = file.name
         if not file.is_file():
             raise ArchitectureError(f"{path}: no {name}; is it a finished search output directory?")
         try:
             tables[name] = pd.read_csv(file)
         except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
             raise ArchitectureError(f"{file}: not a readable CSV ({str(error).splitlines()[0]})") from None
-    needed = {"history.csv": ("epoch", "val_acc", "entropy"), "probabilities.csv": ("epoch", "label", "value",
-                                                                                      "probability")}
+    needed = {run.history.name: ("epoch", "val_acc", "entropy"),
+              run.probabilities.name: ("epoch", "label", "value", "probability")}
     for name, columns in needed.items():
         missing = [column for column in columns if column not in tables[name].columns]
         if missing:
             raise ArchitectureError(f"{path / name}: column {missing[0]!r} is missing")
-    return SearchRecord(search, tables["history.csv"], tables["probabilities.csv"])
+    return SearchRecord(search, tables[run.history.name], tables[run.probabilities.name])
 
 
 def write_report(directories: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
@@ -125,7 +127,7 @@ def _summary(records: Sequence[SearchRecord]) -> str:
                    if (r.directory / "tensorboard").is_dir()]
     hint = ("<p class=\"note\">Training curves in TensorBoard: <code>" + html.escape(tensorboard[0]) + "</code></p>"
             if tensorboard else "")
-    return HtmlPage.section("summary", "Summary", "One row per search (from config.json and history.csv).",
+    return HtmlPage.section("summary", "Summary", "One row per search (from its settings and history).",
                     HtmlPage.table(pd.DataFrame(rows)) + hint)
 
 
@@ -156,7 +158,7 @@ def _top_k(records: Sequence[SearchRecord]) -> str:
         })
         parts.append(f"<h3>{html.escape(record.name)}</h3>" + HtmlPage.table(frame))
     return HtmlPage.section("top-k", "Most probable architectures",
-                    "The k most probable architectures of each search (top_k.json): DARTS genotypes or "
+                    "The k most probable architectures of each search: DARTS genotypes or "
                     "NAS-Bench-201 strings; `nas-estimators export DIR --top K` writes them as files.",
                     "".join(parts))
 

@@ -28,6 +28,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 from .nasbench201 import LABELS as NB201_LABELS
 from .nasbench201 import NNI_OPS as NB201_OPS
+from .run_folder import RunFolder
 from .spaces import SPACES
 
 __all__ = [
@@ -235,25 +236,26 @@ class SearchOutput:
 
 
 def load_search(path: str | os.PathLike[str], space: str | None = None) -> SearchOutput:
-    """A search output directory (``top_k.json`` else ``architecture.json``) or a JSON file of architectures.
+    """A search output directory (its top-k, else its architecture) or a JSON file of architectures.
 
     A JSON file may hold one sample dict, a list of them (``export_top_models(formatter='dict')``) or
-    ``top_k.json`` rows (``rank``, ``probability``, ``architecture``). Every architecture is checked
-    against the space (from ``config.json``, ``space`` or the labels).
+    top-k rows (``rank``, ``probability``, ``architecture``). Every architecture is checked
+    against the space (from the run's settings, ``space`` or the labels).
     """
     path = Path(path)
     if not path.exists():
         raise ArchitectureError(f"{path}: no such file or directory")
     config: dict[str, Any] = {}
+    run = RunFolder(path)
     if path.is_dir():
-        config_file = path / "config.json"
-        if config_file.is_file():
-            config = _read_json(config_file)
+        if run.config.is_file():
+            config = _read_json(run.config)
             if not isinstance(config, dict):
-                raise ArchitectureError(f"{config_file}: expected a JSON object")
-        source = path / "top_k.json" if (path / "top_k.json").is_file() else path / "architecture.json"
+                raise ArchitectureError(f"{run.config}: expected a JSON object")
+        source = run.top_k if run.top_k.is_file() else run.architecture
         if not source.is_file():
-            raise ArchitectureError(f"{path}: no architecture.json or top_k.json here; is it a search output directory?")
+            raise ArchitectureError(f"{path}: no {run.architecture.name} or {run.top_k.name} here; "
+                                    "is it a search output directory?")
     else:
         source = path
     architectures, probabilities = load_architectures(source)
@@ -264,9 +266,9 @@ def load_search(path: str | os.PathLike[str], space: str | None = None) -> Searc
         except ArchitectureError as error:
             where = f"{source}" + (f" (rank {rank})" if len(architectures) > 1 else "")
             raise ArchitectureError(f"{where}: {str(error).removeprefix('architecture: ')}") from None
-    if path.is_dir() and source.name == "top_k.json" and (path / "architecture.json").is_file():
-        # architecture.json is the search's answer (the mode): it must be rank 1 of what is exported.
-        best = _read_json(path / "architecture.json")
+    if path.is_dir() and source == run.top_k and run.architecture.is_file():
+        # The search's answer (the mode) must be rank 1 of what is exported.
+        best = _read_json(run.architecture)
         if best != architectures[0]:
             architectures, probabilities = [best, *architectures], [None, *probabilities]
     return SearchOutput(directory=path if path.is_dir() else None, space=space, architectures=architectures,

@@ -4,7 +4,7 @@
 :class:`BaselineView` observes its Lightning module from outside (a callback and a forward hook) and offers
 what :class:`~nas_estimators.recorder.SearchModule` promises: ``distribution`` (entropy, probabilities and
 mode from NNI's ``export_probs()``/``export()``), ``step_values()`` and ``skipped_steps``. So ``run_search``
-(history.csv, probabilities.csv, epoch listeners, checkpoints) and ``bench`` treat NNI's strategies and
+(the run folder's history and probabilities, epoch listeners, checkpoints) and ``bench`` treat NNI's strategies and
 ours alike.
 
 What the views mean for NNI's strategies:
@@ -31,26 +31,14 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from . import _nni
-
-#: Command-line name -> NNI strategy class name.
-ONESHOT_BASELINES: dict[str, str] = {
-    "nni-darts": "DARTS", "nni-gumbel": "GumbelDARTS", "nni-random": "RandomOneShot", "nni-enas": "ENAS",
-}
-# Why a baseline cannot run, when it cannot. NNI 3.0's ENAS module expects Lightning 1.x's (batch, mode)
-# or 2.0's (batch, index, loader) from its sequential loader; Lightning 2.6 hands it the bare batch, so
-# an (images, labels) batch reads as (batch=images, mode=labels) and every step takes the controller
-# branch. Checked with tianshou 0.4.11, gym 0.26.2, pytorch-lightning 2.6.6.
-_UNAVAILABLE = {"nni-enas": "NNI 3.0's ENAS does not run with pytorch-lightning 2.6 (its training_step misreads "
-                            "the batches of its sequential loader)"}
-
+from . import _nni, methods
 
 def check_oneshot_baseline(name: str) -> None:
-    """Raise ``ValueError`` (one line) unless ``name`` is a baseline that can run here."""
-    if name not in ONESHOT_BASELINES:
-        raise ValueError(f"NNI baseline: expected one of {', '.join(ONESHOT_BASELINES)}, got {name!r}")
-    if name in _UNAVAILABLE:
-        raise ValueError(f"{name}: {_UNAVAILABLE[name]}")
+    """Raise ``ValueError`` (one line) unless ``name`` is an NNI one-shot baseline that can run here."""
+    try:
+        methods.check(name, "nni-oneshot")
+    except ValueError as error:
+        raise ValueError(f"NNI baseline: {error}" if name not in methods.names("nni-oneshot") else str(error)) from None
 
 
 class ExportedDistribution:
@@ -196,7 +184,7 @@ class _BaselineStrategy:
 
 @functools.lru_cache(maxsize=None)
 def _strategy_class(name: str) -> type:
-    nni_class = _nni.oneshot_strategy_class(ONESHOT_BASELINES[name])
+    nni_class = _nni.oneshot_strategy_class(methods.get(name).nni_class)
     return type(nni_class.__name__, (_BaselineStrategy, nni_class),
                 {"__module__": __name__, "baseline_name": name})
 

@@ -20,8 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pytorch_lightning as pl
 import torch
 
-from . import registry
-from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
+from . import methods
 from .data import ImageData, load_dataset
 from .errors import InputError
 from .search import (DIGITS_SIZE, SearchConfig, check_processes, prepare, resolve_device, resolve_precision,
@@ -30,8 +29,8 @@ from .spaces import DEFAULT_SIZE, SPACES
 
 
 def strategies() -> tuple[str, ...]:
-    """What bench times: the registered estimators and NNI's one-shot strategies."""
-    return (*registry.names(), *ONESHOT_BASELINES)
+    """What bench times: the one-shot methods (the registered estimators and NNI's one-shot strategies)."""
+    return methods.names("estimator", "nni-oneshot")
 
 
 DEFAULT_STRATEGIES = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
@@ -73,11 +72,10 @@ def check(config: BenchConfig) -> None:
     for name in config.strategies:
         if name not in strategies():
             raise InputError(f"strategies: unknown strategy {name!r}; expected some of {', '.join(strategies())}")
-        if name in ONESHOT_BASELINES:
-            try:
-                check_oneshot_baseline(name)
-            except ValueError as error:
-                raise InputError(str(error)) from None
+        try:
+            methods.get(name).check()
+        except ValueError as error:
+            raise InputError(str(error)) from None
     if len(set(config.strategies)) != len(config.strategies):
         raise InputError(f"strategies: each strategy once, got {', '.join(config.strategies)}")
     if config.space not in SPACES:
@@ -98,7 +96,7 @@ def check(config: BenchConfig) -> None:
     if not config.devices or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in config.devices):
         raise InputError(f"devices: expected positive integers (processes), got {config.devices!r}")
     if max(config.devices) > 1:
-        baselines = [name for name in config.strategies if name in ONESHOT_BASELINES]
+        baselines = [name for name in config.strategies if methods.get(name).kind == "nni-oneshot"]
         if baselines:
             raise InputError(f"devices: NNI's strategies run in one process here; time {', '.join(baselines)} "
                              f"with --devices 1")

@@ -5,7 +5,7 @@ One-shot methods (ours: ``sf``, ``relax``, ``ram``; NNI's: ``nni-darts``, ``nni-
 data, into ``OUTPUT/runs/METHOD-sSEED/``. With a NAS-Bench-201 table, an epoch listener scores the
 current mode architecture at every epoch. Multi-trial methods (NNI's ``RegularizedEvolution``,
 ``Random``, ``TPE``, ``PolicyBasedRL``) query ``budget`` architectures each, scored by table look-up
-(no training), into ``OUTPUT/runs/METHOD-sSEED/trials.csv``.
+(no training), into the run folder ``OUTPUT/runs/METHOD-sSEED``.
 
 A run whose output is complete is not redone, so an interrupted comparison continues where it
 stopped; ``compare.json`` records the settings, and a rerun with other settings is refused.
@@ -27,35 +27,17 @@ import pandas as pd
 import torch
 
 from . import _nni, registry
-from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
+from .methods import get as get_method
+from .methods import names as method_names
 from .data import DATASETS
 from .errors import InputError
 from .files import atomic_write_text
 from .html_report import HtmlPage
-from .search import (CHECKPOINT_NAME, SearchConfig, check_config, make_estimator, prepare, resolve_device,
+from .options import option, shared
+from .run_folder import TRIALS, RunFolder
+from .search import (SearchConfig, check_config, make_estimator, prepare, resolve_device,
                      resolve_precision, run_search)
 from .spaces import SPACES
-
-#: Command-line name -> NNI multi-trial strategy class name.
-MULTI_TRIAL_METHODS = {"nni-evolution": "RegularizedEvolution", "nni-random-search": "Random", "nni-tpe": "TPE",
-                       "nni-rl": "PolicyBasedRL"}
-TABLE_SUFFIX = "-table"
-
-
-def table_methods() -> dict[str, str]:
-    """Our estimators searching the benchmark table itself (no supernet): ``{"sf-table": "sf", ...}``."""
-    return {f"{name}{TABLE_SUFFIX}": name for name in registry.names()}
-
-
-def query_methods() -> tuple[str, ...]:
-    """Methods that query architectures one by one, scored by table look-up, up to ``budget``."""
-    return (*MULTI_TRIAL_METHODS, *table_methods())
-
-
-def methods() -> tuple[str, ...]:
-    """Every method compare runs: the registered estimators, NNI's one-shot and multi-trial strategies, the table searches."""
-    return (*registry.names(), *ONESHOT_BASELINES, *query_methods())
-
 
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 NB201_ARCHITECTURES = 5 ** 6
@@ -63,7 +45,11 @@ NB201_ARCHITECTURES = 5 ** 6
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
             "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options",
-            "objective", "freeze_weights")
+            "objective", "freeze_weights", "weight_paths")
+# What a comparison recorded before a setting existed ran with (the default of that time).
+RECORDED_BEFORE = {"uniform_weight_paths": 0.0, "table_learning_rate": 0.1, "table_noise": 0.0,
+                   "weight_learning_rate": 0.025, "batch_norm": "nni", "estimator_options": {},
+                   "objective": {"supernet": 1.0}, "freeze_weights": False, "weight_paths": "uniform"}
 FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
            "entropy": "Entropy of the architecture distribution",
            "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
@@ -78,38 +64,45 @@ class CompareConfig:
 
     methods: tuple[str, ...] = DEFAULT_METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
-    space: str = "nb201"
-    dataset: str = "digits"
-    data_root: str | None = None
-    epochs: int | None = None
-    batch_size: int = 64
-    width: int | None = None
-    cells: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = False
-    benchmark_table: str | None = None
-    budget: int = 100
-    # compare keeps its own defaults (no weights-only epochs, paths from the distribution, as NNI's
-    # one-shot strategies run by default): set them to compare a recipe.
-    arc_learning_rate: float = 3e-3  # sf, relax, ram (NNI's keep their own)
-    warmup_epochs: int = 0  # every one-shot method
-    weight_learning_rate: float = SearchConfig.weight_learning_rate  # every one-shot method's shared weights
-    batch_norm: str = SearchConfig.batch_norm  # every one-shot method's supernet
-    uniform_weight_paths: float = 0.0  # sf, relax, ram
-    panel_images: int = SearchConfig.panel_images  # sf, relax, ram with a table: the supernet's ranking panel
-    table_learning_rate: float = 0.1  # sf-table, relax-table, ram-table: Adam learning rate of the logits
-    table_noise: float = 0.0  # every query method: standard deviation of the noise on each queried table error
+    # The search settings every one-shot run shares: declared once, by SearchConfig (default, help, type),
+    # and applied as search applies them (NNI's strategies keep their own learning rate, no warm-up by
+    # default, and train the paths their own way).
+    space: str = shared(SearchConfig, "space", default="nb201")  # the benchmark table's space
+    dataset: str = shared(SearchConfig, "dataset")
+    data_root: str | None = shared(SearchConfig, "data_root")
+    epochs: int | None = shared(SearchConfig, "epochs", help="search epochs of every one-shot method")
+    batch_size: int = shared(SearchConfig, "batch_size")
+    width: int | None = shared(SearchConfig, "width")
+    cells: int | None = shared(SearchConfig, "cells")
+    device: str = shared(SearchConfig, "device")
+    precision: str = shared(SearchConfig, "precision")
+    channels_last: bool = shared(SearchConfig, "channels_last")
+    benchmark_table: str | None = option(None, "NAS-Bench-201 accuracies (arch, accuracy columns): score the mode "
+                                         "every epoch; the multi-trial and table methods look every query up",
+                                         metavar="CSV")
+    budget: int = option(100, "architectures each multi-trial and table method queries", type=int)
+    arc_learning_rate: float = shared(SearchConfig, "arc_learning_rate")
+    warmup_epochs: int | None = shared(SearchConfig, "warmup_epochs")
+    weight_learning_rate: float = shared(SearchConfig, "weight_learning_rate")
+    batch_norm: str = shared(SearchConfig, "batch_norm")
+    uniform_weight_paths: float = shared(SearchConfig, "uniform_weight_paths")
+    weight_paths: str = shared(SearchConfig, "weight_paths")
+    panel_images: int = shared(SearchConfig, "panel_images")
+    table_learning_rate: float = option(0.1, "sf-table, relax-table, ram-table: Adam learning rate of the logits",
+                                        type=float)
+    table_noise: float = option(0.0, "table and multi-trial methods: standard deviation of Gaussian noise added to "
+                                "each queried error (1 - accuracy/100); they return their best-scored query", type=float)
     # Hyperparameters of our estimators by registry name (samples_per_step, baseline_decay, ...); each
     # estimator reads its own, the rest keep the registry's defaults. Used by sf, relax, ram and the -table methods.
     estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     # What sf, relax and ram minimise (objective term -> weight); NNI's strategies minimise the supernet's loss.
     objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SearchConfig().objective))
     threads: int | None = None  # every search's intra-op threads (see search.resolve_threads)
-    freeze_weights: bool = False  # sf, relax, ram: the weights stay fixed after the weights-only epochs
-    output: str = "runs/compare"
+    freeze_weights: bool = shared(SearchConfig, "freeze_weights")
+    output: str = option("runs/compare", "output directory")
     progress: bool = True
-    report_only: bool = False  # run nothing: tables and report of the runs already finished in output
+    report_only: bool = option(False, "run nothing: write the tables and report of the runs already finished in "
+                               "--output (the others are named and left out)", flag=True)
 
 
 def check(config: CompareConfig):
@@ -119,13 +112,12 @@ def check(config: CompareConfig):
     if not config.methods:
         raise InputError("methods: expected at least one method")
     for method in config.methods:
-        if method not in methods():
-            raise InputError(f"methods: unknown method {method!r}; expected some of {', '.join(methods())}")
-        if method in ONESHOT_BASELINES:
-            try:
-                check_oneshot_baseline(method)
-            except ValueError as error:
-                raise InputError(str(error)) from None
+        if method not in method_names():
+            raise InputError(f"methods: unknown method {method!r}; expected some of {', '.join(method_names())}")
+        try:
+            get_method(method).check()
+        except ValueError as error:
+            raise InputError(str(error)) from None
         if method == "nni-rl" and not _nni.has_tianshou():
             raise InputError("nni-rl: NNI's PolicyBasedRL needs tianshou and gym, which do not import here "
                              "(pip install 'tianshou<0.5' gym)")
@@ -138,10 +130,9 @@ def check(config: CompareConfig):
         raise InputError(f"estimator options: unknown {', '.join(unknown)}; expected some of "
                          f"{', '.join(registry.hyperparameters())}")
     for method in config.methods:  # bad estimator values of the -table methods fail here, before any run starts
-        estimator = table_methods().get(method)
-        if estimator is not None:
+        if get_method(method).kind == "table":
             try:
-                make_estimator(SearchConfig(estimator=estimator).with_hyperparameters(config.estimator_options))
+                make_estimator(SearchConfig(estimator=get_method(method).estimator).with_hyperparameters(config.estimator_options))
             except (ValueError, TypeError) as error:
                 raise InputError(f"{method}: {error}") from None
     if len(set(config.seeds)) != len(config.seeds):
@@ -157,7 +148,7 @@ def check(config: CompareConfig):
     except ValueError as error:
         raise InputError(str(error)) from None
     for method in config.methods:  # every search option is checked where search checks it
-        if method in registry.names() or method in ONESHOT_BASELINES:
+        if get_method(method).trains_supernet:
             try:
                 check_config(oneshot_search_config(config, method, 0, Path(config.output)))
             except (ValueError, TypeError) as error:
@@ -169,7 +160,7 @@ def check(config: CompareConfig):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
                 and (value > 0 or name == "table-noise")):
             raise InputError(f"{name}: expected {allowed}, got {value!r}")
-    multi_trial = [m for m in config.methods if m in query_methods()]
+    multi_trial = [m for m in config.methods if get_method(m).needs_table]
     if config.benchmark_table is None:
         if multi_trial:
             raise InputError(f"{multi_trial[0]}: multi-trial methods score architectures by table look-up; "
@@ -220,8 +211,7 @@ def _check_settings(output: Path, config: CompareConfig) -> None:
             and os.path.abspath(config.benchmark_table) == table:
         previous = {**previous, "benchmark_table": current["benchmark_table"]}  # earlier versions recorded the path
     # A setting added after the comparison was recorded ran at its default then.
-    defaults = {field.name: field.default for field in dataclasses.fields(CompareConfig)} | {"estimator_options": {}}
-    previous = {key: previous.get(key, defaults[key]) for key in SETTINGS}
+    previous = {key: previous.get(key, RECORDED_BEFORE.get(key)) for key in SETTINGS}
     changed = [f"{key} {previous[key]!r} -> {current[key]!r}" for key in SETTINGS if previous[key] != current[key]]
     if changed:
         raise InputError(f"output: {output} holds a comparison with other settings ({'; '.join(changed)}); "
@@ -233,8 +223,8 @@ def run_dir(output: Path, method: str, seed: int) -> Path:
 
 
 def is_finished(directory: Path, method: str) -> bool:
-    """A one-shot run is finished once it wrote architecture.json, a multi-trial run once it wrote trials.csv."""
-    return (directory / ("trials.csv" if method in query_methods() else "architecture.json")).is_file()
+    """Whether the run of ``method`` in ``directory`` wrote its answer (see ``RunFolder.finished``)."""
+    return RunFolder(directory).finished(multi_trial=get_method(method).needs_table)
 
 
 def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
@@ -267,9 +257,10 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
             progress(f"[{index}/{len(pairs)}] {method} seed {seed}: finished before, skipped ({directory})")
             continue
         progress(f"[{index}/{len(pairs)}] {method} seed {seed}: running -> {directory}")
-        if method in table_methods():
+        kind = get_method(method).kind
+        if kind == "table":
             run_table_method(config, method, seed, table, directory)
-        elif method in MULTI_TRIAL_METHODS:
+        elif kind == "nni-multi-trial":
             run_multi_trial_method(method, seed, config.budget, table, directory, config.table_noise)
         else:
             if data is None:  # loaded once for every one-shot run
@@ -288,7 +279,7 @@ def _write_outputs(output: Path, pairs: list[tuple[str, int]], table) -> dict[st
     summary = summarize(results, trials)
     atomic_write_text(output / "results.csv", results.to_csv(index=False))
     if len(trials):
-        atomic_write_text(output / "trials.csv", trials.to_csv(index=False))
+        atomic_write_text(output / TRIALS, trials.to_csv(index=False))
     atomic_write_text(output / "summary.csv", summary.to_csv(index=False))
     atomic_write_text(output / "report.html", report_html(results, trials, summary, table))
     return {"results": results, "trials": trials, "summary": summary, "output": output}
@@ -296,7 +287,7 @@ def _write_outputs(output: Path, pairs: list[tuple[str, int]], table) -> dict[st
 
 def oneshot_search_config(config: CompareConfig, method: str, seed: int, directory: Path) -> SearchConfig:
     """The search a one-shot method runs for ``seed`` in ``directory`` (ours get the estimator options)."""
-    ours = method in registry.names()
+    ours = get_method(method).accepts_objective
     search_config = SearchConfig(
         estimator=method, space=config.space, dataset=config.dataset, data_root=config.data_root,
         output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
@@ -306,8 +297,8 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
         uniform_weight_paths=config.uniform_weight_paths if ours else 0.0, benchmark_table=config.benchmark_table,
         panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
         objective=dict(config.objective) if ours else dict(SearchConfig().objective),
-        freeze_weights=config.freeze_weights and ours,
-        resume=(directory / CHECKPOINT_NAME).is_file())
+        freeze_weights=config.freeze_weights and ours, weight_paths=config.weight_paths,
+        resume=RunFolder(directory).checkpoint.is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 
 
@@ -321,7 +312,7 @@ def run_oneshot_method(config: CompareConfig, method: str, seed: int, directory:
 
 
 def run_multi_trial_method(method: str, seed: int, budget: int, table, directory: Path, noise: float = 0.0) -> None:
-    """Query ``budget`` architectures with NNI's strategy, each scored by look-up; writes trials.csv.
+    """Query ``budget`` architectures with NNI's strategy, each scored by look-up; writes the run's trials.
 
     With ``noise``, each score is the accuracy minus ``100 * noise`` times a standard normal draw (the
     same noise as the table methods' losses, in accuracy units), and ``best_so_far`` follows the best score.
@@ -340,13 +331,13 @@ def run_multi_trial_method(method: str, seed: int, budget: int, table, directory
                      "score": seen, "seconds": time.perf_counter() - started})
         return seen
 
-    strategy = _nni.multi_trial_strategy(MULTI_TRIAL_METHODS[method], seed, budget)
+    strategy = _nni.multi_trial_strategy(get_method(method).nni_class, seed, budget)
     # The labels do not depend on the network's size: the smallest network builds fastest.
     _nni.run_multi_trial(strategy, build_space("nb201", 1, 1), score, budget)
     frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "score", "seconds"])
     frame["best_so_far"] = best_so_far(frame["score"], frame["benchmark_acc"])
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / "trials.csv", frame.to_csv(index=False))
+    RunFolder(directory).write_trials(frame)
 
 
 def run_table_method(config: CompareConfig, method: str, seed: int, table, directory: Path) -> None:
@@ -354,7 +345,7 @@ def run_table_method(config: CompareConfig, method: str, seed: int, table, direc
     from .nasbench201 import LABELS, NNI_OPS
     from .table_search import TableSearch
 
-    estimator_config = SearchConfig(estimator=table_methods()[method]).with_hyperparameters(config.estimator_options)
+    estimator_config = SearchConfig(estimator=get_method(method).estimator).with_hyperparameters(config.estimator_options)
     try:
         estimator = make_estimator(estimator_config, steps=config.budget)
     except (ValueError, TypeError) as error:
@@ -363,7 +354,7 @@ def run_table_method(config: CompareConfig, method: str, seed: int, table, direc
                          learning_rate=config.table_learning_rate, noise=config.table_noise)
     frame = search.run(config.budget, seed=seed)
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / "trials.csv", frame.to_csv(index=False))
+    RunFolder(directory).write_trials(frame)
 
 
 def collect(output: Path, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -371,11 +362,11 @@ def collect(output: Path, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, p
     histories, trial_frames = [], []
     for method, seed in pairs:
         directory = run_dir(output, method, seed)
-        if method in query_methods():
-            frame = pd.read_csv(directory / "trials.csv")
+        if get_method(method).needs_table:
+            frame = RunFolder(directory).read_trials()
             trial_frames.append(frame.assign(method=method, seed=seed))
         else:
-            frame = pd.read_csv(directory / "history.csv")
+            frame = RunFolder(directory).read_history()
             histories.append(frame.assign(method=method, seed=seed))
     columns = ["method", "seed", "epoch", "train_loss", "val_loss", "val_acc", "entropy", "benchmark_acc", "seconds",
                "panel_tau", "panel_loss_tau", "panel_best_benchmark_acc", "mode"]
@@ -407,7 +398,7 @@ def summarize(results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                      "search_seconds_mean": frame.groupby("seed")["seconds"].sum().mean()})
     for method, frame in trials.groupby("method", sort=False):
         final = frame.sort_values("trial").groupby("seed").tail(1)
-        kind = "table" if method in table_methods() else "multi-trial"
+        kind = "table" if get_method(method).kind == "table" else "multi-trial"
         rows.append({"method": method, "kind": kind, "runs": len(final), "epochs": math.nan,
                      "budget": int(frame.groupby("seed")["trial"].max().max()),
                      "final_benchmark_acc_mean": final["best_so_far"].mean(),

@@ -34,11 +34,11 @@ from . import _nni
 from .checkpoints import read_checkpoint
 from .data import DeviceBatches, load_dataset, search_batches
 from .distribution import ArchitectureDistribution
-from .files import atomic_write_text
 from .lightning import arc_optimizer, arc_update
 from .nasbench201 import BenchmarkTable
 from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
-from .search import (CHECKPOINT_NAME, SearchConfig, estimator_options, load_saved_config, make_estimator,
+from .run_folder import RunFolder
+from .search import (SearchConfig, estimator_options, load_saved_config, make_estimator,
                      resolve_device, resolve_threads)
 from .spaces import build_space
 
@@ -65,17 +65,21 @@ class FrozenSupernet:
         """A uniform distribution over this supernet's choices."""
         return ArchitectureDistribution.from_model_space(self.model)
 
+    def outputs(self, inputs: torch.Tensor, architecture: Mapping[str, Any]) -> torch.Tensor:
+        """The logits of ``architecture`` on ``inputs`` with the frozen weights."""
+        _nni.apply_sample(self._modules, architecture)
+        with torch.inference_mode():
+            return self.model(inputs)
+
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor], architecture: Mapping[str, Any]) -> torch.Tensor:
         """Cross-entropy of ``architecture`` on ``batch`` with the frozen weights (a 0-dim tensor)."""
-        _nni.apply_sample(self._modules, architecture)
         inputs, targets = batch
-        with torch.inference_mode():
-            return self._criterion(self.model(inputs), targets)
+        return self._criterion(self.outputs(inputs, architecture), targets)
 
 
 def load_supernet(output: str | Path, *, data_root: str | None = None, device: str = "auto",
                   benchmark_table: str | None = None) -> FrozenSupernet:
-    """The supernet of the search in ``output`` (its ``config.json`` and ``checkpoint.ckpt``).
+    """The supernet of the search in ``output`` (its run folder's settings and checkpoint).
 
     ``data_root`` replaces the search's own (a search moved to another machine); ``benchmark_table``
     (a NAS-Bench-201 CSV) replaces or adds the search's. Raises ValueError
@@ -89,9 +93,9 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     if config.estimator not in _registered_estimators():
         raise ValueError(f"{output}: a search by {config.estimator!r}; a frozen search needs one of our "
                          f"estimators' supernets ({', '.join(_registered_estimators())})")
-    checkpoint_path = output / CHECKPOINT_NAME
+    checkpoint_path = RunFolder(output).checkpoint
     if not checkpoint_path.is_file():
-        raise ValueError(f"{output}: no {CHECKPOINT_NAME} (the search's weights)")
+        raise ValueError(f"{output}: no {checkpoint_path.name} (the search's weights)")
     checkpoint = read_checkpoint(checkpoint_path)
     data = load_dataset(config.dataset, data_root or config.data_root, download=False)
     space = build_space(config.space, config.width, config.cells, num_classes=data.num_classes,
@@ -115,9 +119,9 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
                   threads: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
-    Writes ``history.csv`` (a row an epoch: the mode, its benchmark accuracy with a table, the entropy,
-    the mean loss of the sampled architectures, seconds), ``architecture.json`` and ``config.json`` (what
-    ran) to ``destination``
+    Writes a run folder (:class:`~nas_estimators.run_folder.RunFolder`): the history (a row an epoch: the
+    mode, its benchmark accuracy with a table, the entropy, the mean loss of the sampled architectures,
+    seconds), the architecture and the settings that ran, to ``destination``
     (default ``OUTPUT/frozen-ESTIMATOR``), which must not exist yet. The estimator's hyperparameters
     (``options``, by name: ``{"samples_per_step": 4}``) and the arc learning rate are the search's
     unless given; ``objective`` (term name -> weight) defaults to the supernet's loss alone, and its
@@ -152,9 +156,10 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    atomic_write_text(partial / "config.json", json.dumps(settings, indent=2) + "\n")
-    atomic_write_text(partial / "history.csv", history.to_csv(index=False))
-    atomic_write_text(partial / "architecture.json", json.dumps(distribution.mode(), indent=2) + "\n")
+    run = RunFolder(partial)
+    run.write_config(settings)
+    run.write_history(history)
+    run.write_architecture(distribution.mode())
     os.replace(partial, destination)
     return {"architecture": distribution.mode(), "history": history, "seconds": time.perf_counter() - started,
             "output": destination}

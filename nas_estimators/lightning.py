@@ -15,6 +15,7 @@ from . import _nni, distributed
 from .distribution import Architecture, ArchitectureDistribution
 from .estimators import Estimator, host_values
 from .objective import Objective
+from .weight_paths import WeightPaths, weight_paths as make_weight_paths
 
 CHECKPOINT_KEY = "nas_estimators"
 # Logits are kept within this distance of each label's largest: softmax cannot tell further apart in
@@ -82,8 +83,9 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                  max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
                  objective: Objective | None = None, objective_seed: int = 0,
                  scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
-                 freeze_weights: bool = False) -> None:
+                 freeze_weights: bool = False, weight_paths: str | WeightPaths = "uniform") -> None:
         super().__init__(training_module)
+        self.weight_paths = make_weight_paths(weight_paths)
         self.freeze_weights = bool(freeze_weights)
         self.objective = objective if objective is not None else Objective.from_weights()
         self.objective_seed = int(objective_seed)
@@ -147,13 +149,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     def resample(self) -> Architecture:
         """Set the supernet to the path the shared weights train on this step, and return it.
 
-        With probability ``uniform_weight_paths`` the path is drawn uniformly from the space, otherwise
+        With probability ``uniform_weight_paths`` the path is drawn by the ``weight_paths`` rule (uniformly
+        from the space by default, see :mod:`nas_estimators.weight_paths`), otherwise
         from the learnt distribution (see ``docs/estimators.md``, "Which paths train the weights").
         """
         share = self.uniform_weight_paths
         uniform = share >= 1.0 or (share > 0.0 and float(torch.rand(())) < share)
         if uniform:
-            architecture = self.distribution.to_architecture(self.distribution.uniform_indices())
+            architecture = self.distribution.to_architecture(self.weight_paths.sample(self.distribution))
         else:
             architecture = self.distribution.sample()
         self.apply(architecture)
@@ -343,6 +346,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             "consecutive_bad_steps": self.consecutive_bad_steps,
             "epoch_logs": dict(self._epoch_logs),  # a checkpoint taken mid-epoch resumes the aggregates
             "objective": self.objective.state_dict(),
+            "weight_paths": self.weight_paths.state_dict(),
         }
 
     def load_search_state(self, state: Mapping[str, Any]) -> None:
@@ -360,6 +364,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         self._epoch_logs = {name: tuple(value) for name, value in state.get("epoch_logs", {}).items()}
         if "objective" in state:  # checkpoints written before objectives existed ran the supernet term alone
             self.objective.load_state_dict(state["objective"])
+        self.weight_paths.load_state_dict(state.get("weight_paths", {}))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = self.search_state()

@@ -16,7 +16,7 @@ import torch
 
 from . import distributed
 from .checkpoints import SEARCH_KEY
-from .files import atomic_write_text
+from .run_folder import RunFolder
 
 
 
@@ -52,7 +52,7 @@ class SearchInterrupted(RuntimeError):
 
 
 class SearchRecorder(pl.Callback):
-    """Writes history.csv / probabilities.csv and checkpoint.ckpt each epoch; stops cleanly on a signal.
+    """Writes the run folder's history, probabilities and checkpoint each epoch; stops cleanly on a signal.
 
     Everything a resumed search needs beyond Lightning's own state (the history so far, how far into
     its epoch the data is, the random generators, the half-finished epoch's sums) travels in the
@@ -186,8 +186,9 @@ class SearchRecorder(pl.Callback):
         return float(self._sums.get(key, float("nan"))) / max(self._counts.get(key, 0), 1)
 
     def write_tables(self) -> None:
-        atomic_write_text(self.output / "history.csv", pd.DataFrame(self.rows).to_csv(index=False))
-        atomic_write_text(self.output / "probabilities.csv", pd.DataFrame(self.probability_rows).to_csv(index=False))
+        run = RunFolder(self.output)
+        run.write_history(pd.DataFrame(self.rows))
+        run.write_probabilities(pd.DataFrame(self.probability_rows))
 
     # ------------------------------------------------------------------ checkpoint state
 

@@ -20,6 +20,7 @@ from torch import nn
 from . import _nni
 from .checkpoints import read_checkpoint, write_checkpoint
 from .files import atomic_write_text
+from .run_folder import RunFolder
 from .estimators import host_values
 
 REFERENCE_NAMES = ("darts-v2", "random:SEED")
@@ -165,20 +166,21 @@ def _device(name: str) -> torch.device:
 
 def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], None] = print,
             stop_after: int | None = None) -> dict[str, Any]:
-    """Train the fixed network of ``config.architecture``; write retrain.csv, result.json, checkpoint.ckpt.
+    """Train the fixed network of ``config.architecture``; write its run folder (history, result, checkpoint).
 
     ``data`` (an :class:`ImageData`) replaces loading ``config.dataset``; ``stop_after`` ends the run after
-    that many epochs of this call (tests use it to interrupt and resume). Returns result.json's content.
+    that many epochs of this call (tests use it to interrupt and resume). Returns the result it writes.
     """
     from .architectures import darts_shape
     from .data import DeviceBatches, load_dataset, test_batches
 
     config.check()
     output = Path(config.output)
-    checkpoint_path = output / "checkpoint.ckpt"
+    run = RunFolder(output)
+    checkpoint_path = run.checkpoint
     architecture = resolve_architecture(config.architecture)
     if config.resume and not checkpoint_path.is_file():
-        raise RetrainError(f"--resume: no checkpoint to resume in {output} (no checkpoint.ckpt)")
+        raise RetrainError(f"--resume: no checkpoint to resume in {output} (no {checkpoint_path.name})")
     if not config.resume and checkpoint_path.is_file():
         raise RetrainError(f"--output: {output} already holds a retraining; pass --resume to continue it "
                            f"or choose another directory")
@@ -209,7 +211,7 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
     rows: list[dict[str, Any]] = []
     start = 0
     if config.resume:
-        _check_same_protocol(config, output / "config.json")
+        _check_same_protocol(config, run.config)
         state = read_checkpoint(checkpoint_path, required=CHECKPOINT_KEYS)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -219,8 +221,8 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
         rows, start = list(state["rows"]), int(state["epoch"])
         torch.set_rng_state(state["rng"])
     output.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output / "architecture.json", json.dumps(architecture, indent=2))
-    atomic_write_text(output / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+    run.write_architecture(architecture)
+    run.write_config(dataclasses.asdict(config))
     for epoch in range(start, config.epochs):
         if stop_after is not None and epoch - start >= stop_after:
             break
@@ -239,7 +241,7 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
         write_checkpoint(dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                               scheduler=scheduler.state_dict(), epoch=epoch + 1, rows=rows,
                               rng=torch.get_rng_state()), checkpoint_path)
-        _write_csv(output / "retrain.csv", rows)
+        run.write_retrain_history(rows)
         last = rows[-1]
         progress(f"epoch {epoch + 1}/{config.epochs}: train loss {last['train_loss']:.4f} "
                  f"acc {last['train_acc']:.4f}  test acc {test_accuracy:.4f}  {last['seconds']:.1f} s")
@@ -247,7 +249,7 @@ def retrain(config: RetrainConfig, data: Any = None, progress: Callable[[str], N
                   parameters_m=parameters_millions(model), epochs=len(rows), gpu_seconds=sum(r["seconds"] for r in rows),
                   device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                   complete=len(rows) == config.epochs)
-    atomic_write_text(output / "result.json", json.dumps(result, indent=2))
+    run.write_retrain_result(result)
     return result
 
 
@@ -317,12 +319,6 @@ def evaluate(model: nn.Module, batches: Any, bf16: bool = False) -> float:
     return (0 if correct is None else int(correct)) / max(seen, 1)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    import pandas as pd
-
-    atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
-
-
 # ------------------------------------------------------------------------------------------- table
 
 #: Search cost and method of the reference cells (DARTS paper, Table 1: second order, 4 GPU-days on a 1080Ti).
@@ -340,33 +336,35 @@ def _json(path: Path) -> Any:
 
 
 def _search_row(directory: Path) -> dict[str, Any]:
-    """Method, search cost (GPU-hours from history.csv's seconds) and device of a search directory."""
+    """Method, search cost (GPU-hours from the history's seconds) and device of a search directory."""
     import pandas as pd
 
-    config = _json(directory / "config.json")
+    run = RunFolder(directory)
+    config = _json(run.config)
     try:
-        seconds = float(pd.read_csv(directory / "history.csv")["seconds"].sum())
+        seconds = float(run.read_history()["seconds"].sum())
     except (OSError, KeyError, ValueError, pd.errors.ParserError) as error:
-        raise RetrainError(f"{directory / 'history.csv'}: no seconds column to sum ({str(error).splitlines()[0]})") from None
+        raise RetrainError(f"{run.history}: no seconds column to sum ({str(error).splitlines()[0]})") from None
     estimator = str(config.get("estimator", "?")).upper()
     return dict(method=estimator, search_gpu_hours=seconds / 3600.0, search_device=config.get("device_name", "?"),
                 search_method=f"{estimator} estimator ({config.get('space', '?')} space)")
 
 
 def table_rows(directories: list[str]) -> "pd.DataFrame":  # noqa: F821
-    """One row per retraining (``result.json``) and per search directory no listed retraining came from."""
+    """One row per retraining (its result) and per search directory no listed retraining came from."""
     import pandas as pd
 
     rows, searches_used = [], set()
     for name in directories:
         directory = Path(name)
-        if (directory / "result.json").is_file():
-            result = _json(directory / "result.json")
+        run = RunFolder(directory)
+        if run.retrain_result.is_file():
+            result = _json(run.retrain_result)
             spec = str(result.get("architecture", ""))
             row = dict(method=spec, test_error=result.get("test_error"), parameters_m=result.get("parameters_m"),
                        retrain_epochs=result.get("epochs"), directory=str(directory))
             source = Path(spec)
-            if source.is_dir() and (source / "history.csv").is_file():
+            if source.is_dir() and RunFolder(source).history.is_file():
                 row.update(_search_row(source))
                 searches_used.add(source.resolve())
             else:
@@ -374,11 +372,11 @@ def table_rows(directories: list[str]) -> "pd.DataFrame":  # noqa: F821
                 hours, device, method = REFERENCE_SEARCH.get(kind, (None, "", "unknown (architecture file)"))
                 row.update(search_gpu_hours=hours, search_device=device, search_method=method)
             rows.append(row)
-        elif (directory / "config.json").is_file() and (directory / "history.csv").is_file():
+        elif run.is_search():
             rows.append(dict(_search_row(directory), directory=str(directory)))
         else:
-            raise RetrainError(f"{directory}: neither a retraining (result.json) nor a search (config.json and "
-                               f"history.csv) directory")
+            raise RetrainError(f"{directory}: neither a retraining ({run.retrain_result.name}) nor a search "
+                               f"({run.config.name} and {run.history.name}) directory")
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     # A search listed as well as its retraining appears once, as the retraining.
     keep = [not (pd.isna(r.test_error) and Path(r.directory).resolve() in searches_used) for r in table.itertuples()]

@@ -7,7 +7,6 @@ The strategy is driven directly (``mutate_model``, ``mutate_evaluator``, ``evalu
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -22,24 +21,26 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from . import _nni, registry
+from . import _nni, methods, registry
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
-from .data import DeviceBatches, ImageData, load_dataset, search_batches
-from .files import atomic_write_text
+from .data import DATASETS, DeviceBatches, ImageData, load_dataset, search_batches
 from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE, SearchDiverged,  # noqa: F401
                         check_uniform_weight_paths, recipe_warmup_epochs)
 from .nasbench201 import BenchmarkTable, benchmark_listener
 from .objective import CALIBRATION_IMAGES, DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
+from .run_folder import RunFolder
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
-from .spaces import BATCH_NORMS, build_space
+from .options import option
+from .spaces import BATCH_NORMS, SPACES, build_space
+from .weight_paths import WEIGHT_PATHS
+from .weight_paths import weight_paths as make_weight_paths
 
 __all__ = ["SearchConfig", "SearchParts", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
 PRECISIONS = ("bf16", "fp32")
-CHECKPOINT_NAME = "checkpoint.ckpt"
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
 DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
-#: The defaults before the recipe became the default: a resumed search whose config.json lacks one ran with it.
+#: The defaults before the recipe became the default: a resumed search whose saved settings lack one ran with it.
 PRE_RECIPE_DEFAULTS = {"arc_learning_rate": 3e-3, "warmup_epochs": 0, "uniform_weight_paths": 0.0}
 # Width and cells for the digits default (8x8 images): small enough for a 2-core CPU.
 DIGITS_SIZE = {"darts": (8, 5), "nb201": (8, 1)}
@@ -49,29 +50,40 @@ DIGITS_SIZE = {"darts": (8, 5), "nb201": (8, 1)}
 class SearchConfig:
     """Everything a search needs; the command line's ``search`` options map one to one."""
 
-    estimator: str = "sf"
-    space: str = "darts"
-    dataset: str = "digits"
-    data_root: str | None = None
-    download: bool = False
+    estimator: str = "sf"  # its option is the command's (search also offers NNI's one-shot strategies)
+    space: str = option("darts", "model space", choices=SPACES)
+    dataset: str = option("digits", "digits (ships with scikit-learn) or cifar10 (needs --data-root)", choices=DATASETS)
+    data_root: str | None = option(None, "CIFAR-10: torchvision's cifar-10-batches-py files or DIR/train/<class>/, "
+                                         "DIR/test/<class>/ image folders")
+    download: bool = option(False, "let torchvision download CIFAR-10 into --data-root", flag=True)
     output: str = "runs/search"
-    epochs: int | None = None
-    batch_size: int = 64
-    seed: int = 0
-    device: str = "auto"
-    width: int | None = None
-    cells: int | None = None
-    weight_learning_rate: float = 0.025
+    epochs: int | None = option(None, "search epochs", type=int,
+                                shown=", ".join(f"{n} on {d}" for d, n in DEFAULT_EPOCHS.items()))
+    batch_size: int = option(64, "images per batch", type=int)
+    seed: int = option(0, "random seed", type=int)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    width: int | None = option(None, "initial channels", type=int, shown="16; 8 on digits")
+    cells: int | None = option(None, "DARTS: cells in the network; nb201: cells per stage", type=int,
+                               shown="DARTS 8, nb201 5; on digits 5 and 1")
+    weight_learning_rate: float = option(0.025, "SGD learning rate of the shared weights", type=float)
     weight_decay: float = 3e-4
     # The recipe of docs/search-quality.md: logits fixed until a supernet trained on uniformly drawn
     # paths ranks better than chance, then moved fast enough to settle in the epochs left.
-    arc_learning_rate: float = ARC_LEARNING_RATE
-    warmup_epochs: int | None = None  # None: WARMUP_SHARE of the epochs train the weights only
-    uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS
-    batch_norm: str = "nni"  # "no-affine": batch statistics only, no affine parameters (see spaces.BATCH_NORMS)
+    arc_learning_rate: float = option(ARC_LEARNING_RATE, "Adam learning rate of the logits (NNI's strategies keep "
+                                                         "their own)", type=float)
+    warmup_epochs: int | None = option(None, "epochs that train weights only", type=int,
+                                       shown=f"{WARMUP_SHARE * 100:.0f}% of --epochs for ours, 0 for NNI's")
+    uniform_weight_paths: float = option(UNIFORM_WEIGHT_PATHS, "share of steps whose weights train a uniformly "
+                                         "drawn path, in [0, 1] (1: single-path one-shot; 0: paths from the learnt "
+                                         "distribution)", type=float, metavar="SHARE")
+    weight_paths: str = option("uniform", "how those uniformly drawn paths are drawn: uniform, no-none (never a none "
+                               "edge) or fair (each candidate once in every run of steps, as FairNAS)",
+                               choices=tuple(WEIGHT_PATHS))
+    batch_norm: str = option("nni", "supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics "
+                             "only, no affine parameters, as NAS-Bench-201's one-shot searches)", choices=BATCH_NORMS)
     gradient_clip: float | None = 5.0
-    # After the weights-only epochs, keep the weights fixed and only move the distribution (two stages).
-    freeze_weights: bool = False
+    freeze_weights: bool = option(False, "after the weights-only epochs keep the shared weights fixed: each step only "
+                                  "updates the distribution (two stages: train the supernet, then search it)", flag=True)
     # What the estimators minimise: objective term name -> weight (see objective.py).
     objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OBJECTIVE))
     # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
@@ -84,15 +96,19 @@ class SearchConfig:
     temperature_schedule: str = registry.default("temperature_schedule")
     labels_per_step: int | None = registry.default("labels_per_step")
     estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # other registered estimators'
-    top_k: int = 5
-    benchmark_table: str | None = None
-    panel_images: int = 512  # with a benchmark table: held-out images that score the ranking panel (0: none)
-    max_bad_steps: int = 20
-    deterministic: bool = False
-    resume: bool = False
+    top_k: int = option(5, "also write the K most probable architectures", type=int)
+    benchmark_table: str | None = option(None, "nb201: NAS-Bench-201 accuracy table (arch, accuracy); scores the mode "
+                                         "every epoch and the top-k architectures", metavar="CSV")
+    panel_images: int = option(512, "with --benchmark-table: held-out images on which a panel of 80 architectures is "
+                               "scored each epoch (Kendall's tau in the history; 0: off)", type=int)
+    max_bad_steps: int = option(20, "stop after this many consecutive non-finite steps (0: never)", type=int)
+    deterministic: bool = option(False, "deterministic algorithms only (CUDA: reproducible, slower)", flag=True)
+    resume: bool = option(False, "continue the search in --output with its saved options (--epochs may extend it)",
+                          flag=True)
     progress: bool = True
-    precision: str = "auto"  # bf16 (autocast) or fp32; auto: bf16 on CUDA, fp32 on CPU
-    channels_last: bool = False
+    precision: str = option("auto", "bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU",
+                            choices=("auto", *PRECISIONS))
+    channels_last: bool = option(False, "channels-last memory format (CUDA)", flag=True)
     # Data-parallel search (Lightning's DDP): processes per machine and machines; each process samples
     # its own architectures, and the estimator averages their estimates (see distributed.py).
     devices: int = 1
@@ -118,14 +134,14 @@ class SearchConfig:
 
 
 def load_saved_config(output: str | Path) -> SearchConfig:
-    """The configuration a search in ``output`` was started with (its ``config.json``)."""
-    path = Path(output) / "config.json"
+    """The configuration a search in ``output`` was started with (its run folder's settings)."""
+    run = RunFolder(output)
+    if not run.config.is_file():
+        raise ValueError(f"resume: no search in {output} (no {run.config.name})")
     try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"resume: no search in {output} (no config.json)") from None
-    except (OSError, ValueError) as error:
-        raise ValueError(f"resume: {path} is unreadable: {error}") from None
+        record = run.read_config()
+    except ValueError as error:
+        raise ValueError(f"resume: {error}") from None
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
     # A search saved before an option existed ran as if it were at the default of that time, not today's.
     return SearchConfig(**{**PRE_RECIPE_DEFAULTS, **{key: value for key, value in record.items() if key in fields}})
@@ -138,6 +154,11 @@ def estimator_options(config: SearchConfig) -> dict[str, Any]:
             for h in registry.get(config.estimator).hyperparameters}
 
 
+def _nni_oneshot(name: str) -> bool:
+    """Whether ``name`` is one of NNI's one-shot strategies (run as NNI runs them) rather than our estimator."""
+    return name in methods.names("nni-oneshot")
+
+
 def make_estimator(config: SearchConfig, steps: int = 1):
     """The estimator the config names; ``steps`` is the length of the temperature schedule."""
     return registry.get(config.estimator).build(estimator_options(config), steps)
@@ -145,8 +166,6 @@ def make_estimator(config: SearchConfig, steps: int = 1):
 
 def check_processes(config: SearchConfig, device: torch.device) -> None:
     """``devices`` and ``num_nodes``: positive integers, and no more devices than this machine has."""
-    from .baselines import ONESHOT_BASELINES
-
     for name in ("devices", "num_nodes"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -158,7 +177,7 @@ def check_processes(config: SearchConfig, device: torch.device) -> None:
     if config.processes > 1 and device.type == "cuda" and device.index is not None:
         raise ValueError(f"device: {device} names one GPU; a search on --devices {config.devices} takes "
                          f"--device cuda (the first {config.devices} GPUs)")
-    if config.processes > 1 and config.estimator in ONESHOT_BASELINES:
+    if config.processes > 1 and _nni_oneshot(config.estimator):
         raise ValueError(f"devices: NNI's own strategies run here in one process; "
                          f"{config.estimator} with {config.processes} processes is not supported")
 
@@ -225,11 +244,9 @@ def schedule(config: SearchConfig) -> tuple[int, int]:
     epochs = DEFAULT_EPOCHS.get(config.dataset, 10) if config.epochs is None else config.epochs
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
-    from .baselines import ONESHOT_BASELINES
-
     warmup_epochs = config.warmup_epochs
     if warmup_epochs is None:  # NNI's strategies start at once, as NNI runs them; ours leave at least one epoch
-        warmup_epochs = 0 if config.estimator in ONESHOT_BASELINES else recipe_warmup_epochs(int(epochs))
+        warmup_epochs = 0 if _nni_oneshot(config.estimator) else recipe_warmup_epochs(int(epochs))
     if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
         raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
     return int(epochs), int(warmup_epochs)
@@ -241,7 +258,7 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
     Returns the epochs, weights-only epochs, device and precision the search will use. ``compare`` checks each of its
     searches with this too, so an option is checked in one place.
     """
-    from .baselines import ONESHOT_BASELINES, check_oneshot_baseline
+    from .baselines import check_oneshot_baseline
 
     if int(config.batch_size) != config.batch_size or config.batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {config.batch_size!r}")
@@ -256,16 +273,17 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
     precision = resolve_precision(config.precision, device)
     resolve_threads(config.threads, device)
     check_processes(config, device)
-    if config.estimator in ONESHOT_BASELINES:
+    if _nni_oneshot(config.estimator):
         check_oneshot_baseline(config.estimator)
     else:
         make_estimator(config)  # checks the hyperparameters before any data is read
     check_uniform_weight_paths(config.uniform_weight_paths)
+    make_weight_paths(config.weight_paths)
     Objective.from_weights(config.objective)
-    if config.estimator in ONESHOT_BASELINES and config.freeze_weights:
+    if _nni_oneshot(config.estimator) and config.freeze_weights:
         raise ValueError(f"freeze_weights: {config.estimator} trains its weights and architecture together (as NNI "
                          "runs it); freezing the weights is for sf, relax and ram")
-    if config.estimator in ONESHOT_BASELINES and dict(config.objective) != DEFAULT_OBJECTIVE:
+    if _nni_oneshot(config.estimator) and dict(config.objective) != DEFAULT_OBJECTIVE:
         raise ValueError(f"objective: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
                          "objective terms are for sf, relax and ram")
     if config.batch_norm not in BATCH_NORMS:
@@ -284,18 +302,19 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
 
     ``data`` (an :class:`~nas_estimators.data.ImageData`) replaces loading ``config.dataset``: several
     searches on one data set load it once. ``config.estimator`` may also name one of NNI's one-shot
-    strategies (:data:`~nas_estimators.baselines.ONESHOT_BASELINES`), run with NNI's own defaults.
+    strategies (the ``nni-oneshot`` kind of :mod:`~nas_estimators.methods`), run with NNI's own defaults.
     """
-    from .baselines import ONESHOT_BASELINES, make_oneshot_baseline
+    from .baselines import make_oneshot_baseline
     from .strategy import EstimatorStrategy
 
     epochs, warmup_epochs, device, precision = check_config(config)
     torch.set_num_threads(resolve_threads(config.threads, device))
     output = Path(config.output)
-    checkpoint_path = output / CHECKPOINT_NAME
+    run = RunFolder(output)
+    checkpoint_path = run.checkpoint
     if config.resume and not checkpoint_path.is_file():
         raise ValueError(f"resume: no checkpoint at {checkpoint_path}")
-    if not config.resume and (checkpoint_path.exists() or (output / "architecture.json").exists()):
+    if not config.resume and run.started():
         raise ValueError(f"output: {output} already holds a search; pass --resume or choose another --output")
     checkpoint = read_checkpoint(checkpoint_path) if config.resume else None
     table = None
@@ -315,7 +334,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     space = build_space(config.space, width, cells, num_classes=data.num_classes, batch_norm=config.batch_norm)
     batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed,
                              channels_last=config.channels_last)
-    if config.estimator in ONESHOT_BASELINES:
+    if _nni_oneshot(config.estimator):
         strategy = make_oneshot_baseline(config.estimator, gradient_clip_val=config.gradient_clip,
                                          warmup_epochs=warmup_epochs)
     else:
@@ -327,7 +346,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
                                      objective=Objective.from_weights(config.objective), objective_seed=config.seed,
                                      scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0],
                                      calibration_batch=batches[1].fixed(CALIBRATION_IMAGES),
-                                     freeze_weights=config.freeze_weights)
+                                     freeze_weights=config.freeze_weights, weight_paths=config.weight_paths)
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
                        warmup_epochs=warmup_epochs,
                        output=output, width=width, cells=cells, table=table, precision=precision)
@@ -361,8 +380,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def run_search(config: SearchConfig, parts: SearchParts | None = None,
                listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
-    """Run a search and write ``architecture.json``, ``history.csv``, ``probabilities.csv``,
-    ``top_k.csv``/``top_k.json``, ``config.json`` and ``checkpoint.ckpt`` into ``config.output``.
+    """Run a search and write its run folder (:mod:`nas_estimators.run_folder`) in ``config.output``.
 
     ``listeners`` are called after every epoch with the history row and the search module, before
     the row is written: they can add columns (a benchmark accuracy of the mode) or raise to stop.
@@ -389,7 +407,7 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
 
             images, labels = parts.batches[1].fixed(int(config.panel_images))
             listeners.insert(1, RankingPanel.from_table(parts.table, images, labels, seed=0))
-    recorder = SearchRecorder(output, output / CHECKPOINT_NAME, parts.batches, device,
+    recorder = SearchRecorder(output, RunFolder(output).checkpoint, parts.batches, device,
                               config.identity(parts.width, parts.cells), listeners, strategy=strategy)
     # The strategy's own callbacks (a baseline's view) first: the recorder reads what they observed.
     trainer_callbacks = [*getattr(strategy, "callbacks", []), recorder, *callbacks]
@@ -405,11 +423,11 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
         log_every_n_steps=max(1, len(parts.batches[0]) // 4), plugins=[VerifiedCheckpointIO()],
     )
     module = SearchClassifier(config.weight_learning_rate, config.weight_decay, parts.epochs)
-    resume = {"ckpt_path": str(output / CHECKPOINT_NAME)} if config.resume else None
+    resume = {"ckpt_path": str(RunFolder(output).checkpoint)} if config.resume else None
     evaluator = _nni.Lightning(module, trainer, train_dataloaders=parts.batches[0],
                                val_dataloaders=parts.batches[1], fit_kwargs=resume)
     if trainer.is_global_zero:
-        _write_config(output / "config.json", config, parts)
+        _write_config(RunFolder(output), config, parts)
     model = strategy.mutate_model(parts.space)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -434,16 +452,15 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
               "output": output, "strategy": strategy, "rank": trainer.global_rank}
     if not trainer.is_global_zero:  # the other processes of a data-parallel search write nothing
         return result
-    atomic_write_text(output / "architecture.json", json.dumps(architecture, indent=2) + "\n")
+    run = RunFolder(output)
+    run.write_architecture(architecture)
     top = distribution.top_k(min(config.top_k, distribution.num_architectures))
     top_rows = [{"rank": rank, "probability": probability, "architecture": architecture_k}
                 for rank, (architecture_k, probability) in enumerate(top, 1)]
     if parts.table is not None:
         for row in top_rows:
             row["benchmark_acc"] = parts.table.accuracy(row["architecture"])
-    atomic_write_text(output / "top_k.json", json.dumps(top_rows, indent=2) + "\n")
-    atomic_write_text(output / "top_k.csv", pd.DataFrame(
-        [{**row, "architecture": json.dumps(row["architecture"])} for row in top_rows]).to_csv(index=False))
+    run.write_top_k(top_rows)
     return result
 
 
@@ -481,9 +498,9 @@ def _loggers(output: Path) -> list:
     return loggers
 
 
-def _write_config(path: Path, config: SearchConfig, parts: dict[str, Any]) -> None:
+def _write_config(run: RunFolder, config: SearchConfig, parts: dict[str, Any]) -> None:
     record = dataclasses.asdict(config)
     record.update(epochs=parts.epochs, warmup_epochs=parts.warmup_epochs, width=parts.width, cells=parts.cells,
                   threads=torch.get_num_threads(), device=str(parts.device),
                   device_name=torch.cuda.get_device_name(parts.device) if parts.device.type == "cuda" else "cpu")
-    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    run.write_config(record)

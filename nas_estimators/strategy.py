@@ -7,6 +7,7 @@ from typing import Any, Iterator, Mapping
 
 from . import _nni
 from .estimators import Estimator, Ram, Relax, ScoreFunction
+from .weight_paths import weight_paths as make_weight_paths
 from .lightning import ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_uniform_weight_paths
 from .objective import Objective
 from .schedules import Schedule
@@ -44,6 +45,9 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             from the space (1, the default: every step, as single-path one-shot NAS does; 0: every path is drawn
             from the learnt distribution, as ENAS does). The estimator always scores its own draws
             from the distribution.
+        weight_paths: how those paths are drawn: ``"uniform"`` (default), ``"no-none"`` (never a
+            ``none`` edge) or ``"fair"`` (every candidate once in each run of steps; see
+            :mod:`nas_estimators.weight_paths`).
     """
 
     def __init__(self, estimator: Estimator, *, arc_learning_rate: float = ARC_LEARNING_RATE,
@@ -52,7 +56,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
                  max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
                  objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
                  scoring_inputs: Any = None, calibration_batch: Any = None, freeze_weights: bool = False,
-                 **kwargs: Any) -> None:
+                 weight_paths: str = "uniform", **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
         if isinstance(objective, str):
             objective = Objective.parse(objective)
@@ -62,6 +66,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         self.freeze_weights = bool(freeze_weights)
         self.calibration_batch = calibration_batch
         self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
+        make_weight_paths(weight_paths)
+        self.weight_paths = weight_paths
         super().__init__(**kwargs)
         self.estimator = estimator
         self.arc_learning_rate = float(arc_learning_rate)
@@ -95,7 +101,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             log_probs_every_n_steps=self.log_probs_every_n_steps, max_bad_steps=self.max_bad_steps,
             uniform_weight_paths=self.uniform_weight_paths, objective=self.objective,
             objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs,
-            calibration_batch=self.calibration_batch, freeze_weights=self.freeze_weights)
+            calibration_batch=self.calibration_batch, freeze_weights=self.freeze_weights,
+            weight_paths=self.weight_paths)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):

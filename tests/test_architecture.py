@@ -164,10 +164,11 @@ def test_a_registered_estimator_runs_from_the_command_line_with_its_own_option(t
 
 
 def test_a_registered_estimator_is_offered_by_compare_bench_and_tune(half_registered):
-    from nas_estimators import bench, compare
+    from nas_estimators import bench, methods
     from nas_estimators.integrations.optuna_tuning import tuned_parameters
 
-    assert "half" in compare.methods() and "half-table" in compare.methods() and "half" in bench.strategies()
+    assert "half" in methods.names() and "half-table" in methods.names() and "half" in bench.strategies()
+    assert methods.get("half").kind == "estimator" and methods.get("half-table").estimator == "half"
     assert tuned_parameters("half") == ("arc_learning_rate",)  # no Optuna range given: not tuned
 
 

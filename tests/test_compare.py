@@ -297,13 +297,15 @@ def test_a_comparison_recorded_before_the_new_settings_continues_at_their_defaul
     for key in ("uniform_weight_paths", "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm"):
         del record["settings"][key]  # what earlier versions wrote
     (copy / "compare.json").write_text(json.dumps(record))
+    # a missing setting ran at the default of its time: weight paths from the distribution (0.0), which
+    # is no longer the default, so continuing it asks for that value and refuses today's default
     messages = []
-    compare.run_compare(dataclasses.replace(config, output=str(copy)), progress=messages.append)
+    compare.run_compare(dataclasses.replace(config, output=str(copy), uniform_weight_paths=0.0),
+                        progress=messages.append)
     assert messages and all("finished before, skipped" in line for line in messages)
     (copy / "compare.json").write_text(json.dumps(record))
-    with pytest.raises(compare.InputError, match="uniform_weight_paths"):
-        compare.run_compare(dataclasses.replace(config, output=str(copy), uniform_weight_paths=1.0),
-                            progress=lambda line: None)
+    with pytest.raises(compare.InputError, match="uniform_weight_paths 0.0 -> 1.0"):
+        compare.run_compare(dataclasses.replace(config, output=str(copy)), progress=lambda line: None)
 
 
 def test_uniform_paths_weight_rate_and_panel_reach_our_runs_only(tmp_path, table_csv):

@@ -6,11 +6,10 @@ import argparse
 import dataclasses
 from typing import Any
 
-from .. import registry
-from ..data import DATASETS
+from .. import methods, registry
 from ..objective import DEFAULT_OBJECTIVE, TERMS, parse_weights
-from ..search import WARMUP_SHARE, SearchConfig
-from ..spaces import BATCH_NORMS, SPACES
+from ..options import add_options
+from ..search import SearchConfig
 
 
 class UsageError(Exception):
@@ -25,36 +24,20 @@ def usage_error(error: BaseException) -> UsageError:
 optional_int = registry.int_or_all  # a positive integer or all (None)
 
 
-def add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """The search options, shared by every command that runs searches."""
-    parser.add_argument("--estimator", choices=registry.names(), default="sf", help="gradient estimator (default: sf)")
-    parser.add_argument("--space", choices=SPACES, default="darts", help="model space (default: darts)")
-    parser.add_argument("--dataset", choices=DATASETS, default="digits",
-                        help="digits (ships with scikit-learn, the default) or cifar10 (needs --data-root)")
-    parser.add_argument("--data-root", help="CIFAR-10: torchvision's cifar-10-batches-py files or DIR/train/<class>/, "
-                                            "DIR/test/<class>/ image folders")
-    parser.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data-root")
-    parser.add_argument("--epochs", type=int, help="search epochs (default: 100 on digits, 50 on cifar10)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--width", type=int, help="initial channels (default: 16; 8 on digits)")
-    parser.add_argument("--cells", type=int,
-                        help="DARTS: cells in the network (default 8; 5 on digits); nb201: cells per stage (5; 1 on digits)")
-    parser.add_argument("--weight-learning-rate", type=float, default=0.025, help="SGD learning rate of the weights")
-    parser.add_argument("--arc-learning-rate", type=float, default=SearchConfig.arc_learning_rate,
-                        help=f"Adam learning rate of the logits (default: {SearchConfig.arc_learning_rate})")
-    parser.add_argument("--warmup-epochs", type=int,
-                        help=f"epochs that train weights only (default: {WARMUP_SHARE * 100:.0f}%% of --epochs)")
-    parser.add_argument("--batch-norm", choices=BATCH_NORMS, default="nni",
-                        help="supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics only, "
-                             "no affine parameters, as NAS-Bench-201's one-shot searches)")
-    parser.add_argument("--uniform-weight-paths", type=float, default=SearchConfig.uniform_weight_paths, metavar="SHARE",
-                        help="share of steps whose weights train a uniformly drawn path, in [0, 1] "
-                             "(default 1: single-path one-shot; 0: paths from the learnt distribution)")
-    parser.add_argument("--freeze-weights", action="store_true",
-                        help="after the weights-only epochs keep the shared weights fixed: each step only updates "
-                             "the distribution (two stages: train the supernet, then search it)")
+#: The search options every command that runs searches takes (their fields, defaults and help: SearchConfig's).
+SEARCH_OPTIONS = ("space", "dataset", "data_root", "download", "epochs", "batch_size", "seed", "device", "width", "cells",
+                  "weight_learning_rate", "arc_learning_rate", "warmup_epochs", "batch_norm", "uniform_weight_paths",
+                  "weight_paths", "freeze_weights")
+
+
+def add_search_arguments(parser: argparse.ArgumentParser, nni_strategies: bool = False) -> None:
+    """The search options, shared by every command that runs searches (``nni_strategies``: NNI's one-shot
+    strategies are offered beside our estimators, as ``search`` runs them)."""
+    kinds = ("estimator", "nni-oneshot") if nni_strategies else ("estimator",)
+    parser.add_argument("--estimator", choices=methods.names(*kinds), default="sf",
+                        help="gradient estimator" + (" or NNI's one-shot strategy, run with NNI's defaults"
+                                                     if nni_strategies else "") + " (default: sf)")
+    add_options(parser, SearchConfig, SEARCH_OPTIONS)
     add_threads_argument(parser)
     add_objective_argument(parser)
     add_estimator_arguments(parser)

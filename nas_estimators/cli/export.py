@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..integrations.export import FORMATS
 from ..spaces import SPACES
+from .. import run_folder
 from .common import usage_error
 
 
@@ -50,7 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "serve NNI's web UI on --port until Ctrl-C.")
     webui.add_argument("path", metavar="DIR", help="search output directory")
     webui.add_argument("--port", type=int, default=8080, help="web UI port (default: 8080)")
-    webui.add_argument("--top", type=int, help="how many of the top-k architectures (default: all in top_k.json)")
+    webui.add_argument("--top", type=int, help="how many of the top-k architectures "
+                       f"(default: all in {run_folder.TOP_K_JSON})")
     webui.add_argument("--trial-epochs", type=int, default=2, help="retraining epochs per trial (default: 2)")
     webui.add_argument("--concurrency", type=int, default=1, help="trials at once (default: 1)")
     webui.add_argument("--exit-when-done", action="store_true", help="stop the web UI when every trial has ended")

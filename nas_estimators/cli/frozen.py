@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import registry
+from .. import registry, run_folder
 from .common import (add_estimator_arguments, add_objective_argument, add_threads_argument, estimator_values,
                      objective_weights, usage_error)
 
@@ -15,8 +15,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Load a finished search, fix its shared weights and run an estimator from the uniform "
                     "distribution on them (forward passes on the held-out architecture half only). The mode it "
                     "settles on is the supernet's own preference: if it is no better than the search's, the "
-                    "supernet, not the estimator, limits the search. Writes history.csv and architecture.json.")
-    parser.add_argument("search", metavar="SEARCH_DIR", help="a search output directory (config.json, checkpoint.ckpt)")
+                    "supernet, not the estimator, limits the search. "
+                    f"Writes {run_folder.HISTORY} and {run_folder.ARCHITECTURE}.")
+    parser.add_argument("search", metavar="SEARCH_DIR", help=f"a search output directory ({run_folder.CONFIG}, {run_folder.CHECKPOINT})")
     parser.add_argument("--estimator", choices=registry.names(),
                         help="default: the search's estimator; its hyperparameters default to the search's")
     parser.add_argument("--epochs", type=int, default=4, help="passes over the architecture half (default: 4)")

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import run_folder
 from .common import usage_error
 
 
@@ -17,8 +18,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     retrain = commands.add_parser(
         "retrain", help="train a found DARTS cell from scratch (DARTS evaluation protocol)",
         description="Build the fixed DARTS network of an architecture at evaluation size and train it on the whole "
-                    "training set; writes retrain.csv (per epoch), result.json (test error, parameters, GPU "
-                    "seconds), architecture.json, config.json and checkpoint.ckpt (every epoch) to --output.")
+                    f"training set; writes {run_folder.RETRAIN_HISTORY} (per epoch), {run_folder.RETRAIN_RESULT} (test error, "
+                    f"parameters, GPU seconds), {run_folder.ARCHITECTURE}, {run_folder.CONFIG} and "
+                    f"{run_folder.CHECKPOINT} (every epoch) to --output.")
     retrain.add_argument("--architecture", required=True,
                          help="a search output directory, a JSON file of an NNI DARTS sample, darts-v2 (the published "
                               "DARTS second-order cell) or random:SEED (a random cell)")
@@ -49,7 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     table = commands.add_parser(
         "table", help="the results table (error, parameters, search cost) from search and retrain outputs",
         description="Write table.csv, table.md and table.html (error against search cost) from retraining "
-                    "directories (result.json) and search directories (config.json, history.csv).")
+                    f"directories ({run_folder.RETRAIN_RESULT}) and search directories ({run_folder.CONFIG}, "
+                    f"{run_folder.HISTORY}).")
     table.add_argument("paths", nargs="+", metavar="DIR", help="retrain and search output directories")
     table.add_argument("--output", default=".", help="folder for table.csv/md/html (default: .)")
     table.set_defaults(handler=_table)
@@ -79,7 +82,7 @@ def _retrain(args: argparse.Namespace) -> int:
         print(f"nas-estimators retrain: diverged: {error}", file=sys.stderr)
         return 1
     print(f"test error {result['test_error']:.2f}%  parameters {result['parameters_m']:.3f} M  "
-          f"{result['epochs']} epochs in {result['gpu_seconds']:.1f} s: {Path(config.output) / 'result.json'}")
+          f"{result['epochs']} epochs in {result['gpu_seconds']:.1f} s: {run_folder.RunFolder(config.output).retrain_result}")
     return 0
 
 

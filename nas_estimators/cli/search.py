@@ -5,31 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import methods, run_folder
+from ..options import add_options
+from ..search import SearchConfig
 from .common import UsageError, add_search_arguments, search_config
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="search a model space with one estimator",
-                                 description="Search a model space; writes architecture.json, history.csv, "
-                                             "probabilities.csv, top_k.csv/json and checkpoint.ckpt to --output.")
-    add_search_arguments(search)
+                                 description=f"Search a model space; writes {run_folder.ARCHITECTURE}, {run_folder.HISTORY}, "
+                                             f"{run_folder.PROBABILITIES}, {run_folder.TOP_K_CSV}, "
+                                             f"{run_folder.TOP_K_JSON} and {run_folder.CHECKPOINT} to --output.")
+    add_search_arguments(search, nni_strategies=True)
     search.add_argument("--output", default=None, help="output directory (default: runs/ESTIMATOR-SPACE-DATASET-sSEED)")
-    search.add_argument("--top-k", type=int, default=5, help="also write the K most probable architectures")
-    search.add_argument("--benchmark-table", metavar="CSV",
-                        help="nb201: NAS-Bench-201 accuracy table (arch, accuracy); scores the mode every epoch "
-                             "and the top-k architectures")
-    search.add_argument("--panel-images", type=int, default=512,
-                        help="with --benchmark-table: held-out images on which a panel of 80 architectures is "
-                             "scored each epoch (Kendall's tau in history.csv; 0: off)")
-    search.add_argument("--resume", action="store_true",
-                        help="continue the search in --output with its saved options (--epochs may extend it)")
-    search.add_argument("--max-bad-steps", type=int, default=20,
-                        help="stop after this many consecutive non-finite steps (0: never; default 20)")
-    search.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="auto: bf16 autocast on CUDA, fp32 on the CPU")
-    search.add_argument("--channels-last", action="store_true", help="channels-last memory format (CUDA)")
-    search.add_argument("--deterministic", action="store_true",
-                        help="deterministic algorithms only (CUDA: reproducible, slower)")
+    add_options(search, SearchConfig, ("top_k", "benchmark_table", "panel_images", "resume", "max_bad_steps",
+                                       "precision", "channels_last", "deterministic"))
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.add_argument("--devices", type=int, default=None,
                         help="processes on this machine (GPUs, or CPU processes with --device cpu), each sampling "
@@ -85,16 +75,18 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
     except diverged as error:
         if rank_zero_only.rank == 0:
             print(f"nas-estimators search: error: {error}; the last good checkpoint is "
-                  f"{parts.output / 'checkpoint.ckpt'}", file=sys.stderr)
+                  f"{run_folder.RunFolder(parts.output).checkpoint}", file=sys.stderr)
         return 1
     if result["rank"] != 0:  # another process of a data-parallel search: rank 0 reports
         return 0
     history = result["history"]
     last = history.iloc[-1] if len(history) else None
-    print(f"architecture: {result['output'] / 'architecture.json'}")
+    print(f"architecture: {run_folder.RunFolder(result['output']).architecture}")
     if last is not None:
         print(f"final epoch: val_acc {last['val_acc']:.4f}  entropy {last['entropy']:.3f}  "
               f"search time {result['seconds']:.1f} s")
+    if methods.get(config.estimator).kind != "estimator":  # NNI's supernet mixes candidates: no single path to score
+        return 0
     from ..evaluate import exported_val_accuracy
 
     accuracy = exported_val_accuracy(result, parts, config.seed)

@@ -2,22 +2,21 @@
 
 Estimator hyperparameters given on the command line are fixed; the others are tuned. The study is
 created or resumed (same ``--storage`` and ``--study-name``); several processes on one database URL
-share it. Writes ``best_architecture.json``, ``best_trial.json``, ``trials.csv`` and, with two or
-more finished trials, ``importances.csv`` into ``--output``.
+share it. Writes the study's trials, best trial, best architecture and, with two or more finished
+trials, the importances into ``--output`` (:class:`~nas_estimators.run_folder.StudyFolder`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import warnings
 from pathlib import Path
 from typing import Any
 
-from .. import registry
+from .. import registry, run_folder
 from .common import UsageError, add_search_arguments, search_config
 
 SAMPLERS = ("tpe", "random")
@@ -30,8 +29,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                                  description="Tune an estimator's hyperparameters with Optuna, one short search "
                                  "a trial. --arc-learning-rate and the estimator hyperparameters given on the "
                                  "command line are fixed; the others are tuned. Creates or resumes the study "
-                                 "(--storage, --study-name); writes best_architecture.json, best_trial.json, "
-                                 "trials.csv and importances.csv to --output.")
+                                 "(--storage, --study-name); writes "
+                                 f"{run_folder.BEST_ARCHITECTURE}, {run_folder.BEST_TRIAL}, {run_folder.TRIALS} "
+                                 f"and {run_folder.IMPORTANCES} to --output.")
     add_search_arguments(parser)
     # None marks "not given": those are drawn by the sampler (the search command's defaults do not apply).
     parser.set_defaults(**{name: None for name in _tunable()})
@@ -148,30 +148,26 @@ def _short(value: Any) -> str:
 def _write_results(study: Any, output: Path) -> int:
     import optuna
 
-    from ..files import atomic_write_text
+    from ..run_folder import StudyFolder
 
-    frame = study.trials_dataframe()
-    atomic_write_text(output / "trials.csv", frame.to_csv(index=False))
+    folder = StudyFolder(output)
+    folder.write_trials(study.trials_dataframe())
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
-        print(f"no trial of study {study.study_name!r} finished; reasons in {output / 'trials.csv'} "
+        print(f"no trial of study {study.study_name!r} finished; reasons in {folder.trials} "
               f"(user_attrs_fail_reason)")
         return 1
     best = study.best_trial
     architecture = best.user_attrs.get("architecture")
-    atomic_write_text(output / "best_architecture.json", json.dumps(architecture, indent=2) + "\n")
     record = {"study": study.study_name, "trial": best.number, "value": best.value, "params": best.params,
               "user_attrs": best.user_attrs, "complete_trials": len(complete), "trials": len(study.trials)}
-    atomic_write_text(output / "best_trial.json", json.dumps(record, indent=2) + "\n")
+    folder.write_best(architecture, record)
     print(f"best: trial {best.number}  value {best.value:.4f}  "
           + ", ".join(f"{k}={_short(v)}" for k, v in best.params.items()))
-    print(f"best architecture: {output / 'best_architecture.json'}")
+    print(f"best architecture: {folder.best_architecture}")
     importances = _importances(study, complete)
     if importances:
-        import pandas as pd
-
-        atomic_write_text(output / "importances.csv", pd.DataFrame(
-            [{"parameter": k, "importance": v} for k, v in importances.items()]).to_csv(index=False))
+        folder.write_importances(importances)
         print("parameter importance (fANOVA): " + ", ".join(f"{k} {v:.3f}" for k, v in importances.items()))
     return 0
 

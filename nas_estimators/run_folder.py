@@ -1,0 +1,209 @@
+"""A run folder: the one module that names a run's files and reads and writes them.
+
+A search writes ``config.json`` (its settings), ``history.csv`` (a row an epoch), ``probabilities.csv``,
+``checkpoint.ckpt`` (each epoch), and at the end ``architecture.json`` (the answer: the distribution's
+mode) and ``top_k.json``/``top_k.csv``. A multi-trial or table run writes ``trials.csv`` instead of a
+checkpoint and history; a retraining writes ``retrain.csv`` and ``result.json`` beside the
+architecture, config and checkpoint. Every write is atomic (:mod:`nas_estimators.files`): a kill at
+any moment leaves the previous version.
+
+Example:
+    >>> import tempfile
+    >>> run = RunFolder(tempfile.mkdtemp())
+    >>> run.write_architecture({"cell/0_1": "skip_connect"})
+    >>> run.read_architecture()
+    {'cell/0_1': 'skip_connect'}
+    >>> run.is_search(), run.finished()
+    (False, True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .files import atomic_write_text
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written: the CLI's help stays fast
+    import pandas as pd
+
+__all__ = ["RunFolder", "ARCHITECTURE", "CONFIG", "HISTORY", "PROBABILITIES", "CHECKPOINT", "TOP_K_JSON",
+           "TOP_K_CSV", "TRIALS", "RETRAIN_HISTORY", "RETRAIN_RESULT", "StudyFolder"]
+
+ARCHITECTURE = "architecture.json"
+CONFIG = "config.json"
+HISTORY = "history.csv"
+PROBABILITIES = "probabilities.csv"
+CHECKPOINT = "checkpoint.ckpt"
+TOP_K_JSON = "top_k.json"
+TOP_K_CSV = "top_k.csv"
+TRIALS = "trials.csv"
+RETRAIN_HISTORY = "retrain.csv"
+RETRAIN_RESULT = "result.json"
+BEST_ARCHITECTURE = "best_architecture.json"
+BEST_TRIAL = "best_trial.json"
+IMPORTANCES = "importances.csv"
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2) + "\n"
+
+
+class RunFolder:
+    """The files of one run in ``path`` (a search, a table or multi-trial run, or a retraining)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # ---------------------------------------------------------------- paths
+    @property
+    def architecture(self) -> Path:
+        return self.path / ARCHITECTURE
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def history(self) -> Path:
+        return self.path / HISTORY
+
+    @property
+    def probabilities(self) -> Path:
+        return self.path / PROBABILITIES
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def top_k(self) -> Path:
+        return self.path / TOP_K_JSON
+
+    @property
+    def top_k_csv(self) -> Path:
+        return self.path / TOP_K_CSV
+
+    @property
+    def trials(self) -> Path:
+        return self.path / TRIALS
+
+    @property
+    def retrain_history(self) -> Path:
+        return self.path / RETRAIN_HISTORY
+
+    @property
+    def retrain_result(self) -> Path:
+        return self.path / RETRAIN_RESULT
+
+    # ---------------------------------------------------------------- what it holds
+    def is_search(self) -> bool:
+        """A search's folder: its settings and per-epoch history are here."""
+        return self.config.is_file() and self.history.is_file()
+
+    def finished(self, multi_trial: bool = False) -> bool:
+        """A one-shot run is finished once it wrote its architecture, a multi-trial or table run its trials."""
+        return (self.trials if multi_trial else self.architecture).is_file()
+
+    def started(self) -> bool:
+        """Something a new run would overwrite is here (a checkpoint or an answer)."""
+        return self.checkpoint.exists() or self.architecture.exists()
+
+    # ---------------------------------------------------------------- reads and writes
+    def read_config(self) -> dict[str, Any]:
+        """The run's settings; ValueError naming the file when it is missing, unreadable or not an object."""
+        try:
+            record = json.loads(self.config.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{self.path}: no {CONFIG} (not a run folder)") from None
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{self.config} is unreadable: {error}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{self.config}: expected a JSON object")
+        return record
+
+    def write_config(self, settings: Mapping[str, Any]) -> None:
+        atomic_write_text(self.config, _json_text(dict(settings)))
+
+    def read_history(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_csv(self.history)
+
+    def write_history(self, history: pd.DataFrame) -> None:
+        atomic_write_text(self.history, history.to_csv(index=False))
+
+    def write_probabilities(self, probabilities: pd.DataFrame) -> None:
+        atomic_write_text(self.probabilities, probabilities.to_csv(index=False))
+
+    def read_architecture(self) -> Any:
+        return json.loads(self.architecture.read_text())
+
+    def write_architecture(self, architecture: Any) -> None:
+        atomic_write_text(self.architecture, _json_text(architecture))
+
+    def write_top_k(self, rows: list[dict[str, Any]]) -> None:
+        """``top_k.json`` (rows of rank, probability, architecture[, benchmark_acc]) and the same as CSV."""
+        import pandas as pd
+
+        atomic_write_text(self.top_k, _json_text(rows))
+        atomic_write_text(self.top_k_csv, pd.DataFrame(
+            [{**row, "architecture": json.dumps(row["architecture"])} for row in rows]).to_csv(index=False))
+
+    def read_trials(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_csv(self.trials)
+
+    def write_trials(self, trials: pd.DataFrame) -> None:
+        atomic_write_text(self.trials, trials.to_csv(index=False))
+
+    def write_retrain_history(self, rows: list[dict[str, Any]]) -> None:
+        import pandas as pd
+
+        atomic_write_text(self.retrain_history, pd.DataFrame(rows).to_csv(index=False))
+
+    def write_retrain_result(self, result: Mapping[str, Any]) -> None:
+        atomic_write_text(self.retrain_result, _json_text(dict(result)))
+
+
+class StudyFolder:
+    """The files ``tune`` writes for an Optuna study in ``path``: its trials, best trial, best
+    architecture and, with two or more finished trials, the hyperparameters' importances."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def trials(self) -> Path:
+        return self.path / TRIALS
+
+    @property
+    def best_architecture(self) -> Path:
+        return self.path / BEST_ARCHITECTURE
+
+    @property
+    def best_trial(self) -> Path:
+        return self.path / BEST_TRIAL
+
+    @property
+    def importances(self) -> Path:
+        return self.path / IMPORTANCES
+
+    def write_trials(self, trials: pd.DataFrame) -> None:
+        atomic_write_text(self.trials, trials.to_csv(index=False))
+
+    def write_best(self, architecture: Any, record: Mapping[str, Any]) -> None:
+        atomic_write_text(self.best_architecture, _json_text(architecture))
+        atomic_write_text(self.best_trial, _json_text(dict(record)))
+
+    def write_importances(self, importances: Mapping[str, float]) -> None:
+        import pandas as pd
+
+        atomic_write_text(self.importances, pd.DataFrame(
+            [{"parameter": k, "importance": v} for k, v in importances.items()]).to_csv(index=False))

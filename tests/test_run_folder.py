@@ -1,0 +1,99 @@
+"""The run folder: one module names a run's files; reads and writes go through it; old folders still load."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas_estimators import run_folder
+from nas_estimators.architectures import load_search
+from nas_estimators.retrain import table_rows
+from nas_estimators.run_folder import RunFolder, StudyFolder
+from nas_estimators.search import load_saved_config
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE_NAMES = {value for name, value in vars(run_folder).items() if name.isupper() and isinstance(value, str)}
+
+
+def test_every_file_name_is_a_constant_of_the_run_folder_module():
+    assert {"architecture.json", "config.json", "history.csv", "probabilities.csv", "checkpoint.ckpt", "top_k.json",
+            "top_k.csv", "trials.csv", "retrain.csv", "result.json"} <= FILE_NAMES
+
+
+def test_no_other_module_spells_a_run_file_name():
+    """A string literal (help texts and docstrings included) naming a run's file belongs in run_folder.py."""
+    offenders = []
+    for folder in (ROOT / "nas_estimators", ROOT / "integrations"):
+        for path in folder.rglob("*.py"):
+            if path.name == "run_folder.py" or "integrations" in path.relative_to(folder).parts[:-1]:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in FILE_NAMES
+                                  if name in node.value]
+    assert offenders == []
+
+
+def test_reads_return_what_writes_wrote(tmp_path):
+    run = RunFolder(tmp_path)
+    assert not run.is_search() and not run.finished() and not run.started()
+    run.write_config({"estimator": "sf", "seed": 3})
+    run.write_history(pd.DataFrame({"epoch": [0, 1], "seconds": [1.5, 2.5]}))
+    run.write_probabilities(pd.DataFrame({"epoch": [0], "label": ["a"], "value": ["x"], "probability": [1.0]}))
+    assert run.is_search() and not run.finished()
+    run.write_architecture({"cell/0_1": "skip_connect"})
+    run.write_top_k([{"rank": 1, "probability": 0.5, "architecture": {"cell/0_1": "skip_connect"}}])
+    assert run.finished() and run.started()
+    assert run.read_config() == {"estimator": "sf", "seed": 3}
+    assert run.read_history()["seconds"].tolist() == [1.5, 2.5]
+    assert run.read_architecture() == {"cell/0_1": "skip_connect"}
+    assert json.loads(run.top_k_csv.read_text().splitlines()[1].split(",", 2)[2].strip('"').replace('""', '"')) \
+        == {"cell/0_1": "skip_connect"}
+    assert not run.finished(multi_trial=True)
+    run.write_trials(pd.DataFrame({"trial": [1], "benchmark_acc": [90.0]}))
+    assert run.finished(multi_trial=True) and run.read_trials()["benchmark_acc"].tolist() == [90.0]
+    assert not list(tmp_path.glob("*.tmp"))  # every write renamed its temporary into place
+
+
+@pytest.mark.parametrize("content, message", [(None, "no config.json"), ("{not json", "is unreadable"),
+                                              ("[1, 2]", "expected a JSON object")])
+def test_a_missing_or_broken_config_is_one_line_naming_the_folder(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        RunFolder(tmp_path).read_config()
+    assert "\n" not in str(error.value)
+
+
+def test_a_study_folder_holds_what_tune_writes(tmp_path):
+    study = StudyFolder(tmp_path)
+    study.write_trials(pd.DataFrame({"number": [0]}))
+    study.write_best({"cell/0_1": "none"}, {"trial": 0, "value": 0.9})
+    study.write_importances({"baseline_decay": 0.7, "arc_learning_rate": 0.3})
+    assert json.loads(study.best_architecture.read_text()) == {"cell/0_1": "none"}
+    assert json.loads(study.best_trial.read_text())["value"] == 0.9
+    assert pd.read_csv(study.importances)["parameter"].tolist() == ["baseline_decay", "arc_learning_rate"]
+    assert pd.read_csv(study.trials)["number"].tolist() == [0]
+
+
+def test_a_run_folder_in_the_format_written_before_the_change_still_loads(tmp_path):
+    """A fixture of the files a search wrote before RunFolder existed (session 7's format), written by hand."""
+    architecture = {"cell/0_1": "skip_connect", "cell/0_2": "none", "cell/1_2": "conv_3x3",
+                    "cell/0_3": "conv_1x1", "cell/1_3": "avg_pool_3x3", "cell/2_3": "conv_3x3"}
+    (tmp_path / "config.json").write_text(json.dumps({"estimator": "sf", "space": "nb201", "dataset": "digits",
+                                                      "epochs": 4, "seed": 1, "arc_learning_rate": 0.03}, indent=2))
+    (tmp_path / "history.csv").write_text("epoch,train_loss,val_loss,val_acc,entropy,seconds\n"
+                                          "0,2.0,2.1,0.2,9.6,1.25\n1,1.9,2.0,0.3,9.5,1.75\n")
+    (tmp_path / "architecture.json").write_text(json.dumps(architecture, indent=2) + "\n")
+    (tmp_path / "top_k.json").write_text(json.dumps([{"rank": 1, "probability": 0.25,
+                                                       "architecture": architecture}], indent=2) + "\n")
+    config = load_saved_config(tmp_path)
+    assert (config.estimator, config.seed, config.epochs) == ("sf", 1, 4)
+    assert config.warmup_epochs == 0  # saved before the recipe: it ran without warm-up
+    assert load_search(tmp_path).architectures == [architecture]
+    row = table_rows([str(tmp_path)]).iloc[0]
+    assert row["search_gpu_hours"] == pytest.approx(3.0 / 3600)
