@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -26,7 +25,7 @@ from nas_estimators.ranking import kendall_tau, panel_architectures
 from nas_estimators.spaces import build_space
 from nas_estimators.strategy import SF
 
-TERMS = ("synflow", "naswot", "params", "flops")
+DEFAULT_TERMS = ("synflow", "naswot", "params", "flops")
 
 
 def main() -> None:
@@ -40,7 +39,9 @@ def main() -> None:
     parser.add_argument("--uniform", type=int, default=200)
     parser.add_argument("--best", type=int, default=50)
     parser.add_argument("--all", action="store_true", help="score every cell of the table")
+    parser.add_argument("--terms", default=",".join(DEFAULT_TERMS), help="training-free terms to score, comma-separated")
     args = parser.parse_args()
+    terms = tuple(args.terms.split(","))
 
     table = BenchmarkTable.from_csv(args.table)
     data = load_dataset("cifar10", args.data_root)
@@ -50,10 +51,10 @@ def main() -> None:
     network = objective.ScoringNetwork(supernet, inputs, seed=args.seed)
     cells = [from_arch_string(key) for key in table] if args.all else \
         panel_architectures(table, args.uniform, args.best, seed=args.seed)
-    rows, seconds = [], dict.fromkeys(TERMS, 0.0)
+    rows, seconds = [], dict.fromkeys(terms, 0.0)
     for i, cell in enumerate(cells):
         row = {"benchmark_acc": table.accuracy(cell), "cell": cell}
-        for name in TERMS:
+        for name in terms:
             started = time.perf_counter()
             row[name] = network.score(cell, objective.TERMS[name].score_function)
             seconds[name] += time.perf_counter() - started
@@ -63,11 +64,13 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     frame["cell"] = frame["cell"].map(lambda c: "|".join(f"{k}={v}" for k, v in c.items()))
     frame.to_csv(f"{args.out}.csv", index=False)
-    ranks = frame[list(TERMS)].rank(pct=True)
-    frame["sum_synflow_naswot_params"] = ranks[["synflow", "naswot", "params"]].sum(axis=1)
-    frame["sum_synflow_naswot"] = ranks[["synflow", "naswot"]].sum(axis=1)
+    ranks = frame[list(terms)].rank(pct=True)
+    sums = [combo for combo in (("synflow", "naswot", "params"), ("synflow", "naswot"), ("synflow", "params", "ntk"))
+            if set(combo) <= set(terms)]
+    for combo in sums:
+        frame["sum_" + "_".join(combo)] = ranks[list(combo)].sum(axis=1)
     summary = []
-    for name in [*TERMS, "sum_synflow_naswot_params", "sum_synflow_naswot"]:
+    for name in [*terms, *("sum_" + "_".join(combo) for combo in sums)]:
         finite = frame[frame[name] > float("-inf")]
         best = frame.loc[frame[name].idxmax()]
         summary.append({"term": name, "tau": kendall_tau(finite[name].tolist(), finite["benchmark_acc"].tolist()),

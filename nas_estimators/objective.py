@@ -222,8 +222,16 @@ class Flops(TrainingFreeTerm):
     score_function = staticmethod(training_free.flops)
 
 
+class NtkCondition(TrainingFreeTerm):
+    """A better-conditioned tangent kernel at initialisation scores better (TE-NAS's trainability)."""
+
+    name = "ntk"
+    score_function = staticmethod(training_free.ntk_condition)
+
+
 #: The objective terms by name (``--objective NAME=WEIGHT,...``); :func:`register` adds one.
-TERMS: dict[str, type[ObjectiveTerm]] = {term.name: term for term in (SupernetLoss, Synflow, Naswot, Params, Flops)}
+TERMS: dict[str, type[ObjectiveTerm]] = {term.name: term for term in (SupernetLoss, Synflow, Naswot, Params, Flops,
+                                                                       NtkCondition)}
 
 
 def register(term: type[ObjectiveTerm]) -> type[ObjectiveTerm]:

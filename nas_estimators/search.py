@@ -77,7 +77,8 @@ class SearchConfig:
                                          "drawn path, in [0, 1] (1: single-path one-shot; 0: paths from the learnt "
                                          "distribution)", type=float, metavar="SHARE")
     weight_paths: str = option("uniform", "how those uniformly drawn paths are drawn: uniform, no-none (never a none "
-                               "edge) or fair (each candidate once in every run of steps, as FairNAS)",
+                               "edge), fair (each candidate once in every run of steps, as FairNAS) or shrinking "
+                               "(only candidates whose probability is at least half of uniform's)",
                                choices=tuple(WEIGHT_PATHS))
     batch_norm: str = option("nni", "supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics "
                              "only, no affine parameters, as NAS-Bench-201's one-shot searches)", choices=BATCH_NORMS)

@@ -9,6 +9,7 @@ that run count) and a batch, and returns a float. They never change the network'
 * :func:`naswot`: NASWOT (Mellor et al., 2021), the log-determinant of the Hamming-similarity kernel
   of the ReLUs' binary activation codes over the batch.
 * :func:`parameter_count`: the parameters of the modules that run, in millions.
+* :func:`ntk_condition`: minus the log condition number of the empirical neural tangent kernel (TE-NAS).
 * :func:`flops`: floating-point operations of one input, as :class:`torch.utils.flop_counter.FlopCounterMode`
   counts them (two per multiply-add), in millions.
 

@@ -10,6 +10,9 @@ indices by label) and a state for checkpoints:
   walks through a fresh random permutation of its candidates, so within every ``m`` steps each of its
   ``m`` candidates trains exactly once (FairNAS accumulates those ``m`` paths into one update; here each
   is its own step, at the cost of a uniform path).
+* :class:`ShrinkingPaths` (``"shrinking"``): uniform over the candidates the distribution still holds
+  (probability at least half of uniform's, ``1 / (2 m)``): as the logits settle, the shared weights
+  train only the cells still in the running. During the weights-only warm-up it is uniform.
 
 Example:
     >>> import torch
@@ -29,7 +32,7 @@ import torch
 
 from .distribution import ArchitectureDistribution
 
-__all__ = ["WeightPaths", "UniformPaths", "FairPaths", "WEIGHT_PATHS", "weight_paths"]
+__all__ = ["WeightPaths", "UniformPaths", "FairPaths", "ShrinkingPaths", "WEIGHT_PATHS", "weight_paths"]
 
 
 class WeightPaths:
@@ -90,8 +93,29 @@ class FairPaths(WeightPaths):
         self.queues = {label: list(queue) for label, queue in state.get("queues", {}).items()}
 
 
+class ShrinkingPaths(WeightPaths):
+    """Uniform over each label's candidates whose probability is at least ``share / m`` (all when none is)."""
+
+    name = "shrinking"
+
+    def __init__(self, share: float = 0.5) -> None:
+        if not 0.0 <= float(share) <= 1.0:
+            raise ValueError(f"weight_paths: the shrinking share must be in [0, 1], got {share!r}")
+        self.share = float(share)
+
+    def sample(self, distribution: ArchitectureDistribution) -> dict[str, int]:
+        indices = {}
+        probabilities = distribution.probs()
+        for label in distribution.labels:
+            p = probabilities[label].detach()
+            allowed = torch.nonzero(p >= self.share / len(p) - 1e-12).flatten().tolist() or list(range(len(p)))
+            indices[label] = allowed[int(torch.randint(len(allowed), ()))]
+        return indices
+
+
 #: ``--weight-paths`` choices.
-WEIGHT_PATHS = {"uniform": UniformPaths, "no-none": lambda: UniformPaths(exclude=("none",)), "fair": FairPaths}
+WEIGHT_PATHS = {"uniform": UniformPaths, "no-none": lambda: UniformPaths(exclude=("none",)), "fair": FairPaths,
+                "shrinking": ShrinkingPaths}
 
 
 def weight_paths(name: str | WeightPaths) -> WeightPaths:

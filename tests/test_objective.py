@@ -42,6 +42,21 @@ def test_naswot_is_the_log_determinant_of_the_hamming_kernel():
     assert training_free.naswot(net, inputs) == pytest.approx(math.log(4.0))
 
 
+def test_ntk_condition_is_minus_the_log_condition_number_of_the_gradient_kernel():
+    net = nn.Sequential(nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.5, -1.5]]))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    inputs = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    # y_i = w . x_i: J = X, K = X X^T = [[1, 1], [1, 2]], eigenvalues (3 -+ sqrt 5) / 2.
+    expected = -math.log((3 + math.sqrt(5)) / (3 - math.sqrt(5)))
+    assert training_free.ntk_condition(net, inputs) == pytest.approx(expected)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None and p.requires_grad for p in net.parameters())
+    # parallel inputs make the kernel singular: the worst score, not an error
+    assert training_free.ntk_condition(net, torch.tensor([[1.0, 1.0], [2.0, 2.0]])) == float("-inf")
+
+
 class TwoBranches(nn.Module):
     def __init__(self):
         super().__init__()

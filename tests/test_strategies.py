@@ -33,6 +33,12 @@ def tiny_evaluator(epochs=2, callbacks=()):
         enable_checkpointing=False, enable_model_summary=False, callbacks=list(callbacks))
 
 
+def in_folder(experiment, folder):
+    """NNI writes an experiment's logs and checkpoint under ~/nni-experiments unless told where: the test's folder."""
+    experiment.config.experiment_working_directory = str(folder)
+    return experiment
+
+
 STRATEGIES = {
     "sf": lambda: nas_estimators.SF(baseline_decay=0.5, arc_learning_rate=0.1),
     "relax": lambda: nas_estimators.RELAX(surrogate_width=8, arc_learning_rate=0.1),
@@ -58,11 +64,11 @@ def assert_logits_moved(distribution):
 
 @pytest.mark.parametrize("space_name", ["darts", "nb201"])
 @pytest.mark.parametrize("estimator", sorted(STRATEGIES))
-def test_strategy_inside_nas_experiment(estimator, space_name):
+def test_strategy_inside_nas_experiment(estimator, space_name, tmp_path):
     torch.manual_seed(0)
     space = tiny_space(space_name)
     strategy = STRATEGIES[estimator]()
-    experiment = NasExperiment(space, tiny_evaluator(), strategy)
+    experiment = in_folder(NasExperiment(space, tiny_evaluator(), strategy), tmp_path)
     experiment.run()
     [exported] = experiment.export_top_models(formatter="dict")
     assert_valid_architecture(exported, tiny_space(space_name))
@@ -165,7 +171,7 @@ def test_distribution_from_the_darts_space_matches_its_labels():
     assert {label for label in distribution.labels if "input" in label} == set(distribution.wrapped)
 
 
-def test_the_strategies_default_to_the_search_recipe_inside_nas_experiment():
+def test_the_strategies_default_to_the_search_recipe_inside_nas_experiment(tmp_path):
     """SF() with no arguments: weights-only warm-up (60% of max_epochs), uniform weight paths, then the logits move."""
     import pytorch_lightning as pl
 
@@ -191,7 +197,7 @@ def test_the_strategies_default_to_the_search_recipe_inside_nas_experiment():
     evaluator = tiny_evaluator(epochs=5, callbacks=[watch])
     strategy = nas_estimators.SF()
     assert (strategy.arc_learning_rate, strategy.uniform_weight_paths, strategy.warmup_epochs) == (0.03, 1.0, None)
-    NasExperiment(tiny_space("nb201"), evaluator, strategy).run()
+    in_folder(NasExperiment(tiny_space("nb201"), evaluator, strategy), tmp_path).run()
     assert len(watch.logits) == 5
     assert all(float(logits.abs().max()) == 0.0 for logits in watch.logits[:3])  # int(0.6 * 5) weights-only epochs
     assert float(watch.logits[-1].abs().max()) > 1e-3

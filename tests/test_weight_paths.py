@@ -11,7 +11,7 @@ import torch
 
 from nas_estimators.distribution import ArchitectureDistribution
 from nas_estimators.strategy import SF
-from nas_estimators.weight_paths import FairPaths, UniformPaths, weight_paths
+from nas_estimators.weight_paths import FairPaths, ShrinkingPaths, UniformPaths, weight_paths
 
 from helpers import tiny_search
 
@@ -43,6 +43,21 @@ def test_fair_paths_train_every_candidate_once_in_each_run_of_its_length():
     assert len({tuple(d["c"] for d in drawn[i:i + 4]) for i in range(0, 12, 4)}) > 1
 
 
+def test_shrinking_paths_keep_the_candidates_the_distribution_still_holds():
+    torch.manual_seed(3)
+    distribution = ArchitectureDistribution(CHOICES)
+    paths = weight_paths("shrinking")
+    assert {paths.sample(distribution)["c"] for _ in range(200)} == {0, 1, 2, 3}  # uniform logits: all
+    with torch.no_grad():
+        distribution.logits["c"].copy_(torch.log(torch.tensor([0.5, 0.3, 0.12, 0.08])))  # 1/8 = 0.125 the bar
+        distribution.logits["b"].copy_(torch.log(torch.tensor([0.999, 0.001])))
+    drawn = [paths.sample(distribution) for _ in range(300)]
+    assert {d["c"] for d in drawn} == {0, 1} and {d["b"] for d in drawn} == {0}
+    assert abs(sum(d["c"] == 0 for d in drawn) - 150) < 4 * 150 ** 0.5  # uniform among those kept
+    with pytest.raises(ValueError, match="shrinking share"):
+        ShrinkingPaths(share=1.5)
+
+
 def test_fair_paths_resume_where_they_stopped():
     distribution = ArchitectureDistribution(CHOICES)
     torch.manual_seed(2)
@@ -69,7 +84,7 @@ def test_a_search_records_and_resumes_its_weight_paths(tmp_path):
 
 
 def test_an_unknown_rule_is_refused_in_one_line(capsys, tmp_path):
-    with pytest.raises(ValueError, match="weight_paths: expected one of uniform, no-none, fair"):
+    with pytest.raises(ValueError, match="weight_paths: expected one of uniform, no-none, fair, shrinking"):
         weight_paths("sometimes")
     with pytest.raises(ValueError, match="weight_paths"):
         SF(weight_paths="sometimes")

@@ -1,0 +1,46 @@
+"""The drop-in pipelines in examples/, run as a user runs them, at tiny size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str, *args: str, cwd: Path) -> str:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_nni_pipeline_searches_exports_and_draws_leaving_nothing_outside_its_folder(tmp_path):
+    output = tmp_path / "out"
+    stdout = run_example("nni_pipeline.py", "--epochs", "3", "--width", "4", "--output", str(output), cwd=tmp_path)
+    top = json.loads((output / "top5.json").read_text())
+    assert len(top) == 5 and len({json.dumps(a, sort_keys=True) for a in top}) == 5
+    assert set(top[0]) == {f"cell/{i}_{j}" for j in range(1, 4) for i in range(j)}
+    assert "digraph" in (output / "cell.dot").read_text() and "plotly" in (output / "cell.html").read_text()
+    assert "best architecture:" in stdout and (output / "nni-experiments").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no lightning_logs/ beside it
+
+
+def test_the_optuna_pipeline_runs_a_search_in_each_trial_and_continues_its_study(tmp_path):
+    import optuna
+
+    output = tmp_path / "out"
+    stdout = run_example("optuna_pipeline.py", "--trials", "2", "--epochs", "2", "--output", str(output), cwd=tmp_path)
+    assert "its architecture:" in stdout
+    run_example("optuna_pipeline.py", "--trials", "1", "--epochs", "2", "--output", str(output), cwd=tmp_path)
+    study = optuna.load_study(study_name="nas-pipeline", storage=f"sqlite:///{output / 'study.db'}")
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 3  # the second command continued the study
+    assert all(0.0 <= t.value <= 1.0 and set(t.user_attrs["architecture"]) == {
+        f"cell/{i}_{j}" for j in range(1, 4) for i in range(j)} for t in trials)
+    assert (output / "trial-2" / "architecture.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
