@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterable, Iterator
 import pytorch_lightning as pl
 import torch
 
-from . import methods
+from . import methods, registry
+from .options import option, shared
 from .data import ImageData, load_dataset
 from .errors import InputError
 from .search import (DIGITS_SIZE, SearchConfig, check_processes, prepare, resolve_device, resolve_precision,
@@ -45,21 +46,22 @@ class BenchConfig:
     """What ``nas-estimators bench`` measures; the command line's options map one to one."""
 
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
-    space: str = "darts"
-    width: int | None = None
-    cells: int | None = None
-    batch_size: int = 64
-    steps: int = 20
-    warmup_steps: int = 5
-    device: str = "auto"
-    data_root: str | None = None
-    random_data: bool = False
-    precision: str = "auto"
-    channels_last: bool = False
-    labels_per_step: int | None = 1  # RAM; None marginalises every label each step
-    seed: int = 0
+    space: str = shared(SearchConfig, "space")
+    width: int | None = shared(SearchConfig, "width")
+    cells: int | None = shared(SearchConfig, "cells")
+    batch_size: int = shared(SearchConfig, "batch_size")
+    steps: int = option(20, "timed steps per strategy", type=int)
+    warmup_steps: int = option(5, "untimed steps before them", type=int)
+    device: str = shared(SearchConfig, "device")
+    data_root: str | None = option(None, "real CIFAR-10 (as for search --data-root); default: scikit-learn's digits")
+    random_data: bool = option(False, "random uint8 images of CIFAR-10's shape instead", flag=True)
+    precision: str = shared(SearchConfig, "precision")
+    channels_last: bool = shared(SearchConfig, "channels_last")
+    labels_per_step: int | None = option(1, "ram: labels marginalised per step, or 'all'", type=registry.int_or_all,
+                                         shown="1, as in search")
+    seed: int = shared(SearchConfig, "seed")
     threads: int | None = None  # CPU threads of torch (None: torch's default)
-    repeats: int = 1  # rounds over all strategies; each strategy's median round is reported
+    repeats: int = option(1, "rounds over all strategies, interleaved; the median round is reported", type=int)
     # Processes of a data-parallel search to time (ours only): K > 1 runs K processes (Lightning's DDP,
     # gloo on the CPU), each sampling its own architectures; rows are named "sf-k2".
     devices: tuple[int, ...] = (1,)
@@ -80,14 +82,14 @@ def check(config: BenchConfig) -> None:
         raise InputError(f"strategies: each strategy once, got {', '.join(config.strategies)}")
     if config.space not in SPACES:
         raise InputError(f"space: expected one of {', '.join(SPACES)}, got {config.space!r}")
-    for option in ("width", "cells"):
-        value = getattr(config, option)
+    for name in ("width", "cells"):
+        value = getattr(config, name)
         if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-            raise InputError(f"{option}: expected a positive integer, got {value!r}")
-    for option in ("batch_size", "steps", "repeats"):
-        value = getattr(config, option)
+            raise InputError(f"{name}: expected a positive integer, got {value!r}")
+    for name in ("batch_size", "steps", "repeats"):
+        value = getattr(config, name)
         if isinstance(value, bool) or int(value) != value or value < 1:
-            raise InputError(f"{option.replace('_', '-')}: expected a positive integer, got {value!r}")
+            raise InputError(f"{name.replace('_', '-')}: expected a positive integer, got {value!r}")
     if isinstance(config.warmup_steps, bool) or int(config.warmup_steps) != config.warmup_steps or config.warmup_steps < 0:
         raise InputError(f"warmup-steps: expected an integer >= 0, got {config.warmup_steps!r}")
     if config.threads is not None and (isinstance(config.threads, bool) or int(config.threads) != config.threads
