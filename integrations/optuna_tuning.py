@@ -38,7 +38,7 @@ import pytorch_lightning as pl
 
 from nas_estimators import registry
 from nas_estimators.lightning import SearchDiverged
-from nas_estimators.nasbench201 import benchmark_listener
+from nas_estimators.nasbench201 import benchmark_listener, check_table_space
 from nas_estimators.evaluate import exported_val_accuracy
 from nas_estimators.search import SearchConfig, prepare, run_search, schedule
 
@@ -143,8 +143,8 @@ class SearchObjective:
     def __init__(self, config: SearchConfig, output: str | Path, *, table: Any = None,
                  fixed: Mapping[str, Any] | None = None, suggest: Suggest | None = None) -> None:
         registry.get(config.estimator)  # a one-line ValueError for an unknown estimator
-        if table is not None and config.space != "nb201":
-            raise ValueError(f"table: a NAS-Bench-201 table scores nb201 architectures; the space is {config.space!r}")
+        if table is not None:
+            check_table_space(config.space, "table")
         known = {field.name for field in dataclasses.fields(SearchConfig)} | set(registry.hyperparameters())
         unknown = sorted(set(fixed or {}) - known)
         if unknown:
@@ -161,13 +161,9 @@ class SearchObjective:
         """Labels of the searched space (RAM's ``labels_per_step`` ranges up to it)."""
         if self._num_labels is None:
             from nas_estimators.distribution import ArchitectureDistribution
-            from nas_estimators.search import DIGITS_SIZE
-            from nas_estimators.spaces import build_space
+            from nas_estimators.spaces import build_space, resolve_size
 
-            width, cells = self.config.width, self.config.cells
-            if self.config.dataset == "digits":
-                width = DIGITS_SIZE[self.config.space][0] if width is None else width
-                cells = DIGITS_SIZE[self.config.space][1] if cells is None else cells
+            width, cells = resolve_size(self.config.space, self.config.dataset, self.config.width, self.config.cells)
             space = build_space(self.config.space, width, cells)
             self._num_labels = len(ArchitectureDistribution.from_model_space(space).labels)
         return self._num_labels

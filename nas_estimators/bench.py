@@ -24,9 +24,9 @@ from . import methods, registry
 from .options import option, shared
 from .data import ImageData, load_dataset
 from .errors import InputError
-from .search import (DIGITS_SIZE, SearchConfig, check_processes, prepare, resolve_device, resolve_precision,
+from .search import (SearchConfig, check_processes, prepare, resolve_device, resolve_precision,
                      run_search)
-from .spaces import DEFAULT_SIZE, SPACES
+from .spaces import SPACES, resolve_size
 
 
 def strategies() -> tuple[str, ...]:
@@ -193,9 +193,7 @@ class StepTimer(pl.Callback):
 
 
 def _size(config: BenchConfig, dataset: str) -> tuple[int, int]:
-    defaults = DIGITS_SIZE if dataset == "digits" else DEFAULT_SIZE
-    width, cells = defaults[config.space]
-    return (config.width or width, config.cells or cells)
+    return resolve_size(config.space, dataset, config.width, config.cells, concrete=True)
 
 
 def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workdir: Path,

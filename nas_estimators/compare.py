@@ -107,7 +107,7 @@ class CompareConfig:
 
 def check(config: CompareConfig):
     """Raise :class:`InputError` (one line naming the option) on bad input; returns the benchmark table or None."""
-    from .nasbench201 import BenchmarkTable, TableFormatError
+    from .nasbench201 import BenchmarkTable, TableFormatError, check_table_space
 
     if not config.methods:
         raise InputError("methods: expected at least one method")
@@ -166,8 +166,10 @@ def check(config: CompareConfig):
             raise InputError(f"{multi_trial[0]}: multi-trial methods score architectures by table look-up; "
                              "pass --benchmark-table")
         return None
-    if config.space != "nb201":
-        raise InputError(f"benchmark-table: a NAS-Bench-201 table scores only the nb201 space, not {config.space!r}")
+    try:
+        check_table_space(config.space, "benchmark-table")
+    except ValueError as error:
+        raise InputError(str(error)) from None
     try:
         table = BenchmarkTable.from_csv(config.benchmark_table)
     except FileNotFoundError:

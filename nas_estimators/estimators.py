@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .distribution import Architecture, ArchitectureDistribution
-from .schedules import Constant, Schedule
+from .schedules import Constant, Schedule, positive
 
 LossFn = Callable[[Architecture], Any]
 Gradients = dict[str, torch.Tensor]
@@ -55,13 +55,6 @@ def _loss_values(values: list[Any]) -> list[float]:
         if not isinstance(value, (torch.Tensor, int, float)):
             raise TypeError(f"loss_fn must return a float or a 0-dim tensor, got {type(value).__name__}")
     return host_values(values)
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-    return value
 
 
 class Estimator:
@@ -214,7 +207,7 @@ class Relax(Estimator):
         if isinstance(surrogate_width, bool) or int(surrogate_width) != surrogate_width or surrogate_width < 1:
             raise ValueError(f"surrogate_width: expected a positive integer, got {surrogate_width!r}")
         self.surrogate_width = int(surrogate_width)
-        self.surrogate_lr = _positive("surrogate_lr", surrogate_lr)
+        self.surrogate_lr = positive("surrogate_lr", surrogate_lr)
         self.temperature = temperature if isinstance(temperature, Schedule) else Constant(temperature)
         self.step = 0
         self.surrogate: nn.Module | None = None

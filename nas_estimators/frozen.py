@@ -35,7 +35,7 @@ from .checkpoints import read_checkpoint
 from .data import DeviceBatches, load_dataset, search_batches
 from .distribution import ArchitectureDistribution
 from .lightning import arc_optimizer, arc_update
-from .nasbench201 import BenchmarkTable
+from .nasbench201 import BenchmarkTable, check_table_space
 from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
 from .run_folder import RunFolder
 from .search import (SearchConfig, estimator_options, load_saved_config, make_estimator,
@@ -106,8 +106,8 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     model.to(torch_device)
     weights_half, architecture_half = search_batches(data, int(config.batch_size), device=torch_device, seed=config.seed)
     benchmark_table = benchmark_table or config.benchmark_table
-    if benchmark_table and config.space != "nb201":
-        raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
+    if benchmark_table:
+        check_table_space(config.space)
     table = BenchmarkTable.from_csv(benchmark_table) if benchmark_table else None
     return FrozenSupernet(config, model, architecture_half, table, weights_half.fixed(SCORING_IMAGES)[0])
 

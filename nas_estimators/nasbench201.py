@@ -122,6 +122,13 @@ def _canonical(arch: Architecture) -> str:
     raise TypeError(f"expected a NAS-Bench-201 string or an NNI sample mapping, got {type(arch).__name__}")
 
 
+
+def check_table_space(space: str, option: str = "benchmark_table") -> None:
+    """A NAS-Bench-201 table scores only the ``nb201`` space: a ValueError naming ``option`` otherwise."""
+    if space != "nb201":
+        raise ValueError(f"{option}: a NAS-Bench-201 table scores the nb201 space, not {space!r}")
+
+
 class TableFormatError(ValueError):
     """A benchmark CSV that cannot be used as is (no ``arch`` column, duplicates, bad values...)."""
 

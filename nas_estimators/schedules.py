@@ -17,7 +17,8 @@ class Schedule:
         return {"kind": self.kind, **{k: v for k, v in vars(self).items()}}
 
 
-def _positive(name: str, value: float) -> float:
+def positive(name: str, value: float) -> float:
+    """``value`` as a float if it is a positive finite number, else a ValueError naming ``name``."""
     value = float(value)
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
@@ -35,7 +36,7 @@ class Constant(Schedule):
     kind = "constant"
 
     def __init__(self, value: float) -> None:
-        self.value = _positive("temperature", value)
+        self.value = positive("temperature", value)
 
     def __call__(self, step: int) -> float:
         return self.value
@@ -43,8 +44,8 @@ class Constant(Schedule):
 
 class _Anneal(Schedule):
     def __init__(self, initial: float, final: float, steps: int) -> None:
-        self.initial = _positive("temperature initial", initial)
-        self.final = _positive("temperature final", final)
+        self.initial = positive("temperature initial", initial)
+        self.final = positive("temperature final", final)
         if int(steps) < 1:
             raise ValueError(f"temperature steps: expected a positive integer, got {steps!r}")
         self.steps = int(steps)

@@ -26,12 +26,12 @@ from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import DATASETS, DeviceBatches, ImageData, load_dataset, search_batches
 from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE, SearchDiverged,  # noqa: F401
                         check_uniform_weight_paths, recipe_warmup_epochs)
-from .nasbench201 import BenchmarkTable, benchmark_listener
+from .nasbench201 import BenchmarkTable, benchmark_listener, check_table_space
 from .objective import CALIBRATION_IMAGES, DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
 from .run_folder import RunFolder
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder
 from .options import option
-from .spaces import BATCH_NORMS, SPACES, build_space
+from .spaces import BATCH_NORMS, SPACES, build_space, resolve_size
 from .weight_paths import WEIGHT_PATHS
 from .weight_paths import weight_paths as make_weight_paths
 
@@ -42,8 +42,6 @@ PRECISIONS = ("bf16", "fp32")
 DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
 #: The defaults before the recipe became the default: a resumed search whose saved settings lack one ran with it.
 PRE_RECIPE_DEFAULTS = {"arc_learning_rate": 3e-3, "warmup_epochs": 0, "uniform_weight_paths": 0.0}
-# Width and cells for the digits default (8x8 images): small enough for a 2-core CPU.
-DIGITS_SIZE = {"darts": (8, 5), "nb201": (8, 1)}
 
 
 @dataclasses.dataclass
@@ -320,15 +318,11 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     checkpoint = read_checkpoint(checkpoint_path) if config.resume else None
     table = None
     if config.benchmark_table is not None:
-        if config.space != "nb201":
-            raise ValueError(f"benchmark_table: a NAS-Bench-201 table scores the nb201 space, not {config.space!r}")
+        check_table_space(config.space)
         table = BenchmarkTable.from_csv(config.benchmark_table)
 
     data = load_dataset(config.dataset, config.data_root, download=config.download) if data is None else data
-    width, cells = config.width, config.cells
-    if config.dataset == "digits":
-        width = DIGITS_SIZE[config.space][0] if width is None and config.space in DIGITS_SIZE else width
-        cells = DIGITS_SIZE[config.space][1] if cells is None and config.space in DIGITS_SIZE else cells
+    width, cells = resolve_size(config.space, config.dataset, config.width, config.cells)
     if checkpoint is not None:
         check_belongs(checkpoint_path, checkpoint, config.identity(width, cells))
     pl.seed_everything(config.seed, workers=False, verbose=False)  # the supernet's initial weights

@@ -9,6 +9,18 @@ BATCH_NORMS = ("nni", "no-affine")
 
 # (width, cells) per space when the command line is not told: the standard search settings.
 DEFAULT_SIZE = {"darts": (16, 8), "nb201": (16, 5)}
+# Width and cells for the digits default (8x8 images): small enough for a 2-core CPU.
+DIGITS_SIZE = {"darts": (8, 5), "nb201": (8, 1)}
+
+
+def resolve_size(space: str, dataset: str, width: int | None = None, cells: int | None = None,
+                 concrete: bool = False) -> tuple[int | None, int | None]:
+    """The (width, cells) a search of ``space`` on ``dataset`` builds: the given ones win; on digits the
+    small defaults; otherwise the standard ones when ``concrete``, else None (``build_space`` fills them in,
+    and a search records None: its checkpoints stay comparable with those written before)."""
+    defaults = DIGITS_SIZE if dataset == "digits" else DEFAULT_SIZE if concrete else {}
+    default_width, default_cells = defaults.get(space, (None, None))
+    return (default_width if width is None else width, default_cells if cells is None else cells)
 
 
 def build_space(name: str, width: int | None = None, cells: int | None = None, num_classes: int = 10,

@@ -28,7 +28,7 @@ import torch
 
 from .distribution import ArchitectureDistribution
 from .estimators import Estimator
-from .lightning import LOGIT_RANGE
+from .lightning import arc_optimizer, arc_update
 
 
 class BudgetExhausted(Exception):
@@ -74,7 +74,7 @@ class TableSearch:
         generator = torch.Generator().manual_seed(seed)
         noise_generator = torch.Generator().manual_seed(seed + 1_000_003)
         distribution = ArchitectureDistribution(self.choices)
-        optimizer = torch.optim.Adam(distribution.parameters(), lr=self.learning_rate, betas=(0.5, 0.999))
+        optimizer = arc_optimizer(distribution, self.learning_rate)
         rows: list[dict[str, Any]] = []
         started = time.perf_counter()
         step = 0
@@ -98,13 +98,7 @@ class TableSearch:
             except BudgetExhausted:
                 del rows[before:]  # a step cut short by the budget is not taken
                 break
-            optimizer.zero_grad(set_to_none=True)
-            for label, parameter in distribution.logits.items():
-                parameter.grad = gradients[label].to(parameter.dtype)
-            optimizer.step()
-            with torch.no_grad():
-                for parameter in distribution.parameters():
-                    parameter.sub_(parameter.max()).clamp_(min=-LOGIT_RANGE)
+            arc_update(distribution, optimizer, gradients)
             mode_accuracy = float(self.accuracy(distribution.mode()))
             elapsed = time.perf_counter() - started
             for row in rows[before:]:

@@ -220,7 +220,7 @@ def test_bad_input_is_a_one_line_error_before_any_run(tmp_path, table_csv, capsy
     out = ["--output", str(tmp_path / "out")]
     assert "unknown method 'bogus'" in _cli_error(["--methods", "sf,bogus", *out], capsys)
     assert "benchmark-table: no file" in _cli_error(["--benchmark-table", str(tmp_path / "missing.csv"), *out], capsys)
-    assert "scores only the nb201 space, not 'darts'" in _cli_error(
+    assert "scores the nb201 space, not 'darts'" in _cli_error(
         ["--space", "darts", "--benchmark-table", str(table_csv), *out], capsys)
     assert "budget: expected a positive number" in _cli_error(
         ["--methods", "nni-evolution", "--benchmark-table", str(table_csv), "--budget", "0", *out], capsys)

@@ -194,7 +194,7 @@ def tune(args: argparse.Namespace) -> int:
     """The ``tune`` command's handler."""
     import optuna
 
-    from ..nasbench201 import BenchmarkTable
+    from ..nasbench201 import BenchmarkTable, check_table_space
     from ..integrations.optuna_tuning import SearchObjective, default_storage
     from ..search import DEFAULT_EPOCHS
 
@@ -209,8 +209,10 @@ def tune(args: argparse.Namespace) -> int:
     config, fixed = _search_config(args, output)
     table = None
     if args.benchmark is not None:
-        if args.space != "nb201":
-            raise UsageError(f"benchmark: a NAS-Bench-201 table scores nb201 architectures; --space is {args.space}")
+        try:
+            check_table_space(args.space, "benchmark")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         try:
             table = BenchmarkTable.from_csv(args.benchmark, accuracy_column=args.benchmark_column)
         except (ValueError, FileNotFoundError) as error:
