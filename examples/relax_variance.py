@@ -26,6 +26,9 @@ ARMS = {
     "relax (baseline 0.9)": lambda: Relax(baseline_decay=0.9),
     "relax (baseline, regression)": lambda: Relax(baseline_decay=0.9, surrogate_objective="regression"),
     "relax (baseline, temperature 2)": lambda: Relax(baseline_decay=0.9, temperature=2.0),
+    "relax (baseline, 4 surrogate steps)": lambda: Relax(baseline_decay=0.9, surrogate_steps=4),
+    "relax (baseline, surrogate lr 1e-2)": lambda: Relax(baseline_decay=0.9, surrogate_lr=1e-2),
+    "relax (baseline, width 256, lr 3e-3)": lambda: Relax(baseline_decay=0.9, surrogate_width=256, surrogate_lr=3e-3),
     "ram (1 label)": lambda: Ram(labels_per_step=1),
 }
 
@@ -79,7 +82,10 @@ def main() -> None:
     parser.add_argument("--estimates", type=int, default=3000)
     parser.add_argument("--supernet", help="a finished search's directory: measure on its frozen weights too")
     parser.add_argument("--out", help="write the rows to this CSV")
+    parser.add_argument("--arms", help="semicolon-separated estimators to measure (sf always; default: all)")
     args = parser.parse_args()
+    arms = {name: make for name, make in ARMS.items()
+            if args.arms is None or name == "sf" or name in args.arms.split(";")}
     rows = []
     for seed in map(int, args.seeds.split(",")):
         problems = [("table", *table_problem(seed), lambda: None)]
@@ -87,7 +93,7 @@ def main() -> None:
             problems.append(("supernet", *supernet_problem(args.supernet)))
         for problem, distribution, loss_fn, advance in problems:
             results = {name: measure(make, distribution, loss_fn, args.adapt, args.estimates, seed, advance)
-                       for name, make in ARMS.items()}
+                       for name, make in arms.items()}
             for name, variance in results.items():
                 rows.append({"problem": problem, "seed": seed, "estimator": name, "total_variance": variance,
                              "ratio_to_sf": variance / results["sf"]})

@@ -65,9 +65,13 @@ class FrozenSupernet:
         """A uniform distribution over this supernet's choices."""
         return ArchitectureDistribution.from_model_space(self.model)
 
+    def apply(self, architecture: Mapping[str, Any]) -> None:
+        """Set the supernet to run ``architecture`` until the next call (its forward then runs that path)."""
+        _nni.apply_sample(self._modules, architecture)
+
     def outputs(self, inputs: torch.Tensor, architecture: Mapping[str, Any]) -> torch.Tensor:
         """The logits of ``architecture`` on ``inputs`` with the frozen weights."""
-        _nni.apply_sample(self._modules, architecture)
+        self.apply(architecture)
         with torch.inference_mode():
             return self.model(inputs)
 

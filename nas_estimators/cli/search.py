@@ -83,10 +83,13 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
     last = history.iloc[-1] if len(history) else None
     print(f"architecture: {run_folder.RunFolder(result['output']).architecture}")
     if last is not None:
-        print(f"final epoch: val_acc {last['val_acc']:.4f}  entropy {last['entropy']:.3f}  "
-              f"search time {result['seconds']:.1f} s")
+        # without the supernet term no step scores a path on the held-out half: there is no val_acc to print
+        accuracy = f"val_acc {last['val_acc']:.4f}  " if last['val_acc'] == last['val_acc'] else ""
+        print(f"final epoch: {accuracy}entropy {last['entropy']:.3f}  search time {result['seconds']:.1f} s")
     if methods.get(config.estimator).kind != "estimator":  # NNI's supernet mixes candidates: no single path to score
         return 0
+    if "supernet" not in config.objective and config.freeze_weights and not parts.warmup_epochs:
+        return 0  # the shared weights never trained: their accuracy says nothing
     from ..evaluate import exported_val_accuracy
 
     accuracy = exported_val_accuracy(result, parts, config.seed)
