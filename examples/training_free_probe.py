@@ -23,7 +23,7 @@ from nas_estimators.data import load_dataset, search_batches
 from nas_estimators.nasbench201 import BenchmarkTable, from_arch_string
 from nas_estimators.ranking import kendall_tau, panel_architectures
 from nas_estimators.spaces import build_space
-from nas_estimators.strategy import SF
+from nas_estimators.strategy import path_sampling_supernet
 
 DEFAULT_TERMS = ("synflow", "naswot", "params", "flops")
 
@@ -46,7 +46,7 @@ def main() -> None:
     table = BenchmarkTable.from_csv(args.table)
     data = load_dataset("cifar10", args.data_root)
     torch.manual_seed(args.seed)
-    supernet = SF().mutate_model(build_space("nb201", args.width, args.cells, num_classes=data.num_classes))
+    supernet = path_sampling_supernet(build_space("nb201", args.width, args.cells, num_classes=data.num_classes))
     inputs, _ = search_batches(data, 64, device=torch.device("cpu"), seed=args.seed)[0].fixed(objective.SCORING_IMAGES)
     network = objective.ScoringNetwork(supernet, inputs, seed=args.seed)
     cells = [from_arch_string(key) for key in table] if args.all else \

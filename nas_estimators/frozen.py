@@ -90,7 +90,7 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     (or :class:`~nas_estimators.data.DataError`, :class:`~nas_estimators.checkpoints.CheckpointError`)
     naming what is missing or wrong.
     """
-    from .strategy import SF
+    from .strategy import path_sampling_supernet
 
     output = Path(output)
     config = load_saved_config(output)
@@ -104,7 +104,7 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     data = load_dataset(config.dataset, data_root or config.data_root, download=False)
     space = build_space(config.space, config.width, config.cells, num_classes=data.num_classes,
                         batch_norm=config.batch_norm)
-    model = SF().mutate_model(space)  # path sampling modules only: any estimator's supernet is built alike
+    model = path_sampling_supernet(space)
     model.load_state_dict(_nni.supernet_state(checkpoint["state_dict"]))
     torch_device = resolve_device(device)
     model.to(torch_device)

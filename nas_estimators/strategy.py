@@ -175,3 +175,9 @@ class RAM(EstimatorStrategy):
 
     def __init__(self, labels_per_step: int | None = 1, **kwargs: Any) -> None:
         super().__init__(Ram(labels_per_step=labels_per_step), **kwargs)
+
+
+def path_sampling_supernet(space):
+    """NNI's path-sampling supernet of the model ``space`` (in place): the network every one of our
+    strategies trains, whatever its estimator (a finished search's weights load into it)."""
+    return EstimatorStrategy(ScoreFunction()).mutate_model(space)
