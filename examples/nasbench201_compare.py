@@ -16,8 +16,8 @@ interrupted comparison.
 import argparse
 from pathlib import Path
 
-from nas_estimators.compare import (DEFAULT_METHODS, CompareConfig, list_argument,
-                                    markdown_table, run_compare)
+from nas_estimators.compare import DEFAULT_METHODS, CompareConfig, list_argument, run_compare
+from nas_estimators.integrations.compare_report import markdown_table, report_html
 from nas_estimators.methods import names as method_names
 
 
@@ -48,7 +48,7 @@ def main() -> None:
         device=args.device, precision=args.precision, channels_last=args.channels_last,
         benchmark_table=args.benchmark_table, budget=args.budget, output=args.output,
         arc_learning_rate=args.arc_learning_rate, warmup_epochs=args.warmup_epochs, report_only=args.report_only)
-    result = run_compare(config)
+    result = run_compare(config, report=report_html)
     table = markdown_table(result["summary"])
     note = (f"NAS-Bench-201 (C={args.width}, N={args.cells}), CIFAR-10, {args.epochs} search epochs "
             f"({args.warmup_epochs} of them weights only, architecture learning rate {args.arc_learning_rate:g}), batch "

@@ -32,7 +32,6 @@ from .methods import names as method_names
 from .data import DATASETS
 from .errors import InputError
 from .files import atomic_write_text
-from .html_report import HtmlPage
 from .options import option, shared
 from .run_folder import TRIALS, RunFolder
 from .search import (SearchConfig, check_config, make_estimator, prepare, resolve_device,
@@ -50,12 +49,7 @@ SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "preci
 RECORDED_BEFORE = {"uniform_weight_paths": 0.0, "table_learning_rate": 0.1, "table_noise": 0.0,
                    "weight_learning_rate": 0.025, "batch_norm": "nni", "estimator_options": {},
                    "objective": {"supernet": 1.0}, "freeze_weights": False, "weight_paths": "uniform"}
-FIGURES = {"validation-accuracy": "Validation accuracy of the sampled architectures",
-           "entropy": "Entropy of the architecture distribution",
-           "benchmark-accuracy": "Benchmark accuracy of the mode architecture",
-           "panel-tau": "Supernet ranking quality: Kendall's tau of the panel against the table",
-           "panel-best": "Benchmark accuracy of the panel architecture the supernet scores best",
-           "final-comparison": "Final comparison", "multi-trial": "Multi-trial search: best benchmark accuracy so far"}
+
 
 
 @dataclasses.dataclass
@@ -229,8 +223,11 @@ def is_finished(directory: Path, method: str) -> bool:
     return RunFolder(directory).finished(multi_trial=get_method(method).needs_table)
 
 
-def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every (method, seed) not finished yet, then write results.csv, summary.csv and report.html.
+def run_compare(config: CompareConfig, progress: Callable[[str], None] = print,
+                report: Callable[..., str] | None = None) -> dict[str, Any]:
+    """Run every (method, seed) not finished yet, then write results.csv, summary.csv and, given ``report``
+    (``report(results, trials, summary, table)`` returning a page, as the command passes
+    :func:`nas_estimators.integrations.compare_report.report_html`), report.html.
 
     With ``config.report_only`` nothing runs: the tables and report cover the finished runs (a
     comparison whose GPU time ran out, or one copied back from a GPU machine).
@@ -248,7 +245,7 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
                              f"{', '.join(map(str, config.seeds))} has finished in {output}")
         if missing:
             progress(f"not finished, left out: {', '.join(missing)}")
-        return _write_outputs(output, finished, table)
+        return _write_outputs(output, finished, table, report)
     _check_settings(output, config)
     (output / "runs").mkdir(parents=True, exist_ok=True)
     atomic_write_text(output / "compare.json", json.dumps({"settings": settings(config)}, indent=2) + "\n")
@@ -273,17 +270,18 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print) 
                 except ValueError as error:  # DataError: a missing or malformed --data-root
                     raise InputError(str(error)) from None
             run_oneshot_method(config, method, seed, directory, data)
-    return _write_outputs(output, pairs, table)
+    return _write_outputs(output, pairs, table, report)
 
 
-def _write_outputs(output: Path, pairs: list[tuple[str, int]], table) -> dict[str, Any]:
+def _write_outputs(output: Path, pairs: list[tuple[str, int]], table, report) -> dict[str, Any]:
     results, trials = collect(output, pairs)
     summary = summarize(results, trials)
     atomic_write_text(output / "results.csv", results.to_csv(index=False))
     if len(trials):
         atomic_write_text(output / TRIALS, trials.to_csv(index=False))
     atomic_write_text(output / "summary.csv", summary.to_csv(index=False))
-    atomic_write_text(output / "report.html", report_html(results, trials, summary, table))
+    if report is not None:
+        atomic_write_text(output / "report.html", report(results, trials, summary, table))
     return {"results": results, "trials": trials, "summary": summary, "output": output}
 
 
@@ -414,73 +412,6 @@ def summarize(results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                                           "final_panel_tau_mean",
                                           "final_panel_best_benchmark_acc_mean", "search_seconds_mean"])
     return summary.astype({"epochs": "Int64", "budget": "Int64"})
-
-
-def _mean_curves(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    curves = frame.groupby(["method", x], sort=False)[y].agg(["mean", "std", "count"]).reset_index()
-    return curves.rename(columns={"mean": y, "std": f"{y}_std"})
-
-
-def figures(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, table=None) -> dict[str, Any]:
-    """The report's plotly figures by id (see :data:`FIGURES`); means over seeds, bars one standard deviation."""
-    import plotly.express as px
-    import plotly.graph_objects as go
-
-    made: dict[str, Any] = {}
-    curves = [("validation-accuracy", "val_acc", "validation accuracy"), ("entropy", "entropy", "entropy (nats)")]
-    if table is not None:
-        curves.append(("benchmark-accuracy", "benchmark_acc", "benchmark accuracy of the mode"))
-        curves.append(("panel-tau", "panel_tau", "Kendall's tau"))
-        curves.append(("panel-best", "panel_best_benchmark_acc", "benchmark accuracy"))
-    for figure_id, column, label in curves:
-        if not len(results) or results[column].isna().all():
-            continue
-        frame = _mean_curves(results.dropna(subset=[column]), "epoch", column)
-        figure = px.line(frame, x="epoch", y=column, color="method", error_y=f"{column}_std", markers=True,
-                         labels={column: label}, title=FIGURES[figure_id])
-        if figure_id == "benchmark-accuracy":
-            best_arch, best_accuracy = table.best()
-            figure.add_hline(y=best_accuracy, line_dash="dot", annotation_text=f"best in table {best_accuracy:g}")
-        made[figure_id] = figure
-    final = summary.dropna(subset=["final_benchmark_acc_mean"])
-    value, error, label = "final_benchmark_acc_mean", "final_benchmark_acc_std", "final benchmark accuracy"
-    if not len(final):
-        final, value, error, label = summary.dropna(subset=["final_val_acc_mean"]), "final_val_acc_mean", None, \
-            "final validation accuracy"
-    if len(final):
-        names = [f"{m} ({int(b)} archs)" if k in ("multi-trial", "table") else m
-                 for m, k, b in zip(final["method"], final["kind"], final["budget"])]
-        made["final-comparison"] = go.Figure(
-            go.Bar(x=names, y=final[value], error_y=dict(type="data", array=final[error]) if error else None,
-                   text=[f"{v:.4g}" for v in final[value]], textposition="outside"),
-            layout=dict(title=FIGURES["final-comparison"] + " (mean over seeds)", yaxis_title=label))
-    if len(trials):
-        frame = _mean_curves(trials, "trial", "best_so_far")
-        made["multi-trial"] = px.line(frame, x="trial", y="best_so_far", color="method", title=FIGURES["multi-trial"],
-                                      labels={"trial": "queried architectures", "best_so_far": "best benchmark accuracy"})
-    return made
-
-
-def report_html(results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame, table=None) -> str:
-    """One self-contained HTML page: the summary table and every figure (plotly.js inlined once)."""
-    page = HtmlPage("Search comparison")
-    body = [page.section("summary", "Summary", "", page.table(summary, float_format="%.4g"))]
-    for figure_id, figure in figures(results, trials, summary, table).items():
-        body.append(f"<h2>{FIGURES[figure_id]}</h2>" + page.figure(figure, div_id=figure_id))
-    return page.render(body)
-
-
-def markdown_table(summary: pd.DataFrame) -> str:
-    """The summary as a Markdown table (for a README), accuracy as mean ± std."""
-    lines = ["| method | kind | runs | epochs / budget | final benchmark accuracy | search time (s) |",
-             "|---|---|---|---|---|---|"]
-    for row in summary.itertuples(index=False):
-        size = f"{int(row.budget)} archs" if row.kind in ("multi-trial", "table") else f"{int(row.epochs)} epochs"
-        accuracy = "n/a" if pd.isna(row.final_benchmark_acc_mean) else (
-            f"{row.final_benchmark_acc_mean:.2f}" + ("" if pd.isna(row.final_benchmark_acc_std)
-                                                     else f" ± {row.final_benchmark_acc_std:.2f}"))
-        lines.append(f"| {row.method} | {row.kind} | {row.runs} | {size} | {accuracy} | {row.search_seconds_mean:.0f} |")
-    return "\n".join(lines) + "\n"
 
 
 def list_argument(values, kind: Callable[[str], Any] = str) -> tuple:

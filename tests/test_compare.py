@@ -12,6 +12,14 @@ from nas_estimators import compare
 from nas_estimators.cli import main
 from nas_estimators.nasbench201 import LABELS, NNI_OPS, to_arch_string
 
+from nas_estimators.integrations.compare_report import FIGURES, figures, markdown_table, report_html
+
+
+def run_compare(config, **options):
+    """compare as the command runs it: with the report page."""
+    return compare.run_compare(config, report=report_html, **options)
+
+
 TINY = dict(space="nb201", dataset="digits", epochs=1, batch_size=64, width=4, cells=1, device="cpu", progress=False)
 METHODS = ("sf", "nni-darts", "nni-evolution")
 BUDGET = 12
@@ -47,7 +55,7 @@ def comparison(tmp_path_factory, table_csv):
                                    output=str(tmp_path_factory.mktemp("compare") / "out"), **TINY)
     messages = []
     try:
-        result = compare.run_compare(config, progress=messages.append)
+        result = run_compare(config, progress=messages.append)
     finally:
         torch.set_num_threads(threads)
     return config, result, messages
@@ -87,18 +95,18 @@ def test_summary_equals_the_aggregates_of_the_results(comparison):
     assert summary.loc["nni-evolution", "kind"] == "multi-trial" and summary.loc["nni-evolution", "budget"] == BUDGET
     assert summary.loc["nni-evolution", "final_benchmark_acc_mean"] == pytest.approx(best.mean())
     assert summary.loc["nni-evolution", "final_benchmark_acc_std"] == pytest.approx(best.std())
-    markdown = compare.markdown_table(summary.reset_index())
+    markdown = markdown_table(summary.reset_index())
     assert f"| nni-evolution | multi-trial | 2 | {BUDGET} archs |" in markdown
 
 
 def test_report_holds_each_figure(comparison):
     config, result, _ = comparison
     html = open(f"{config.output}/report.html").read()
-    for figure_id, title in compare.FIGURES.items():
+    for figure_id, title in FIGURES.items():
         assert f'id="{figure_id}"' in html and title in html, figure_id
     assert html.count("<script type=\"text/javascript\">/**") <= 1  # plotly.js inlined once
-    figures = compare.figures(result["results"], result["trials"], result["summary"])
-    bars = figures["final-comparison"].data[0]
+    made = figures(result["results"], result["trials"], result["summary"])
+    bars = made["final-comparison"].data[0]
     assert list(bars.x) == ["sf", "nni-darts", f"nni-evolution ({BUDGET} archs)"]
 
 
@@ -117,7 +125,7 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_the_missing_one(comparison,
     monkeypatch.setattr(compare, "run_multi_trial_method", lambda *args: calls.append(args[:2]))
     messages = []
     torch.set_num_threads(1)
-    compare.run_compare(config, progress=messages.append)
+    run_compare(config, progress=messages.append)
     assert calls == [("sf", 1)]
     assert sum("finished before, skipped" in m for m in messages) == 5
     for path, mtime in before.items():
@@ -129,7 +137,7 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_the_missing_one(comparison,
 def test_a_rerun_with_other_settings_is_refused(comparison):
     config, _, _ = comparison
     with pytest.raises(compare.InputError, match=r"other settings \(epochs 1 -> 2\)"):
-        compare.run_compare(dataclasses.replace(config, epochs=2), progress=lambda line: None)
+        run_compare(dataclasses.replace(config, epochs=2), progress=lambda line: None)
 
 
 def test_a_comparison_moved_to_another_machine_continues_there(comparison, tmp_path):
@@ -140,7 +148,7 @@ def test_a_comparison_moved_to_another_machine_continues_there(comparison, tmp_p
     shutil.copytree(config.output, moved)
     table_copy = shutil.copy(config.benchmark_table, tmp_path / "table-copy.csv")
     messages = []
-    compare.run_compare(dataclasses.replace(config, output=str(moved), benchmark_table=str(table_copy)),
+    run_compare(dataclasses.replace(config, output=str(moved), benchmark_table=str(table_copy)),
                         progress=messages.append)
     assert messages and all("finished before, skipped" in line for line in messages)
     assert (moved / "report.html").is_file()
@@ -149,7 +157,7 @@ def test_a_comparison_moved_to_another_machine_continues_there(comparison, tmp_p
     other.loc[0, "test_acc"] += 1.0
     other.to_csv(table_copy, index=False)
     with pytest.raises(compare.InputError, match=r"other settings \(benchmark_table 'sha256:"):
-        compare.run_compare(dataclasses.replace(config, output=str(moved), benchmark_table=str(table_copy)),
+        run_compare(dataclasses.replace(config, output=str(moved), benchmark_table=str(table_copy)),
                             progress=lambda line: None)
 
 
@@ -164,13 +172,13 @@ def test_a_comparison_recorded_with_the_table_path_continues(comparison, tmp_pat
     record["settings"]["benchmark_table"] = os.path.abspath(config.benchmark_table)  # what earlier versions wrote
     (copy / "compare.json").write_text(json.dumps(record))
     messages = []
-    compare.run_compare(dataclasses.replace(config, output=str(copy)), progress=messages.append)
+    run_compare(dataclasses.replace(config, output=str(copy)), progress=messages.append)
     assert messages and all("finished before, skipped" in line for line in messages)
     other = tmp_path / "other.csv"
     shutil.copy(config.benchmark_table, other)
     (copy / "compare.json").write_text(json.dumps(record))
     with pytest.raises(compare.InputError, match="other settings"):
-        compare.run_compare(dataclasses.replace(config, output=str(copy), benchmark_table=str(other)),
+        run_compare(dataclasses.replace(config, output=str(copy), benchmark_table=str(other)),
                             progress=lambda line: None)
 
 
@@ -194,7 +202,7 @@ def test_report_only_covers_the_finished_runs_and_runs_nothing(comparison, tmp_p
     assert summary.loc["sf", "runs"] == 1 and summary.loc["nni-darts", "runs"] == 2
     assert (copy / "report.html").is_file()
     with pytest.raises(compare.InputError, match="no run of sf with seeds 1 has finished"):
-        compare.run_compare(dataclasses.replace(config, output=str(copy), methods=("sf",), seeds=(1,),
+        run_compare(dataclasses.replace(config, output=str(copy), methods=("sf",), seeds=(1,),
                                                 report_only=True), progress=lambda line: None)
 
 
@@ -203,7 +211,7 @@ def test_nni_random_scores_nni_random_export(tmp_path, table_csv, table):
     torch.set_num_threads(1)
     config = compare.CompareConfig(methods=("nni-random",), seeds=(3,), benchmark_table=str(table_csv),
                                    output=str(tmp_path / "out"), **{**TINY, "epochs": 2})
-    results = compare.run_compare(config, progress=lambda line: None)["results"]
+    results = run_compare(config, progress=lambda line: None)["results"]
     assert results["val_acc"].isna().all()  # no architecture step, no validation pass
     assert [table.accuracy(json.loads(mode)) for mode in results["mode"]] == list(results["benchmark_acc"])
 
@@ -239,7 +247,7 @@ def test_arc_learning_rate_and_warmup_reach_our_runs_and_warmup_nnis(tmp_path, t
     config = compare.CompareConfig(methods=("sf", "nni-random"), seeds=(0,), benchmark_table=str(table_csv),
                                    arc_learning_rate=0.05, warmup_epochs=1, output=str(tmp_path / "out"),
                                    **{**TINY, "epochs": 2})
-    result = compare.run_compare(config, progress=lambda line: None)
+    result = run_compare(config, progress=lambda line: None)
     saved = json.loads((tmp_path / "out" / "runs" / "sf-s0" / "config.json").read_text())
     assert saved["arc_learning_rate"] == 0.05 and saved["warmup_epochs"] == 1
     saved = json.loads((tmp_path / "out" / "runs" / "nni-random-s0" / "config.json").read_text())
@@ -281,7 +289,7 @@ def test_an_interrupted_nni_run_continues_from_its_checkpoint(tmp_path, table_cs
     config = compare.CompareConfig(methods=("nni-darts",), seeds=(0,), benchmark_table=str(table_csv),
                                    output=str(output), **{**TINY, "epochs": 2})
     messages = []
-    results = compare.run_compare(config, progress=messages.append)["results"]
+    results = run_compare(config, progress=messages.append)["results"]
     assert list(results["epoch"]) == [0, 1]
     assert results["train_loss"].iloc[0] == pytest.approx(epoch0["train_loss"].iloc[0])
     assert (directory / "architecture.json").is_file()
@@ -300,19 +308,19 @@ def test_a_comparison_recorded_before_the_new_settings_continues_at_their_defaul
     # a missing setting ran at the default of its time: weight paths from the distribution (0.0), which
     # is no longer the default, so continuing it asks for that value and refuses today's default
     messages = []
-    compare.run_compare(dataclasses.replace(config, output=str(copy), uniform_weight_paths=0.0),
+    run_compare(dataclasses.replace(config, output=str(copy), uniform_weight_paths=0.0),
                         progress=messages.append)
     assert messages and all("finished before, skipped" in line for line in messages)
     (copy / "compare.json").write_text(json.dumps(record))
     with pytest.raises(compare.InputError, match="uniform_weight_paths 0.0 -> 1.0"):
-        compare.run_compare(dataclasses.replace(config, output=str(copy)), progress=lambda line: None)
+        run_compare(dataclasses.replace(config, output=str(copy)), progress=lambda line: None)
 
 
 def test_uniform_paths_weight_rate_and_panel_reach_our_runs_only(tmp_path, table_csv):
     config = compare.CompareConfig(methods=("sf", "nni-random"), seeds=(0,), benchmark_table=str(table_csv),
                                    uniform_weight_paths=1.0, weight_learning_rate=0.05, panel_images=64,
                                    output=str(tmp_path / "out"), **TINY)
-    result = compare.run_compare(config, progress=lambda line: None)
+    result = run_compare(config, progress=lambda line: None)
     ours = json.loads((tmp_path / "out" / "runs" / "sf-s0" / "config.json").read_text())
     nnis = json.loads((tmp_path / "out" / "runs" / "nni-random-s0" / "config.json").read_text())
     assert ours["uniform_weight_paths"] == 1.0 and nnis["uniform_weight_paths"] == 0.0
@@ -356,7 +364,7 @@ def test_an_unknown_estimator_option_is_refused_with_the_known_ones(tmp_path):
                                    output=str(tmp_path / "out"), **TINY)
     with pytest.raises(compare.InputError, match="estimator options: unknown sample_per_step; expected some of "
                                                  ".*samples_per_step"):
-        compare.run_compare(config, progress=lambda line: None)
+        run_compare(config, progress=lambda line: None)
     assert not (tmp_path / "out").exists()
 
 
@@ -365,7 +373,7 @@ def test_a_signal_stops_compare_with_one_line_and_the_signal_status(tmp_path, ca
 
     from nas_estimators.recorder import SearchInterrupted
 
-    def interrupted(config, progress=print):  # what a SIGTERM in the running search raises
+    def interrupted(config, progress=print, report=None):  # what a SIGTERM in the running search raises
         raise SearchInterrupted("stopped by SIGTERM in epoch 3; checkpoint saved to X/checkpoint.ckpt, continue "
                                 "with --resume", signal.SIGTERM)
 

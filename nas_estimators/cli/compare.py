@@ -32,6 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _compare(args: argparse.Namespace) -> int:
     from ..compare import CompareConfig, InputError, list_argument, run_compare
+    from ..integrations.compare_report import report_html
     from ..options import values
 
     try:
@@ -44,7 +45,7 @@ def _compare(args: argparse.Namespace) -> int:
     from ..recorder import SearchInterrupted
 
     try:
-        result = run_compare(config, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        result = run_compare(config, progress=lambda line: print(line, file=sys.stderr, flush=True), report=report_html)
     except InputError as error:
         raise UsageError(" ".join(str(error).split())) from None
     except SearchInterrupted as error:  # the running search saved a checkpoint: the same command resumes it
