@@ -34,17 +34,14 @@ _MISSING = dataclasses.MISSING
 
 def option(default: Any = None, help: str = "", *, type: Callable[[str], Any] | None = None,
            choices: Sequence[Any] | None = None, metavar: str | None = None, flag: bool = False,
-           shown: str | None = None, default_factory: Callable[[], Any] | None = None,
-           flag_name: str | None = None) -> Any:
+           shown: str | None = None) -> Any:
     """A dataclass field that is also a command-line option ``--name-with-dashes``.
 
     ``shown`` is what ``--help`` says the default is when the field's value is not it (``None`` meaning
     "computed": for example "60% of --epochs"); ``flag`` makes a ``store_true`` option.
     """
     metadata = {"help": help, "type": type, "choices": tuple(choices) if choices is not None else None,
-                "metavar": metavar, "flag": flag, "shown": shown, "flag_name": flag_name}
-    if default_factory is not None:
-        return dataclasses.field(default_factory=default_factory, metadata={"option": metadata})
+                "metavar": metavar, "flag": flag, "shown": shown}
     return dataclasses.field(default=default, metadata={"option": metadata})
 
 
@@ -77,7 +74,7 @@ def add_options(parser: argparse.ArgumentParser | Any, config_class: type, names
     """Add an option to ``parser`` for each option field of ``config_class`` (``names``: only these)."""
     for field in command_line_fields(config_class, names):
         spec = field.metadata["option"]
-        flag = spec["flag_name"] or "--" + field.name.replace("_", "-")
+        flag = "--" + field.name.replace("_", "-")
         default = _default(field)
         if spec["flag"]:
             parser.add_argument(flag, dest=field.name, action="store_true", help=spec["help"])

@@ -55,7 +55,7 @@ class UniformPaths(WeightPaths):
 
     def __init__(self, exclude: Sequence[str] = ()) -> None:
         self.exclude = tuple(exclude)
-        self.name = "no-none" if self.exclude == ("none",) else "uniform"
+        self.name = "no-none" if self.exclude else "uniform"
 
     def sample(self, distribution: ArchitectureDistribution) -> dict[str, int]:
         if not self.exclude:
