@@ -44,11 +44,12 @@ NB201_ARCHITECTURES = 5 ** 6
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
             "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options",
-            "objective", "freeze_weights", "weight_paths")
+            "objective", "freeze_weights", "weight_paths", "method_epochs")
 # What a comparison recorded before a setting existed ran with (the default of that time).
 RECORDED_BEFORE = {"uniform_weight_paths": 0.0, "table_learning_rate": 0.1, "table_noise": 0.0,
                    "weight_learning_rate": 0.025, "batch_norm": "nni", "estimator_options": {},
-                   "objective": {"supernet": 1.0}, "freeze_weights": False, "weight_paths": "uniform"}
+                   "objective": {"supernet": 1.0}, "freeze_weights": False, "weight_paths": "uniform",
+                   "method_epochs": {}}
 
 
 
@@ -65,6 +66,9 @@ class CompareConfig:
     dataset: str = shared(SearchConfig, "dataset")
     data_root: str | None = shared(SearchConfig, "data_root")
     epochs: int | None = shared(SearchConfig, "epochs", help="search epochs of every one-shot method")
+    # Epochs of named one-shot methods instead of ``epochs``: a step of NNI's DARTS runs every candidate
+    # of every edge, so equal wall-clock means fewer of its epochs (docs/search-quality.md, "Equal seconds").
+    method_epochs: dict[str, int] = dataclasses.field(default_factory=dict)
     batch_size: int = shared(SearchConfig, "batch_size")
     width: int | None = shared(SearchConfig, "width")
     cells: int | None = shared(SearchConfig, "cells")
@@ -76,7 +80,8 @@ class CompareConfig:
                                          metavar="CSV")
     budget: int = option(100, "architectures each multi-trial and table method queries", type=int)
     arc_learning_rate: float = shared(SearchConfig, "arc_learning_rate")
-    warmup_epochs: int | None = shared(SearchConfig, "warmup_epochs")
+    warmup_epochs: int | None = shared(SearchConfig, "warmup_epochs",
+                                       help="epochs that train weights only, of our methods (NNI's start at once)")
     weight_learning_rate: float = shared(SearchConfig, "weight_learning_rate")
     batch_norm: str = shared(SearchConfig, "batch_norm")
     uniform_weight_paths: float = shared(SearchConfig, "uniform_weight_paths")
@@ -117,6 +122,12 @@ def check(config: CompareConfig):
                              "(pip install 'tianshou<0.5' gym)")
     if len(set(config.methods)) != len(config.methods):
         raise InputError(f"methods: each method once, got {', '.join(config.methods)}")
+    for method, epochs in config.method_epochs.items():
+        if method not in config.methods or not get_method(method).trains_supernet:
+            raise InputError(f"method-epochs: {method!r} is not a one-shot method of this comparison; expected some of "
+                             f"{', '.join(m for m in config.methods if get_method(m).trains_supernet) or 'none'}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise InputError(f"method-epochs: {method} needs a positive integer of epochs, got {epochs!r}")
     if not config.seeds or any(isinstance(s, bool) or int(s) != s or s < 0 for s in config.seeds):
         raise InputError(f"seeds: expected one or more integers >= 0, got {list(config.seeds)}")
     unknown = sorted(set(config.estimator_options) - set(registry.hyperparameters()))
@@ -290,9 +301,10 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
     ours = get_method(method).accepts_objective
     search_config = SearchConfig(
         estimator=method, space=config.space, dataset=config.dataset, data_root=config.data_root,
-        output=str(directory), epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=config.device,
+        output=str(directory), epochs=config.method_epochs.get(method, config.epochs), batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
-        arc_learning_rate=config.arc_learning_rate, warmup_epochs=config.warmup_epochs,
+        arc_learning_rate=config.arc_learning_rate,
+        warmup_epochs=config.warmup_epochs if ours else None,  # NNI's start at once, as NNI runs them
         weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm,
         uniform_weight_paths=config.uniform_weight_paths if ours else 0.0, benchmark_table=config.benchmark_table,
         panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
@@ -412,6 +424,18 @@ def summarize(results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                                           "final_panel_tau_mean",
                                           "final_panel_best_benchmark_acc_mean", "search_seconds_mean"])
     return summary.astype({"epochs": "Int64", "budget": "Int64"})
+
+
+def method_epochs_argument(text: str) -> dict[str, int]:
+    """``"nni-darts=3,nni-random=20"`` as ``{"nni-darts": 3, "nni-random": 20}`` (InputError naming a bad part)."""
+    epochs: dict[str, int] = {}
+    for part in filter(None, (piece.strip() for piece in str(text).split(","))):
+        method, _, value = part.partition("=")
+        try:
+            epochs[method.strip()] = int(value)
+        except ValueError:
+            raise InputError(f"method-epochs: expected METHOD=EPOCHS,..., got {part!r}") from None
+    return epochs
 
 
 def list_argument(values, kind: Callable[[str], Any] = str) -> tuple:

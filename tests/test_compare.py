@@ -243,7 +243,7 @@ def test_bad_input_is_a_one_line_error_before_any_run(tmp_path, table_csv, capsy
     assert not (tmp_path / "out").exists()  # nothing was started
 
 
-def test_arc_learning_rate_and_warmup_reach_our_runs_and_warmup_nnis(tmp_path, table_csv):
+def test_arc_learning_rate_and_warmup_reach_our_runs_and_nnis_start_at_once(tmp_path, table_csv):
     config = compare.CompareConfig(methods=("sf", "nni-random"), seeds=(0,), benchmark_table=str(table_csv),
                                    arc_learning_rate=0.05, warmup_epochs=1, output=str(tmp_path / "out"),
                                    **{**TINY, "epochs": 2})
@@ -251,8 +251,32 @@ def test_arc_learning_rate_and_warmup_reach_our_runs_and_warmup_nnis(tmp_path, t
     saved = json.loads((tmp_path / "out" / "runs" / "sf-s0" / "config.json").read_text())
     assert saved["arc_learning_rate"] == 0.05 and saved["warmup_epochs"] == 1
     saved = json.loads((tmp_path / "out" / "runs" / "nni-random-s0" / "config.json").read_text())
-    assert saved["warmup_epochs"] == 1
+    assert saved["warmup_epochs"] == 0
     assert set(result["results"]["method"]) == {"sf", "nni-random"}
+
+
+def test_method_epochs_give_a_method_its_own_epochs_and_are_part_of_the_settings(tmp_path, table_csv, capsys):
+    out = tmp_path / "out"
+    common = ["--methods", "sf,nni-random", "--seeds", "0", "--benchmark-table", str(table_csv), "--dataset", "digits",
+              "--epochs", "1", "--width", "4", "--cells", "1", "--device", "cpu", "--no-progress", "--output", str(out)]
+    assert main(["compare", *common, "--method-epochs", "nni-random=3"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert results.groupby("method")["epoch"].max().to_dict() == {"nni-random": 2, "sf": 0}  # 0-based
+    assert json.loads((out / "compare.json").read_text())["settings"]["method_epochs"] == {"nni-random": 3}
+    capsys.readouterr()
+    assert "method_epochs {'nni-random': 3} -> {}" in _cli_error(common, capsys)
+
+
+def test_bad_method_epochs_are_one_line_errors_before_any_run(tmp_path, table_csv, capsys):
+    out = ["--methods", "sf,nni-evolution", "--benchmark-table", str(table_csv), "--output", str(tmp_path / "out")]
+    assert "method-epochs: expected METHOD=EPOCHS" in _cli_error([*out, "--method-epochs", "sf=two"], capsys)
+    assert "method-epochs: 'nni-darts' is not a one-shot method of this comparison; expected some of sf" in \
+        _cli_error([*out, "--method-epochs", "nni-darts=2"], capsys)
+    assert "method-epochs: 'nni-evolution' is not a one-shot method" in _cli_error(
+        [*out, "--method-epochs", "nni-evolution=2"], capsys)
+    assert "method-epochs: sf needs a positive integer of epochs, got 0" in _cli_error(
+        [*out, "--method-epochs", "sf=0"], capsys)
+    assert not (tmp_path / "out").exists()
 
 
 def test_nni_enas_is_refused_with_the_reason(tmp_path, capsys):

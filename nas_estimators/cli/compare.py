@@ -22,6 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help=f"comma- or space-separated, from {', '.join(methods())} (default: {','.join(DEFAULT_METHODS)})")
     parser.add_argument("--seeds", nargs="+", default=["0,1,2"], metavar="SEED", help="seeds (default: 0,1,2)")
     add_options(parser, CompareConfig)
+    parser.add_argument("--method-epochs", default="", metavar="METHOD=N,...",
+                        help="epochs of the named one-shot methods instead of --epochs, to give each the same "
+                             "wall-clock (a step of NNI's DARTS runs every candidate: fewer epochs fill the same seconds)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_objective_argument(parser)
     add_threads_argument(parser)
@@ -31,12 +34,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..compare import CompareConfig, InputError, list_argument, run_compare
+    from ..compare import CompareConfig, InputError, list_argument, method_epochs_argument, run_compare
     from ..integrations.compare_report import report_html
     from ..options import values
 
     try:
-        config = CompareConfig(**values(args, CompareConfig),
+        epochs = method_epochs_argument(args.method_epochs)
+    except InputError as error:
+        raise UsageError(str(error)) from None
+    try:
+        config = CompareConfig(**values(args, CompareConfig), method_epochs=epochs,
                                methods=list_argument(args.methods), seeds=list_argument(args.seeds, int),
                                estimator_options=estimator_values(args), objective=objective_weights(args.objective),
                                threads=args.threads, progress=not args.no_progress)
