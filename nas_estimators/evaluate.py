@@ -9,12 +9,13 @@ import torch
 from .data import DeviceBatches, split_halves
 from .search import SearchParts
 
-__all__ = ["exported_val_accuracy"]
+__all__ = ["exported_val_accuracy", "uniform_val_accuracies"]
 
 
 def exported_val_accuracy(result: Mapping[str, Any], parts: SearchParts, seed: int,
-                          batch_size: int = 256) -> float:
-    """Accuracy of the exported architecture with the supernet's weights on the architecture half, unaugmented.
+                          batch_size: int = 256, architecture: Mapping[str, Any] | None = None) -> float:
+    """Accuracy of the exported architecture (or ``architecture``) with the supernet's weights on the
+    architecture half, unaugmented.
 
     Batch-norm statistics are first recalibrated for that one path on the weights half (as one-shot
     NAS does before evaluating a path): a short single-path search updates each op's running
@@ -34,7 +35,7 @@ def exported_val_accuracy(result: Mapping[str, Any], parts: SearchParts, seed: i
                              std=data.std, device=device, augment=False, shuffle=False, drop_last=False)
 
     network.to(device)  # Lightning hands the module back on the CPU after fit
-    module.apply(result["architecture"])
+    module.apply(result["architecture"] if architecture is None else architecture)
     norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
              and m.track_running_stats]
     saved = [({k: v.clone() for k, v in m.state_dict().items()}, m.momentum) for m in norms]
@@ -57,3 +58,14 @@ def exported_val_accuracy(result: Mapping[str, Any], parts: SearchParts, seed: i
             norm.momentum = momentum
         network.train(was_training)
     return correct / len(arch_idx)
+
+
+def uniform_val_accuracies(result: Mapping[str, Any], parts: SearchParts, seed: int, draws: int,
+                           batch_size: int = 256) -> list[float]:
+    """Accuracies of ``draws`` architectures drawn uniformly from the space (seeded by ``seed``), each scored
+    as :func:`exported_val_accuracy` scores the exported one: the chance level a search should clear.
+    """
+    distribution = result["strategy"].search_module.distribution
+    generator = torch.Generator().manual_seed(seed)
+    drawn = [distribution.to_architecture(distribution.uniform_indices(generator)) for _ in range(draws)]
+    return [exported_val_accuracy(result, parts, seed, batch_size, architecture=sample) for sample in drawn]

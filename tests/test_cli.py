@@ -67,6 +67,26 @@ def test_other_estimators_on_nb201(tmp_path, estimator, extra, capsys):
         assert (history["forward_evaluations"] == 1 + 4).all()
 
 
+def test_a_search_ends_with_the_chance_level_beside_the_exported_architecture(tmp_path, capsys):
+    output = tmp_path / "out"
+    assert main(["search", "--space", "nb201", "--epochs", "2", "--no-progress", "--uniform-draws", "3",
+                 "--output", str(output)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    final = next(line for line in lines if line.startswith("final epoch:"))
+    assert "(uniform: 9.657)" in final  # six edges of five candidates: 6 ln 5
+    chance = next(line for line in lines if line.startswith("3 uniformly drawn architectures"))
+    mean, low, high = (float(chance.split(word)[1].split()[0].strip("(),")) for word in ("val_acc", "min", "max"))
+    assert 0 <= low <= mean <= high <= 1 and low < high  # three different cells on briefly trained weights
+    assert lines[-1] == f"next: nas-estimators report {output}  (probabilities, entropy, the cell's diagram); " \
+                        f"nas-estimators export {output}"
+    assert main(["search", "--space", "nb201", "--epochs", "1", "--no-progress", "--uniform-draws", "0",
+                 "--output", str(tmp_path / "none")]) == 0
+    assert "uniformly drawn" not in capsys.readouterr().out
+    assert "uniform-draws: expected an integer >= 0, got -1" in _fails(
+        capsys, "search", "--uniform-draws", "-1", "--output", str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
+
+
 def _fails(capsys, *argv, code=2):
     with pytest.raises(SystemExit) as excinfo:
         main(list(argv))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from .. import methods, run_folder
@@ -26,6 +27,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              "its own architectures; Lightning's DDP (default: 1)")
     search.add_argument("--num-nodes", type=int, default=None,
                         help="machines, each running --devices processes (Lightning's num_nodes; default: 1)")
+    search.add_argument("--uniform-draws", type=int, default=4, metavar="N",
+                        help="architectures drawn uniformly from the space and scored after the search as the exported "
+                             "one is (same weights, same held-out half): the chance level it should clear; each costs "
+                             "one pass over the data (default: 4; 0: none)")
     search.set_defaults(handler=_search)
     return search
 
@@ -34,6 +39,8 @@ def _search(args: argparse.Namespace) -> int:
     from ..search import SearchDiverged, SearchInterrupted, load_saved_config, prepare, run_search
 
     output = args.output or f"runs/{args.estimator}-{args.space}-{args.dataset}-s{args.seed}"
+    if isinstance(args.uniform_draws, bool) or args.uniform_draws < 0:
+        raise UsageError(f"uniform-draws: expected an integer >= 0, got {args.uniform_draws}")
     if args.resume:
         if args.output is None:
             raise UsageError("resume: name the search to continue with --output DIR")
@@ -47,13 +54,13 @@ def _search(args: argparse.Namespace) -> int:
         # Given again, they must match the checkpoint's (checked with its other options).
         config.devices = args.devices if args.devices is not None else config.devices
         config.num_nodes = args.num_nodes if args.num_nodes is not None else config.num_nodes
-        return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
+        return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted, args.uniform_draws)
     config = search_config(args, output=output, devices=1 if args.devices is None else args.devices,
                            num_nodes=1 if args.num_nodes is None else args.num_nodes)
-    return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted)
+    return _run(config, prepare, run_search, SearchDiverged, SearchInterrupted, args.uniform_draws)
 
 
-def _run(config, prepare, run_search, diverged, interrupted) -> int:
+def _run(config, prepare, run_search, diverged, interrupted, uniform_draws: int) -> int:
     try:
         parts = prepare(config)
     except (ValueError, TypeError, FileNotFoundError) as error:
@@ -81,20 +88,28 @@ def _run(config, prepare, run_search, diverged, interrupted) -> int:
         return 0
     history = result["history"]
     last = history.iloc[-1] if len(history) else None
-    print(f"architecture: {run_folder.RunFolder(result['output']).architecture}")
+    output = run_folder.RunFolder(result['output'])
+    print(f"architecture: {output.architecture}")
     if last is not None:
         # without the supernet term no step scores a path on the held-out half: there is no val_acc to print
         accuracy = f"val_acc {last['val_acc']:.4f}  " if last['val_acc'] == last['val_acc'] else ""
-        print(f"final epoch: {accuracy}entropy {last['entropy']:.3f}  search time {result['seconds']:.1f} s")
-    if methods.get(config.estimator).kind != "estimator":  # NNI's supernet mixes candidates: no single path to score
-        return 0
+        values = result["strategy"].search_module.distribution.values
+        uniform = sum(math.log(len(candidates)) for candidates in values.values())  # where every search starts
+        print(f"final epoch: {accuracy}entropy {last['entropy']:.3f} (uniform: {uniform:.3f})  "
+              f"search time {result['seconds']:.1f} s")
+    scored = methods.get(config.estimator).kind == "estimator"  # NNI's supernet mixes candidates: no single path
     if "supernet" not in config.objective and config.freeze_weights and not parts.warmup_epochs:
-        return 0  # the shared weights never trained: their accuracy says nothing
-    from ..evaluate import exported_val_accuracy
+        scored = False  # the shared weights never trained: their accuracy says nothing
+    if scored:
+        from ..evaluate import exported_val_accuracy, uniform_val_accuracies
 
-    accuracy = exported_val_accuracy(result, parts, config.seed)
-    print(f"exported architecture: val_acc {accuracy:.4f} (shared weights, batch norm recalibrated on the "
-          "weights half, scored on the architecture half)")
+        accuracy = exported_val_accuracy(result, parts, config.seed)
+        print(f"exported architecture: val_acc {accuracy:.4f} (shared weights, batch norm recalibrated on the "
+              "weights half, scored on the architecture half)")
+        if uniform_draws:
+            chance = uniform_val_accuracies(result, parts, config.seed, uniform_draws)
+            print(f"{uniform_draws} uniformly drawn architectures, scored the same way: mean val_acc "
+                  f"{sum(chance) / len(chance):.4f} (min {min(chance):.4f}, max {max(chance):.4f})")
+    print(f"next: nas-estimators report {output.path}  (probabilities, entropy, the cell's diagram); "
+          f"nas-estimators export {output.path}")
     return 0
-
-
