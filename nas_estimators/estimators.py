@@ -173,6 +173,10 @@ class Relax(Estimator):
         surrogate_width: hidden units of the surrogate's two hidden layers.
         surrogate_lr: Adam learning rate of the surrogate.
         temperature: a positive number or a :class:`~nas_estimators.schedules.Schedule` of the step.
+        baseline_decay: moving-average baseline inside the control variate (None: none).
+        surrogate_steps: surrogate updates per estimate; surrogate_objective: ``variance`` or ``regression``.
+        learn_temperature: train the (log) temperature with the surrogate by the same variance objective.
+        conditional_samples: draws of the conditional relaxation ``z~ | b`` averaged in the control variate.
 
     Example:
         >>> import torch
@@ -190,8 +194,19 @@ class Relax(Estimator):
 
     def __init__(self, surrogate_width: int = 64, surrogate_lr: float = 1e-3,
                  temperature: float | Schedule = 0.5, baseline_decay: float | None = None,
-                 surrogate_steps: int = 1, surrogate_objective: str = "variance") -> None:
+                 surrogate_steps: int = 1, surrogate_objective: str = "variance",
+                 learn_temperature: bool = False, conditional_samples: int = 1) -> None:
         super().__init__()
+        if not isinstance(learn_temperature, bool):
+            raise ValueError(f"learn_temperature: expected True or False, got {learn_temperature!r}")
+        if learn_temperature and isinstance(temperature, Schedule):
+            raise ValueError("learn_temperature: the temperature is then learnt from its initial value: "
+                             "give a number, not a schedule")
+        self.learn_temperature = learn_temperature
+        if isinstance(conditional_samples, bool) or int(conditional_samples) != conditional_samples \
+                or conditional_samples < 1:
+            raise ValueError(f"conditional_samples: expected an integer >= 1, got {conditional_samples!r}")
+        self.conditional_samples = int(conditional_samples)
         if surrogate_objective not in ("variance", "regression"):
             raise ValueError(f"surrogate_objective: expected variance or regression, got {surrogate_objective!r}")
         self.surrogate_objective = surrogate_objective
@@ -209,6 +224,8 @@ class Relax(Estimator):
         self.surrogate_width = int(surrogate_width)
         self.surrogate_lr = positive("surrogate_lr", surrogate_lr)
         self.temperature = temperature if isinstance(temperature, Schedule) else Constant(temperature)
+        # Learnt as in the RELAX paper: by the same variance objective as the surrogate, in log space.
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(float(self.temperature(0)))))
         self.step = 0
         self.surrogate: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -219,7 +236,11 @@ class Relax(Estimator):
             nn.Linear(self.surrogate_width, self.surrogate_width), nn.Tanh(),
             nn.Linear(self.surrogate_width, 1),
         )
-        self.optimizer = torch.optim.Adam(self.surrogate.parameters(), lr=self.surrogate_lr)
+        self.optimizer = torch.optim.Adam(self._trained(), lr=self.surrogate_lr)
+
+    def _trained(self) -> list[nn.Parameter]:
+        assert self.surrogate is not None
+        return list(self.surrogate.parameters()) + ([self.log_temperature] if self.learn_temperature else [])
 
     def estimate(self, distribution, loss_fn, generator=None):
         params = distribution.parameters_by_label()
@@ -229,27 +250,33 @@ class Relax(Estimator):
             if self.collectives is not None:  # one surrogate for all processes: rank 0's initial one
                 self.collectives.broadcast_(list(self.surrogate.parameters()))
         assert self.surrogate is not None and self.optimizer is not None
-        temperature = float(self.temperature(self.step))
+        if self.learn_temperature:
+            temperature = float(self.log_temperature.detach().exp())
+        else:
+            temperature = float(self.temperature(self.step))
 
         alphas = [params[label].detach().clone().requires_grad_(True) for label in labels]
-        relaxed, relaxed_conditional, scores, indices = [], [], [], {}
+        gumbels, conditionals, scores, indices = [], [], [], {}
         for label, alpha in zip(labels, alphas):
             log_p = torch.log_softmax(alpha, dim=0)
             u = torch.rand(alpha.shape, generator=generator).clamp(_TINY, 1 - 1e-7)
             z = log_p - torch.log(-torch.log(u))
             b = int(torch.argmax(z.detach()))
-            # z~ ~ p(z | b): the conditional Gumbel given that b is the argmax.
-            v = torch.rand(alpha.shape, generator=generator).clamp(_TINY, 1 - 1e-7)
+            # z~ ~ p(z | b): the conditional Gumbel given that b is the argmax; several draws average
+            # the control variate's own noise (each is a valid z~, so the mean keeps the estimate unbiased).
             theta = log_p.exp()
-            log_v = torch.log(v)
-            top = -torch.log(-log_v[b])
-            # 1e-12, not smaller: the gradient goes through 1/theta**2, which must stay finite in float32.
-            others = -torch.log(-log_v / theta.clamp_min(1e-12) - log_v[b])
             is_b = torch.zeros_like(alpha, dtype=torch.bool)
             is_b[b] = True
-            z_conditional = torch.where(is_b, top, others)
-            relaxed.append(torch.softmax(z / temperature, dim=0))
-            relaxed_conditional.append(torch.softmax(z_conditional / temperature, dim=0))
+            draws = []
+            for _ in range(self.conditional_samples):
+                v = torch.rand(alpha.shape, generator=generator).clamp(_TINY, 1 - 1e-7)
+                log_v = torch.log(v)
+                top = -torch.log(-log_v[b])
+                # 1e-12, not smaller: the gradient goes through 1/theta**2, which must stay finite in float32.
+                others = -torch.log(-log_v / theta.clamp_min(1e-12) - log_v[b])
+                draws.append(torch.where(is_b, top, others))
+            gumbels.append(z)
+            conditionals.append(torch.stack(draws))
             score = -theta.detach()
             score[b] += 1.0
             scores.append(score)
@@ -257,15 +284,17 @@ class Relax(Estimator):
 
         # Called before the surrogate runs and read after: a device computes the loss meanwhile.
         pending_loss = loss_fn(distribution.to_architecture(indices))
-        relaxed, relaxed_conditional = torch.cat(relaxed), torch.cat(relaxed_conditional)
         loss = _loss_value(pending_loss)
         # The moving average of past losses is a constant control variate (E[score] = 0): the surrogate
         # only has to learn the residual, not the loss's level.
         baseline = 0.0 if self.baseline is None or self.baseline_decay is None else self.baseline
 
         def estimate_and_variance():
+            scale = self.log_temperature.exp() if self.learn_temperature else temperature
+            relaxed = torch.cat([torch.softmax(z / scale, dim=0) for z in gumbels])
+            relaxed_conditional = torch.cat([torch.softmax(z / scale, dim=-1) for z in conditionals], dim=-1)
             c_z = self.surrogate(relaxed).squeeze()
-            c_z_conditional = self.surrogate(relaxed_conditional).squeeze()
+            c_z_conditional = self.surrogate(relaxed_conditional).mean()
             d_c_z = torch.autograd.grad(c_z, alphas, create_graph=True, allow_unused=True)
             d_c_z_conditional = torch.autograd.grad(c_z_conditional, alphas, create_graph=True, allow_unused=True)
             estimates = []
@@ -288,10 +317,9 @@ class Relax(Estimator):
                 if step:
                     _, variance, _ = estimate_and_variance()
                 self.optimizer.zero_grad(set_to_none=True)
-                variance.backward(inputs=list(self.surrogate.parameters()),
-                                  retain_graph=step + 1 < self.surrogate_steps)
+                variance.backward(inputs=self._trained(), retain_graph=step + 1 < self.surrogate_steps)
                 if self.collectives is not None:  # it minimises the averaged estimates' variance: one step for all
-                    self.collectives.mean_([p.grad for p in self.surrogate.parameters() if p.grad is not None])
+                    self.collectives.mean_([p.grad for p in self._trained() if p.grad is not None])
                 self.optimizer.step()
         if self.baseline_decay is not None and math.isfinite(loss):
             losses = [loss] if self.collectives is None else self.collectives.gather_floats([loss])
@@ -313,11 +341,15 @@ class Relax(Estimator):
             "input_size": None if self.surrogate is None else self.surrogate[0].in_features,
             "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "log_temperature": float(self.log_temperature.detach()),
         }
 
     def load_state_dict(self, state):
         self.step = int(state.get("step", 0))
         self.baseline = state.get("baseline")  # None in checkpoints written before the baseline existed
+        if state.get("log_temperature") is not None:  # absent before the temperature could be learnt
+            with torch.no_grad():
+                self.log_temperature.fill_(float(state["log_temperature"]))
         if state.get("surrogate") is not None:
             self._build(int(state["input_size"]))
             assert self.surrogate is not None and self.optimizer is not None
@@ -327,7 +359,8 @@ class Relax(Estimator):
     def hyperparameters(self):
         return {"surrogate_width": self.surrogate_width, "surrogate_lr": self.surrogate_lr,
                 "temperature": self.temperature.state(), "baseline_decay": self.baseline_decay,
-                "surrogate_steps": self.surrogate_steps, "surrogate_objective": self.surrogate_objective}
+                "surrogate_steps": self.surrogate_steps, "surrogate_objective": self.surrogate_objective,
+                "learn_temperature": self.learn_temperature, "conditional_samples": self.conditional_samples}
 
 
 class Ram(Estimator):

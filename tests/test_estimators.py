@@ -103,8 +103,11 @@ def test_relax_is_unbiased_while_the_surrogate_adapts():
 
 
 @pytest.mark.parametrize("options", [{"baseline_decay": 0.9}, {"baseline_decay": 0.9, "surrogate_steps": 3},
-                                     {"baseline_decay": 0.9, "surrogate_objective": "regression"}],
-                         ids=["baseline", "three-surrogate-steps", "regression"])
+                                     {"baseline_decay": 0.9, "surrogate_objective": "regression"},
+                                     {"baseline_decay": 0.9, "learn_temperature": True},
+                                     {"baseline_decay": 0.9, "conditional_samples": 4}],
+                         ids=["baseline", "three-surrogate-steps", "regression", "learnt-temperature",
+                              "four-conditional-samples"])
 def test_relax_variants_are_unbiased(options):
     torch.manual_seed(6)
     distribution, table, loss_fn = make_problem()
@@ -129,6 +132,40 @@ def test_relax_baseline_is_a_moving_average_of_past_losses_and_resumes():
     old = {key: value for key, value in estimator.state_dict().items() if key != "baseline"}  # before baselines
     copy.load_state_dict(old)
     assert copy.baseline is None
+
+
+def test_relax_learns_its_temperature_and_a_checkpoint_carries_it():
+    torch.manual_seed(7)
+    distribution, _, loss_fn = make_problem()
+    estimator = Relax(surrogate_width=16, surrogate_lr=1e-2, temperature=0.5, learn_temperature=True)
+    collect(estimator, distribution, loss_fn, 200)
+    learnt = estimator.diagnostics["temperature"]
+    assert learnt != pytest.approx(0.5, abs=1e-3)  # the variance objective moved it
+    copy = Relax(surrogate_width=16, surrogate_lr=1e-2, temperature=0.5, learn_temperature=True)
+    copy.load_state_dict(estimator.state_dict())
+    copy.estimate(distribution, loss_fn)
+    assert copy.diagnostics["temperature"] == pytest.approx(float(estimator.log_temperature.detach().exp()))
+    fixed = Relax(surrogate_width=16, surrogate_lr=1e-2, temperature=0.5)
+    collect(fixed, distribution, loss_fn, 20)
+    assert fixed.diagnostics["temperature"] == 0.5  # not learnt unless asked
+
+
+def test_one_conditional_sample_is_the_original_estimator():
+    distribution, _, loss_fn = make_problem()
+    estimates = []
+    for options in ({}, {"conditional_samples": 1}):
+        torch.manual_seed(3)
+        estimates.append(collect(Relax(surrogate_width=8, **options), distribution, loss_fn, 20))
+    assert all(torch.equal(estimates[0][label], estimates[1][label]) for label in SIZES)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"learn_temperature": "yes"}, "learn_temperature: expected True or False"),
+    ({"learn_temperature": True, "temperature": Exponential(1.0, 0.1, steps=10)}, "give a number, not a schedule"),
+    ({"conditional_samples": 0}, "conditional_samples: expected an integer >= 1")])
+def test_bad_relax_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        Relax(**options)
 
 
 def test_relax_surrogate_training_reduces_variance():
