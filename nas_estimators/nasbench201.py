@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EDGES", "LABELS", "NNI_OPS", "BENCHMARK_OPS", "to_arch_string", "from_arch_string",
-    "BenchmarkTable", "TableFormatError", "ArchitectureNotFoundError", "benchmark_listener",
+    "BenchmarkTable", "TableFormatError", "ArchitectureNotFoundError", "benchmark_listener", "CellCosts",
 ]
 
 #: (source, target) node pairs in the order both NNI and the benchmark string enumerate them.
@@ -271,3 +271,47 @@ def benchmark_listener(table: BenchmarkTable):
         row["benchmark_acc"] = table.accuracy(search_module.distribution.mode())
 
     return listener
+
+
+class CellCosts:
+    """The parameter count or FLOPs of every NAS-Bench-201 network, from 25 measured ones.
+
+    Each edge's operation adds its own parameters and FLOPs (the cell sums its edges; the stem, the
+    reduction blocks and the head do not depend on the cell), so a network's cost is the all-``none``
+    network's plus one measured increment per (edge, operation). ``cost`` is ``params`` (millions) or
+    ``flops`` (MFLOPs of one image, as torch's ``FlopCounterMode`` counts them), measured on NNI's
+    ``NasBench201(width, cells per stage)`` for ``image_size`` square RGB images.
+
+    Example::
+
+        costs = CellCosts("flops")                 # NAS-Bench-201's own C=16, N=5 on 32x32 images
+        costs(from_arch_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"))
+    """
+
+    def __init__(self, cost: str, width: int = 16, cells: int = 5, image_size: int = 32) -> None:
+        import torch
+
+        from . import training_free
+        from .spaces import build_space
+        from .strategy import path_sampling_supernet
+        from .objective import ScoringNetwork
+
+        functions = {"params": training_free.parameter_count, "flops": training_free.flops}
+        if cost not in functions:
+            raise ValueError(f"cost: expected one of {', '.join(functions)}, got {cost!r}")
+        self.cost, self.width, self.cells = cost, int(width), int(cells)
+        supernet = path_sampling_supernet(build_space("nb201", self.width, self.cells))
+        network = ScoringNetwork(supernet, torch.zeros(1, 3, image_size, image_size))
+        empty = {label: "none" for label in LABELS}
+        self.base = network.score(empty, functions[cost])
+        self.increments = {(label, op): network.score({**empty, label: op}, functions[cost]) - self.base
+                           for label in LABELS for op in NNI_OPS}
+
+    def __call__(self, architecture: Architecture) -> float:
+        sample = from_arch_string(architecture) if isinstance(architecture, str) else architecture
+        return self.base + sum(self.increments[label, sample[label]] for label in LABELS)
+
+    def bounds(self) -> tuple[float, float]:
+        """The cheapest and the dearest network's cost."""
+        return (self.base + sum(min(self.increments[label, op] for op in NNI_OPS) for label in LABELS),
+                self.base + sum(max(self.increments[label, op] for op in NNI_OPS) for label in LABELS))

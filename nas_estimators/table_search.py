@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
+from .budget import CostBudget
 from .distribution import ArchitectureDistribution
 from .estimators import Estimator
 from .lightning import arc_optimizer, arc_update
@@ -47,10 +48,13 @@ class TableSearch:
         accuracy: architecture -> accuracy in percent (a table look-up).
         learning_rate: Adam learning rate of the logits.
         noise: standard deviation of the Gaussian noise added to each queried loss (0: none).
+        budget: a :class:`~nas_estimators.budget.CostBudget`: minimise the error with the expected cost
+            within its target; the best query and the mode count only within the budget.
     """
 
     def __init__(self, estimator: Estimator, choices: Mapping[str, Sequence[Any]],
-                 accuracy: Callable[[dict], float], learning_rate: float = 0.1, noise: float = 0.0) -> None:
+                 accuracy: Callable[[dict], float], learning_rate: float = 0.1, noise: float = 0.0,
+                 budget: CostBudget | None = None) -> None:
         if not (math.isfinite(float(learning_rate)) and learning_rate > 0):
             raise ValueError(f"learning_rate: expected a positive number, got {learning_rate!r}")
         if not (math.isfinite(float(noise)) and noise >= 0):
@@ -60,13 +64,16 @@ class TableSearch:
         self.accuracy = accuracy
         self.learning_rate = float(learning_rate)
         self.noise = float(noise)
+        self.budget = budget
 
     def run(self, budget: int, seed: int = 0) -> pd.DataFrame:
         """Query at most ``budget`` architectures; one row per query.
 
         Columns: ``trial``, ``architecture`` (JSON), ``benchmark_acc`` (of the queried architecture),
         ``score`` (its accuracy as the search saw it, noise included), ``best_so_far`` (see :func:`best_so_far`), ``mode_acc`` (the distribution's mode after the step the query belongs to),
-        ``step``, ``seconds``. A step that would need more queries than are left is not taken.
+        ``step``, ``seconds``. A step that would need more queries than are left is not taken. With a
+        budget also ``cost`` (of the query) and ``multiplier`` (after its step); ``mode_acc`` is then the
+        accuracy of :meth:`CostBudget.export`'s architecture and ``best_so_far`` counts queries within it.
         """
         if isinstance(budget, bool) or int(budget) != budget or budget < 1:
             raise ValueError(f"budget: expected a positive integer, got {budget!r}")
@@ -91,22 +98,36 @@ class TableSearch:
             rows[-1]["score"] = 100.0 * (1.0 - value)  # what the search saw, in accuracy units
             return value
 
+        objective = loss if self.budget is None else self.budget.wrap(loss)
         while len(rows) < budget:
             before = len(rows)
             try:
-                gradients = self.estimator.estimate(distribution, loss, generator=generator)
+                gradients = self.estimator.estimate(distribution, objective, generator=generator)
             except BudgetExhausted:
                 del rows[before:]  # a step cut short by the budget is not taken
                 break
             arc_update(distribution, optimizer, gradients)
-            mode_accuracy = float(self.accuracy(distribution.mode()))
+            extra: dict[str, Any] = {}
+            if self.budget is None:
+                mode_accuracy = float(self.accuracy(distribution.mode()))
+            else:
+                multiplier = self.budget.end_step()
+                exported = self.budget.export(distribution)
+                mode_accuracy = math.nan if exported is None else float(self.accuracy(exported))
+                extra = {"multiplier": multiplier}
+                objective = self.budget.wrap(loss)  # the next step's first call is its sampled architecture
             elapsed = time.perf_counter() - started
             for row in rows[before:]:
-                row.update(mode_acc=mode_accuracy, seconds=elapsed)
+                row.update(mode_acc=mode_accuracy, seconds=elapsed, **extra)
+                if self.budget is not None:
+                    row["cost"] = self.budget.cost(json.loads(row["architecture"]))
             step += 1
-        frame = pd.DataFrame(rows, columns=["trial", "architecture", "benchmark_acc", "score", "mode_acc", "step",
-                                            "seconds"])
-        frame["best_so_far"] = best_so_far(frame["score"], frame["benchmark_acc"])
+        columns = ["trial", "architecture", "benchmark_acc", "score", "mode_acc", "step", "seconds"]
+        frame = pd.DataFrame(rows, columns=columns + ([] if self.budget is None else ["cost", "multiplier"]))
+        scores = frame["score"]
+        if self.budget is not None:  # a query over the budget is no answer
+            scores = scores.where(frame["cost"] <= self.budget.target, -math.inf)
+        frame["best_so_far"] = best_so_far(scores, frame["benchmark_acc"])
         return frame
 
 

@@ -1,0 +1,122 @@
+"""A cost budget: the best architecture whose cost (parameters, FLOPs, ...) stays within a target.
+
+The estimators only need the value of what they minimise for a sampled architecture, so a measured
+cost enters as it is, with no differentiable cost model. :class:`CostBudget` turns the constrained
+problem ``min E[L(Z)] subject to E[cost(Z)] <= target`` into its Lagrangian
+
+    ``L(Z) + multiplier * (cost(Z) / target - 1)``,
+
+which the estimators minimise over the logits (unbiasedly, at each step's multiplier), while the
+multiplier follows dual ascent on the measured relative violation, ``multiplier <- max(0, multiplier +
+rate * (mean sampled cost / target - 1))``: it rises while the distribution's architectures are over
+budget and falls back to zero when the budget stops binding. At the end, :meth:`export` picks the most
+probable architecture within the budget.
+
+Example:
+    >>> from nas_estimators import ArchitectureDistribution
+    >>> dist = ArchitectureDistribution({"op": ["small", "large"]})
+    >>> budget = CostBudget(lambda arch: {"small": 1.0, "large": 3.0}[arch["op"]], target=2.0, rate=0.5, name="flops")
+    >>> loss = budget.wrap(lambda arch: 0.0)
+    >>> loss({"op": "large"}), budget.end_step()   # the multiplier rises: the sampled cell is over budget
+    (0.0, 0.25)
+    >>> loss({"op": "large"})                       # now the cost is paid
+    0.125
+    >>> budget.export(dist)
+    {'op': 'small'}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+from .distribution import Architecture, ArchitectureDistribution
+
+__all__ = ["COSTS", "CostBudget"]
+
+#: The costs a budget can bound, with their units (as ``--help`` and README state them).
+COSTS = {"params": "millions of parameters", "flops": "MFLOPs for one input as torch's FlopCounterMode counts them "
+                                                      "(two per multiply-add)"}
+
+
+def _key(architecture: Mapping[str, Any]) -> str:
+    return repr(sorted((str(label), repr(value)) for label, value in architecture.items()))
+
+
+class CostBudget:
+    """``E[cost] <= target`` by a Lagrange multiplier updated by dual ascent.
+
+    Args:
+        cost: architecture -> cost (cached per architecture: it is a fixed property of the cell).
+        target: the budget, in the cost's units; positive.
+        rate: the dual-ascent step on the relative violation (``cost / target - 1``) per step. The
+            multiplier must move slower than the logits, or it overshoots and the distribution swings
+            across the budget (0.2 did on a 16-cell test space; 0.02 settled on the boundary).
+        name: what the cost is (``params``, ``flops``), for the records.
+    """
+
+    def __init__(self, cost: Callable[[Architecture], float], target: float, rate: float = 0.02,
+                 name: str = "cost") -> None:
+        target, rate = float(target), float(rate)
+        if not (math.isfinite(target) and target > 0):
+            raise ValueError(f"cost-target: expected a positive number, got {target!r}")
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"cost rate: expected a positive number, got {rate!r}")
+        self.cost_fn, self.target, self.rate, self.name = cost, target, rate, name
+        self.multiplier = 0.0
+        self.cache: dict[str, float] = {}
+        self.history: list[dict[str, float]] = []  # one row per step: multiplier, mean sampled cost
+        self._step_costs: list[float] = []
+
+    def cost(self, architecture: Architecture) -> float:
+        key = _key(architecture)
+        if key not in self.cache:
+            self.cache[key] = float(self.cost_fn(architecture))
+        return self.cache[key]
+
+    def wrap(self, loss_fn: Callable[[Architecture], Any]) -> Callable[[Architecture], Any]:
+        """``loss_fn`` plus the multiplier times the relative violation; the step's first call (the
+        sampled architecture) is the one whose cost the next :meth:`end_step` averages."""
+        first = [True]
+
+        def loss(architecture: Architecture) -> Any:
+            cost = self.cost(architecture)
+            if first[0]:
+                self._step_costs.append(cost)
+                first[0] = False
+            value = loss_fn(architecture)
+            return value + self.multiplier * (cost / self.target - 1.0) if self.multiplier else value
+
+        return loss
+
+    def end_step(self) -> float:
+        """Dual ascent on the sampled costs since the last call; returns the new multiplier."""
+        if self._step_costs:
+            mean = sum(self._step_costs) / len(self._step_costs)
+            self.multiplier = max(0.0, self.multiplier + self.rate * (mean / self.target - 1.0))
+            self.history.append({"step": len(self.history), "multiplier": self.multiplier, "mean_cost": mean})
+            self._step_costs = []
+        return self.multiplier
+
+    def within(self, architecture: Architecture) -> bool:
+        return self.cost(architecture) <= self.target
+
+    def export(self, distribution: ArchitectureDistribution, candidates: int = 1000) -> Architecture | None:
+        """The most probable architecture within the budget among the ``candidates`` most probable
+        (None if none of them is)."""
+        for architecture, _ in distribution.top_k(min(candidates, distribution.num_architectures)):
+            if self.within(architecture):
+                return architecture
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "target": self.target, "rate": self.rate, "multiplier": self.multiplier,
+                "cache": dict(self.cache), "history": list(self.history)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if (state.get("name"), state.get("target")) != (self.name, self.target):
+            raise ValueError(f"the checkpoint's budget ({state.get('name')} <= {state.get('target')}) is not this "
+                             f"search's ({self.name} <= {self.target})")
+        self.multiplier = float(state["multiplier"])
+        self.cache = dict(state.get("cache", {}))
+        self.history = list(state.get("history", []))
