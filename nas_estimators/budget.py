@@ -28,11 +28,15 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Callable, Mapping
 
 from .distribution import Architecture, ArchitectureDistribution
 
-__all__ = ["COSTS", "CostBudget"]
+__all__ = ["COSTS", "COST_RATE", "CostBudget"]
+
+#: The multiplier's default dual-ascent step (see :class:`CostBudget`).
+COST_RATE = 0.02
 
 #: The costs a budget can bound, with their units (as ``--help`` and README state them).
 COSTS = {"params": "millions of parameters", "flops": "MFLOPs for one input as torch's FlopCounterMode counts them "
@@ -55,24 +59,70 @@ class CostBudget:
         name: what the cost is (``params``, ``flops``), for the records.
     """
 
-    def __init__(self, cost: Callable[[Architecture], float], target: float, rate: float = 0.02,
+    def __init__(self, cost: Callable[[Architecture], float] | str, target: float, rate: float = COST_RATE,
                  name: str = "cost") -> None:
-        target, rate = float(target), float(rate)
+        if isinstance(cost, str):  # measured on the search's own network: see bind()
+            if cost not in COSTS:
+                raise ValueError(f"cost: expected one of {', '.join(COSTS)}, got {cost!r}")
+            name, cost = cost, None
+        try:
+            target, rate = float(target), float(rate)
+        except (TypeError, ValueError):
+            raise ValueError(f"cost-target: expected a positive number, got {target!r}") from None
         if not (math.isfinite(target) and target > 0):
             raise ValueError(f"cost-target: expected a positive number, got {target!r}")
         if not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"cost rate: expected a positive number, got {rate!r}")
         self.cost_fn, self.target, self.rate, self.name = cost, target, rate, name
         self.multiplier = 0.0
+        self.seconds = 0.0  # spent measuring costs: part of the search's time
         self.cache: dict[str, float] = {}
         self.history: list[dict[str, float]] = []  # one row per step: multiplier, mean sampled cost
         self._step_costs: list[float] = []
 
+    @property
+    def bound(self) -> bool:
+        return self.cost_fn is not None
+
+    def bind(self, supernet: Any, inputs: Any) -> None:
+        """Measure a named cost on ``supernet``'s sampled path, in a never-trained copy, for one of ``inputs``."""
+        from . import training_free
+        from .objective import ScoringNetwork
+
+        function = {"params": training_free.parameter_count, "flops": training_free.flops}[self.name]
+        network = ScoringNetwork(supernet, inputs[:1])
+        self.cost_fn = lambda architecture: network.score(architecture, function)
+
+    def cheapest(self, distribution: ArchitectureDistribution) -> tuple[Architecture, float]:
+        """Each label's cheapest candidate with the others at theirs: the cheapest architecture where
+        candidates add their own cost (parameters and FLOPs of cell spaces do)."""
+        architecture = distribution.to_architecture({label: 0 for label in distribution.labels})
+        for label in distribution.labels:
+            options = [{**architecture, label: value} for value in distribution.values[label]]
+            architecture = min(options, key=self.cost)
+        return architecture, self.cost(architecture)
+
+    def check_reachable(self, distribution: ArchitectureDistribution) -> None:
+        """Raise ValueError (one line) when even the cheapest architecture is over the target."""
+        _, cost = self.cheapest(distribution)
+        if cost > self.target:
+            raise ValueError(f"cost-target: no architecture of this space has {self.name} <= {self.target:g} "
+                             f"({COSTS[self.name] if self.name in COSTS else self.name}); the cheapest has {cost:.4g}")
+
     def cost(self, architecture: Architecture) -> float:
         key = _key(architecture)
         if key not in self.cache:
+            if self.cost_fn is None:
+                raise RuntimeError(f"cost budget on {self.name}: bind() it to the search's network first")
+            started = time.perf_counter()
             self.cache[key] = float(self.cost_fn(architecture))
+            self.seconds += time.perf_counter() - started
         return self.cache[key]
+
+    @property
+    def last_cost(self) -> float | None:
+        """The last finished step's mean sampled cost."""
+        return self.history[-1]["mean_cost"] if self.history else None
 
     def wrap(self, loss_fn: Callable[[Architecture], Any]) -> Callable[[Architecture], Any]:
         """``loss_fn`` plus the multiplier times the relative violation; the step's first call (the
@@ -111,6 +161,7 @@ class CostBudget:
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "target": self.target, "rate": self.rate, "multiplier": self.multiplier,
+                "seconds": self.seconds,
                 "cache": dict(self.cache), "history": list(self.history)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -118,5 +169,6 @@ class CostBudget:
             raise ValueError(f"the checkpoint's budget ({state.get('name')} <= {state.get('target')}) is not this "
                              f"search's ({self.name} <= {self.target})")
         self.multiplier = float(state["multiplier"])
+        self.seconds = float(state.get("seconds", 0.0))
         self.cache = dict(state.get("cache", {}))
         self.history = list(state.get("history", []))

@@ -14,6 +14,7 @@ import torch
 from . import _nni, distributed
 from .distribution import Architecture, ArchitectureDistribution
 from .estimators import Estimator, host_values
+from .budget import CostBudget
 from .objective import Objective
 from .weight_paths import WeightPaths, weight_paths as make_weight_paths
 
@@ -83,8 +84,10 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                  max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
                  objective: Objective | None = None, objective_seed: int = 0,
                  scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
-                 freeze_weights: bool = False, weight_paths: str | WeightPaths = "uniform") -> None:
+                 freeze_weights: bool = False, weight_paths: str | WeightPaths = "uniform",
+                 budget: CostBudget | None = None) -> None:
         super().__init__(training_module)
+        self.budget = budget
         self.weight_paths = make_weight_paths(weight_paths)
         self.freeze_weights = bool(freeze_weights)
         self.objective = objective if objective is not None else Objective.from_weights()
@@ -164,9 +167,15 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
 
     def step_values(self) -> dict[str, Any]:
         """The last step's validation numbers and the estimator's diagnostics (see ``recorder.SearchModule``)."""
-        return {**self._last_validation, **self.estimator.diagnostics, **self.objective.step_values()}
+        budget = {} if self.budget is None or self.budget.last_cost is None else {
+            "cost/multiplier": self.budget.multiplier, "cost/sampled": self.budget.last_cost}
+        return {**self._last_validation, **self.estimator.diagnostics, **self.objective.step_values(), **budget}
 
     def export(self) -> Architecture:
+        """The mode; under a cost budget the most probable architecture within it (the mode if none of
+        the 1,000 most probable is)."""
+        if self.budget is not None and self.budget.bound:
+            return self.budget.export(self.distribution) or self.distribution.mode()
         return self.distribution.mode()
 
     def export_probs(self) -> dict[str, dict[Any, float]]:
@@ -219,7 +228,13 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             self.objective.bind(self._supernet, self._scoring_inputs, self.distribution, self.objective_seed,
                                 supernet_loss=lambda arch: self._score(self._calibration_batch or batch, arch))
         loss_fn = self.objective.loss_fn(lambda arch: self.validation_loss(batch, arch))
+        if self.budget is not None:
+            if not self.budget.bound:
+                self.budget.bind(self._supernet, self._scoring_inputs)
+            loss_fn = self.budget.wrap(loss_fn)
         gradients = self.estimator.estimate(self.distribution, loss_fn)
+        if self.budget is not None:
+            self.budget.end_step()
         # Every process applies the mean of all processes' estimates: the same logits everywhere.
         distributed.mean_(list(gradients.values()))
         loss, accuracy = self._sampled_validation or (None, None)
@@ -329,6 +344,8 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         metrics = {**self._last_validation,
                    **{f"estimator/{k}": v for k, v in self.estimator.diagnostics.items()
                       if isinstance(v, float) and math.isfinite(v)}}
+        if self.budget is not None and self.budget.last_cost is not None:  # to Lightning's logs and TensorBoard
+            metrics.update({"cost/multiplier": self.budget.multiplier, "cost/sampled": self.budget.last_cost})
         batch_size = len(val_batch[1]) if isinstance(val_batch, (tuple, list)) else 1
         for name, value in metrics.items():
             self._log_host(name, value, weight=batch_size)
@@ -347,6 +364,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             "epoch_logs": dict(self._epoch_logs),  # a checkpoint taken mid-epoch resumes the aggregates
             "objective": self.objective.state_dict(),
             "weight_paths": self.weight_paths.state_dict(),
+            **({"budget": self.budget.state_dict()} if self.budget is not None else {}),
         }
 
     def load_search_state(self, state: Mapping[str, Any]) -> None:
@@ -365,6 +383,10 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         if "objective" in state:  # checkpoints written before objectives existed ran the supernet term alone
             self.objective.load_state_dict(state["objective"])
         self.weight_paths.load_state_dict(state.get("weight_paths", {}))
+        if self.budget is not None:
+            if "budget" not in state:
+                raise ValueError("the checkpoint's search ran without a cost budget")
+            self.budget.load_state_dict(state["budget"])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = self.search_state()

@@ -162,14 +162,18 @@ class SearchRecorder(pl.Callback):
             "skipped_steps": search_module.skipped_steps,
         }
         row.update({key: self._mean(key) for key in DIAGNOSTICS if key in self._counts})
-        row.update({key: self._mean(key) for key in self._counts if key.startswith("objective/")})
+        row.update({key: self._mean(key) for key in self._counts if key.startswith(("objective/", "cost/"))})
         objective = getattr(search_module, "objective", None)
         if objective is not None:  # every term's cost is part of the search's time
             row.update({f"seconds/{name}": seconds for name, seconds in objective.seconds().items()})
+        budget = getattr(search_module, "budget", None)
+        if budget is not None:  # measuring the sampled cells' cost is too
+            row["seconds/cost"] = budget.seconds
         if trainer.is_global_zero:  # one search's tables, whatever the number of processes
             for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
                 listener(row, search_module)
-        row["mode"] = json.dumps(distribution.mode())
+        # Under a cost budget the row's architecture is the most probable one within it (what the search exports).
+        row["mode"] = json.dumps(search_module.export() if budget is not None else distribution.mode())
         self.rows.append(row)
         for label, probabilities in distribution.probs_by_value().items():
             for value, probability in probabilities.items():

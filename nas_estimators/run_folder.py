@@ -39,6 +39,7 @@ PROBABILITIES = "probabilities.csv"
 CHECKPOINT = "checkpoint.ckpt"
 TOP_K_JSON = "top_k.json"
 TOP_K_CSV = "top_k.csv"
+COST = "cost.json"
 TRIALS = "trials.csv"
 RETRAIN_HISTORY = "retrain.csv"
 RETRAIN_RESULT = "result.json"
@@ -146,6 +147,15 @@ class RunFolder:
 
     def write_architecture(self, architecture: Any) -> None:
         atomic_write_text(self.architecture, _json_text(architecture))
+
+    @property
+    def cost(self) -> Path:
+        return self.path / COST
+
+    def write_cost(self, record: dict[str, Any]) -> None:
+        """``cost.json`` of a search under a budget: the cost, its target and units, the exported
+        architecture's cost, and the multiplier and mean sampled cost after every step."""
+        atomic_write_text(self.cost, _json_text(record))
 
     def write_top_k(self, rows: list[dict[str, Any]]) -> None:
         """``top_k.json`` (rows of rank, probability, architecture[, benchmark_acc]) and the same as CSV."""

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 
 from . import _nni, methods, registry
+from .budget import COSTS, CostBudget
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import DATASETS, DeviceBatches, ImageData, load_dataset, search_batches
 from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE, SearchDiverged,  # noqa: F401
@@ -85,6 +86,11 @@ class SearchConfig:
                                   "updates the distribution (two stages: train the supernet, then search it)", flag=True)
     # What the estimators minimise: objective term name -> weight (see objective.py).
     objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OBJECTIVE))
+    cost: str | None = option(None, "search under a budget on this cost of the sampled architecture: params (millions "
+                              "of parameters) or flops (MFLOPs of one input as torch's FlopCounterMode counts them, "
+                              "two per multiply-add)", choices=tuple(COSTS))
+    cost_target: float | None = option(None, "the budget: expected --cost at most this, in its units; the export is "
+                                       "the most probable architecture within it (the run folder's cost record says how it went)", type=float)
     # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
     baseline_decay: float = registry.default("baseline_decay")
     samples_per_step: int = registry.default("samples_per_step")
@@ -285,6 +291,13 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
     if _nni_oneshot(config.estimator) and dict(config.objective) != DEFAULT_OBJECTIVE:
         raise ValueError(f"objective: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
                          "objective terms are for sf, relax and ram")
+    if (config.cost is None) != (config.cost_target is None):
+        raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")
+    if config.cost is not None:
+        if _nni_oneshot(config.estimator):
+            raise ValueError(f"cost: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
+                             "cost budgets are for sf, relax and ram")
+        CostBudget(config.cost, config.cost_target)  # the cost's name and the target's value
     if config.batch_norm not in BATCH_NORMS:
         raise ValueError(f"batch_norm: expected one of {', '.join(BATCH_NORMS)}, got {config.batch_norm!r}")
     if isinstance(config.panel_images, bool) or int(config.panel_images) != config.panel_images \
@@ -341,7 +354,17 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
                                      objective=Objective.from_weights(config.objective), objective_seed=config.seed,
                                      scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0],
                                      calibration_batch=batches[1].fixed(CALIBRATION_IMAGES),
-                                     freeze_weights=config.freeze_weights, weight_paths=config.weight_paths)
+                                     freeze_weights=config.freeze_weights, weight_paths=config.weight_paths,
+                                     cost=config.cost, cost_target=config.cost_target)
+        if strategy.budget is not None:  # an unreachable target is refused before any training
+            import copy
+
+            from .distribution import ArchitectureDistribution
+            from .strategy import path_sampling_supernet
+
+            supernet = path_sampling_supernet(copy.deepcopy(space))
+            strategy.budget.bind(supernet, batches[0].fixed(SCORING_IMAGES)[0])
+            strategy.budget.check_reachable(ArchitectureDistribution.from_model_space(supernet))
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
                        warmup_epochs=warmup_epochs,
                        output=output, width=width, cells=cells, table=table, precision=precision)
@@ -442,7 +465,8 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
     seconds = time.perf_counter() - started
 
     distribution = strategy.distribution
-    architecture = distribution.mode()
+    budget = getattr(strategy, "budget", None)
+    architecture = (budget.export(distribution) or distribution.mode()) if budget is not None else distribution.mode()
     result = {"architecture": architecture, "history": pd.DataFrame(recorder.rows), "seconds": seconds,
               "output": output, "strategy": strategy, "rank": trainer.global_rank}
     if not trainer.is_global_zero:  # the other processes of a data-parallel search write nothing
@@ -456,6 +480,11 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
         for row in top_rows:
             row["benchmark_acc"] = parts.table.accuracy(row["architecture"])
     run.write_top_k(top_rows)
+    if budget is not None:
+        run.write_cost({"cost": budget.name, "target": budget.target, "units": COSTS[budget.name],
+                        "architecture_cost": budget.cost(architecture), "within": budget.within(architecture),
+                        "multiplier": [row["multiplier"] for row in budget.history],
+                        "sampled_cost": [row["mean_cost"] for row in budget.history]})
     return result
 
 

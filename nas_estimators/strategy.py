@@ -6,6 +6,7 @@ import logging
 from typing import Any, Iterator, Mapping
 
 from . import _nni
+from .budget import COST_RATE, CostBudget
 from .estimators import Estimator, Ram, Relax, ScoreFunction
 from .weight_paths import weight_paths as make_weight_paths
 from .lightning import ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_uniform_weight_paths
@@ -48,6 +49,10 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         weight_paths: how those paths are drawn: ``"uniform"`` (default), ``"no-none"`` (never a
             ``none`` edge) or ``"fair"`` (every candidate once in each run of steps; see
             :mod:`nas_estimators.weight_paths`).
+        cost, cost_target: search under a budget (:class:`~nas_estimators.budget.CostBudget`):
+            ``cost="flops"`` (MFLOPs of one input) or ``"params"`` (millions) of the sampled path, its
+            expected value at most ``cost_target``; the export is then the most probable architecture
+            within it. ``cost_rate``: the Lagrange multiplier's dual-ascent step.
     """
 
     def __init__(self, estimator: Estimator, *, arc_learning_rate: float = ARC_LEARNING_RATE,
@@ -56,8 +61,12 @@ class EstimatorStrategy(_nni.OneShotStrategy):
                  max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
                  objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
                  scoring_inputs: Any = None, calibration_batch: Any = None, freeze_weights: bool = False,
-                 weight_paths: str = "uniform", **kwargs: Any) -> None:
+                 weight_paths: str = "uniform", cost: str | None = None, cost_target: float | None = None,
+                 cost_rate: float = COST_RATE, **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
+        if (cost is None) != (cost_target is None):
+            raise ValueError("cost, cost_target: give both (a cost and its budget) or neither")
+        self.budget = None if cost is None else CostBudget(cost, cost_target, rate=cost_rate)
         if isinstance(objective, str):
             objective = Objective.parse(objective)
         elif objective is None or isinstance(objective, Mapping):
@@ -102,7 +111,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             uniform_weight_paths=self.uniform_weight_paths, objective=self.objective,
             objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs,
             calibration_batch=self.calibration_batch, freeze_weights=self.freeze_weights,
-            weight_paths=self.weight_paths)
+            weight_paths=self.weight_paths, budget=self.budget)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
@@ -136,7 +145,12 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             _logger.warning("Architectures are always returned best first; sort=False is ignored.")
         k = 1 if limit is None else limit
         self.oneshot_module.set_model(self.supernet)
-        for sample, _ in self.distribution.top_k(k):
+        if self.budget is not None and self.budget.bound:  # the most probable ones within the budget
+            ranked = self.distribution.top_k(min(max(1000, k), self.distribution.num_architectures))
+            samples = [sample for sample, _ in ranked if self.budget.within(sample)][:k]
+        else:
+            samples = [sample for sample, _ in self.distribution.top_k(k)]
+        for sample in samples:
             yield self.model_space.freeze(sample)
 
 

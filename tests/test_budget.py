@@ -94,3 +94,61 @@ def test_a_checkpoint_of_another_budget_is_refused_and_the_same_resumes():
     assert copy.multiplier == budget.multiplier > 0 and copy.history == budget.history
     with pytest.raises(ValueError, match="is not this search's"):
         CostBudget(lambda arch: 3.0, target=1.0, name="flops").load_state_dict(budget.state_dict())
+
+
+def test_a_search_under_a_flops_budget_exports_a_cell_within_it_and_records_the_multiplier(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from nas_estimators.cli import main
+
+    output = tmp_path / "out"
+    assert main(["search", "--space", "nb201", "--epochs", "4", "--warmup-epochs", "1", "--arc-learning-rate", "0.3",
+                 "--no-progress", "--uniform-draws", "0", "--cost", "flops", "--cost-target", "0.4",
+                 "--output", str(output)]) == 0
+    record = json.loads((output / "cost.json").read_text())
+    architecture = json.loads((output / "architecture.json").read_text())
+    # The digits network: NAS-Bench-201 at width 8, one cell a stage, 8x8 images.
+    assert record["architecture_cost"] == pytest.approx(CellCosts("flops", 8, 1, 8)(architecture))
+    assert record["within"] and record["architecture_cost"] <= 0.4 and max(record["multiplier"]) > 0
+    history = pd.read_csv(output / "history.csv")
+    assert 0 < history["cost/multiplier"].iloc[-1] <= max(record["multiplier"])  # the epoch's mean of the steps
+    assert (history["seconds/cost"] > 0).all()
+    assert json.loads(history["mode"].iloc[-1]) == architecture
+    capsys.readouterr()
+    for argv, message in ((["--cost-target", "0.1"], "no architecture of this space has flops <= 0.1"),
+                          ([], "--cost and --cost-target go together"),
+                          (["--cost-target", "-1"], "cost-target: expected a positive number")):
+        with pytest.raises(SystemExit):
+            main(["search", "--space", "nb201", "--cost", "flops", *argv, "--output", str(tmp_path / "bad")])
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error and error.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_nni_strategy_under_a_parameter_budget_exports_cells_within_it(tmp_path):
+    import warnings
+
+    import nas_estimators
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from nni.nas.experiment import NasExperiment
+        from nni.nas.hub.pytorch import NasBench201
+    from test_strategies import in_folder, tiny_evaluator
+
+    costs = CellCosts("params", width=4, cells=1, image_size=8)
+    low, high = costs.bounds()
+    target = low + 0.2 * (high - low)
+    torch.manual_seed(0)
+    strategy = nas_estimators.SF(cost="params", cost_target=target, arc_learning_rate=0.3, warmup_epochs=1)
+    space = NasBench201(stem_out_channels=4, num_modules_per_stack=1)
+    experiment = in_folder(NasExperiment(space, tiny_evaluator(epochs=4), strategy), tmp_path)
+    experiment.run()
+    assert max(row["multiplier"] for row in strategy.budget.history) > 0
+    top = experiment.export_top_models(top_k=3, formatter="dict")
+    assert len(top) == 3 and all(costs(architecture) <= target for architecture in top)
+    assert top[0] == strategy.search_module.export()
+    with pytest.raises(ValueError, match="give both"):
+        nas_estimators.SF(cost="params")
