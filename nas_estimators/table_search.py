@@ -66,7 +66,7 @@ class TableSearch:
         self.noise = float(noise)
         self.budget = budget
 
-    def run(self, budget: int, seed: int = 0) -> pd.DataFrame:
+    def run(self, budget: int, seed: int = 0, distribution: ArchitectureDistribution | None = None) -> pd.DataFrame:
         """Query at most ``budget`` architectures; one row per query.
 
         Columns: ``trial``, ``architecture`` (JSON), ``benchmark_acc`` (of the queried architecture),
@@ -80,7 +80,9 @@ class TableSearch:
         torch.manual_seed(seed)  # a RELAX surrogate's initial weights
         generator = torch.Generator().manual_seed(seed)
         noise_generator = torch.Generator().manual_seed(seed + 1_000_003)
-        distribution = ArchitectureDistribution(self.choices)
+        if distribution is None:  # else continue from the given one (a sweep of cost targets carries it over)
+            distribution = ArchitectureDistribution(self.choices)
+        self.distribution = distribution
         optimizer = arc_optimizer(distribution, self.learning_rate)
         rows: list[dict[str, Any]] = []
         started = time.perf_counter()

@@ -8,10 +8,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import bench, benchmark_table, compare, export, frozen, retrain, search, tune
+from . import bench, benchmark_table, compare, export, frozen, pareto, retrain, search, tune
 from .common import UsageError
 
-COMMANDS = (search, frozen, bench, compare, export, tune, retrain, benchmark_table)  # in the order ``--help`` lists them
+COMMANDS = (search, frozen, bench, compare, pareto, export, tune, retrain, benchmark_table)  # in the order ``--help`` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,75 @@
+"""``nas-estimators pareto``: accuracy against cost on the NAS-Bench-201 table, each method's front."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import UsageError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..budget import COSTS
+    from ..pareto import ESTIMATORS, SAMPLERS
+
+    parser = subparsers.add_parser(
+        "pareto", help="accuracy against cost on the NAS-Bench-201 table: the front each method finds",
+        description="Our estimators sweep cost targets (one budgeted search a target, each starting from the "
+                    "previous one's distribution); Optuna's NSGA-II and TPE optimise accuracy and cost together. "
+                    "Writes queries.csv, fronts.csv, results.csv, summary.csv (hypervolume ratio to the table's "
+                    "front) and pareto.html to --output.")
+    parser.add_argument("--benchmark-table", required=True, metavar="CSV", help="NAS-Bench-201 accuracies")
+    parser.add_argument("--cost", choices=list(COSTS), default="flops",
+                        help="params (millions) or flops (MFLOPs of one 32x32 image) of NAS-Bench-201's C=16, N=5 "
+                             "network (default: flops)")
+    parser.add_argument("--methods", default=",".join(ESTIMATORS + SAMPLERS),
+                        help=f"comma-separated, from {', '.join(ESTIMATORS + SAMPLERS)} (default: all)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated (default: 0,1,2)")
+    parser.add_argument("--queries", default="1000", help="comma-separated query budgets of every run (default: 1000)")
+    parser.add_argument("--targets", type=int, default=16, help="cost targets our estimators sweep (default: 16)")
+    parser.add_argument("--output", required=True, help="output directory (an existing summary is not replaced)")
+    parser.set_defaults(handler=_pareto)
+    return parser
+
+
+def _integers(name: str, text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{name}: expected comma-separated integers, got {text!r}") from None
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from ..budget import COSTS
+    from ..files import atomic_write_text
+    from ..integrations.pareto_report import pareto_html
+    from ..nasbench201 import BenchmarkTable, TableFormatError
+    from ..pareto import run_pareto
+
+    output = Path(args.output)
+    if (output / "summary.csv").exists():
+        raise UsageError(f"output: {output} holds a finished sweep; choose another --output")
+    seeds, budgets = _integers("seeds", args.seeds), _integers("queries", args.queries)
+    try:
+        table = BenchmarkTable.from_csv(args.benchmark_table)
+    except FileNotFoundError:
+        raise UsageError(f"benchmark-table: no file {args.benchmark_table}") from None
+    except TableFormatError as error:
+        raise UsageError(f"benchmark-table: {error}") from None
+    if len(table) != 5 ** 6:
+        raise UsageError(f"benchmark-table: {args.benchmark_table} has {len(table)} architectures; the true front "
+                         "needs all 15625")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        result = run_pareto(table, args.cost, methods, seeds, budgets, args.targets,
+                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except ValueError as error:
+        raise UsageError(" ".join(str(error).split())) from None
+    output.mkdir(parents=True, exist_ok=True)
+    for name in ("queries", "fronts", "results", "summary"):
+        atomic_write_text(output / f"{name}.csv", result[name].to_csv(index=False))
+    atomic_write_text(output / "pareto.html", pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
+    print(result["summary"].to_string(index=False))
+    print(f"written: {output}/summary.csv, fronts.csv, pareto.html")
+    return 0

@@ -1,0 +1,73 @@
+"""The Pareto sweep: fronts and hypervolumes by hand, and the sweep on a fake full table."""
+
+import itertools
+
+import pandas as pd
+import pytest
+
+from nas_estimators.cli import main
+from nas_estimators.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
+from nas_estimators.pareto import hypervolume, pareto_front, run_pareto
+
+
+def test_the_front_keeps_exactly_the_non_dominated_points():
+    points = [(1, 50), (1, 60), (2, 55), (2, 70), (3, 65), (4, 90), (5, 90)]
+    assert pareto_front(points) == [(1, 60), (2, 70), (4, 90)]
+    assert hypervolume([(1, 60), (2, 70), (4, 90)], reference=(5, 50)) == 4 * 10 + 3 * 10 + 1 * 20
+    assert hypervolume([(6, 95)], reference=(5, 50)) == 0  # dearer than the reference: dominates nothing
+    assert hypervolume([(1, 60), (2, 70), (4, 90)], (5, 50)) > hypervolume([(1, 60), (4, 90)], (5, 50))
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    archs = [to_arch_string(dict(zip(LABELS, ops))) for ops in itertools.product(NNI_OPS, repeat=6)]
+    # accuracy grows with the convolutions a cell holds, plus a deterministic spread
+    accuracy = [50 + 5 * a.count("conv_3x3") + 3 * a.count("conv_1x1") + (i * 7919 % 100) / 50
+                for i, a in enumerate(archs)]
+    path = tmp_path_factory.mktemp("table") / "table.csv"
+    pd.DataFrame({"arch": archs, "test_acc": accuracy}).to_csv(path, index=False)
+    return BenchmarkTable.from_csv(path)
+
+
+def test_each_run_finds_a_non_dominated_front_of_cells_it_queried(table):
+    result = run_pareto(table, "params", ["ram", "optuna-nsga2"], [0], [48], targets=3, progress=lambda line: None)
+    assert set(result["results"]["method"]) == {"ram", "optuna-nsga2"}
+    assert result["results"]["hypervolume_ratio"].between(0, 1 + 1e-9).all()
+    for method, front in result["fronts"].groupby("method"):
+        points = list(zip(front["cost"], front["benchmark_acc"]))
+        assert pareto_front(points) == sorted(points)  # non-dominated, cheapest first
+        if method != "table":
+            queried = result["queries"][result["queries"]["method"] == method]
+            assert set(points) <= set(zip(queried["cost"], queried["benchmark_acc"]))
+            assert len(queried) <= 48
+    table_front = result["fronts"][result["fronts"]["method"] == "table"]
+    assert table_front["benchmark_acc"].max() == max(table.accuracy(a) for a in table)
+    summary = result["summary"].set_index("method")
+    assert summary.loc["ram", "runs"] == 1 and summary.loc["ram", "hypervolume_ratio_mean"] > 0
+
+
+def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, capsys):
+    def fails(*argv):
+        with pytest.raises(SystemExit) as excinfo:
+            main(["pareto", *argv])
+        error = capsys.readouterr().err
+        assert excinfo.value.code == 2 and "Traceback" not in error and error.count("\n") == 1, error
+        return error
+
+    out = str(tmp_path / "out")
+    assert "benchmark-table: no file" in fails("--benchmark-table", str(tmp_path / "none.csv"), "--output", out)
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"arch": list(table)[:5], "test_acc": [1, 2, 3, 4, 5]}).to_csv(csv, index=False)
+    assert "needs all 15625" in fails("--benchmark-table", str(csv), "--output", out)
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "summary.csv").write_text("kept\n")
+    assert "holds a finished sweep" in fails("--benchmark-table", str(csv), "--output", str(tmp_path / "done"))
+    assert (tmp_path / "done" / "summary.csv").read_text() == "kept\n"
+    assert "seeds: expected comma-separated integers" in fails("--benchmark-table", str(csv), "--seeds", "a",
+                                                               "--output", out)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_methods_are_refused(table):
+    with pytest.raises(ValueError, match="methods: expected some of sf, relax, ram, optuna-nsga2, optuna-tpe"):
+        run_pareto(table, "flops", ["darts"], [0], [10])
