@@ -1,7 +1,7 @@
 """Unbiased, low-variance gradient estimators for stochastic neural architecture search.
 
 The distribution, estimators and schedules import without NNI; the NNI strategies (``SF``,
-``RELAX``, ``RAM``, ``EstimatorStrategy``) import NNI on first use.
+``RELAX``, ``RAM``, ``EstimatorStrategy``) and the Optuna sampler (``EstimatorSampler``) import on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _STRATEGIES = {"SF", "RELAX", "RAM", "EstimatorStrategy"}
 
 __all__ = [
     "ArchitectureDistribution", "Estimator", "ScoreFunction", "Relax", "Ram",
-    "Schedule", "Constant", "Linear", "Exponential", "Cosine", *sorted(_STRATEGIES),
+    "Schedule", "Constant", "Linear", "Exponential", "Cosine", "EstimatorSampler", *sorted(_STRATEGIES),
 ]
 
 
@@ -27,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from . import strategy
 
         return getattr(strategy, name)
+    if name == "EstimatorSampler":
+        from .optuna_sampler import EstimatorSampler
+
+        return EstimatorSampler
     raise AttributeError(f"module 'nas_estimators' has no attribute {name!r}")

@@ -1,0 +1,223 @@
+"""The estimators as an Optuna sampler: categorical parameters drawn from a learnt distribution.
+
+:class:`EstimatorSampler` keeps an :class:`~nas_estimators.ArchitectureDistribution` over the study's
+categorical parameters and trains it with SF or RELAX (Adam on the logits, as the searches do) from the
+values of finished trials; other parameters go to an independent sampler (Optuna's ``RandomSampler`` by
+default), as Optuna's own relative samplers do.
+
+**One state for every worker.** The distribution is never stored: each worker rebuilds it by replaying
+the study's finished trials in the order they finished, from the same seeded start, so every worker
+on one storage (SQLite, PostgreSQL, a JournalStorage) and every restarted one holds the same logits.
+A trial records the random seed of its draw and how many updates its distribution had seen. When the
+replay reaches it with the same count (the trial finished before any other trial sampled after it,
+always so with one worker), the estimator itself replays the draw with that seed and receives the
+trial's value: the update is exactly the estimator's. A trial sampled before other trials finished (several
+workers, or ``n_jobs > 1``), or by another sampler, updates by the score function at its recorded
+parameters (SF's update on a sample from a slightly older distribution). Failed and pruned trials are
+skipped. The learnt probabilities are each trial's ``nas_estimators:probabilities`` user attribute.
+
+Example:
+    >>> import optuna
+    >>> sampler = EstimatorSampler("sf", seed=0)
+    >>> study = optuna.create_study(sampler=sampler)
+    >>> study.optimize(lambda t: {"a": 1.0, "b": 0.0, "c": 2.0}[t.suggest_categorical("x", ["a", "b", "c"])],
+    ...                n_trials=60)
+    >>> probabilities = sampler.probabilities()["x"]
+    >>> max(probabilities, key=probabilities.get)
+    'b'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Mapping
+
+import optuna
+import torch
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from . import registry
+from .distribution import ArchitectureDistribution
+from .lightning import arc_optimizer, arc_update
+
+__all__ = ["EstimatorSampler"]
+
+_SEED = "nas_estimators:seed"
+_UPDATES = "nas_estimators:updates"
+_PROBABILITIES = "nas_estimators:probabilities"
+#: Estimators that score exactly one architecture a step: one trial, one update.
+SAMPLER_ESTIMATORS = ("sf", "relax")
+
+
+class EstimatorSampler(BaseSampler):
+    """An Optuna sampler whose categorical parameters follow a distribution trained by SF or RELAX.
+
+    Args:
+        estimator: ``"sf"`` or ``"relax"`` (RAM's extra evaluations are not trials yet).
+        seed: seeds the draws and the replay; workers of one study must use the same seed.
+        learning_rate: Adam learning rate of the logits.
+        independent_sampler: samples the non-categorical parameters (default: ``RandomSampler(seed)``).
+        estimator_options: the estimator's hyperparameters by registry name (``baseline_decay``, ...).
+    """
+
+    def __init__(self, estimator: str = "sf", *, seed: int | None = None, learning_rate: float = 0.1,
+                 independent_sampler: BaseSampler | None = None,
+                 estimator_options: Mapping[str, Any] | None = None) -> None:
+        if estimator not in SAMPLER_ESTIMATORS:
+            raise ValueError(f"estimator: expected one of {', '.join(SAMPLER_ESTIMATORS)}, got {estimator!r}")
+        if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
+            raise ValueError(f"learning_rate: expected a positive number, got {learning_rate!r}")
+        if seed is not None and (isinstance(seed, bool) or int(seed) != seed):
+            raise ValueError(f"seed: expected an integer or None, got {seed!r}")
+        self.estimator_name = estimator
+        self.seed = int(seed) if seed is not None else int(torch.randint(0, 2 ** 31 - 1, ()).item())
+        self.learning_rate = float(learning_rate)
+        self.estimator_options = dict(estimator_options or {})
+        spec = registry.get(estimator)
+        defaults = {h.name: h.default for h in spec.hyperparameters}
+        unknown = sorted(set(self.estimator_options) - set(defaults))
+        if unknown:
+            raise ValueError(f"estimator_options: unknown {', '.join(unknown)} for {estimator}; expected some of "
+                             f"{', '.join(defaults)}")
+        self._spec, self._defaults = spec, defaults
+        spec.build({**defaults, **self.estimator_options}, 1)  # bad values fail here, not in a worker
+        self._independent = independent_sampler or RandomSampler(seed=self.seed)
+        self._space: dict[str, CategoricalDistribution] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.distribution: ArchitectureDistribution | None = None
+        self._optimizer = None
+        self._estimator = None
+        self._replayed: list[int] = []  # trial numbers, in the order they were applied
+        self._draws = 0
+
+    # -------------------------------------------------------------- Optuna's sampler interface
+
+    def reseed_rng(self) -> None:
+        self._independent.reseed_rng()
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if self._space is not None:
+            return dict(self._space)
+        # The categorical parameters of the first finished trial fix the space (a define-by-run study
+        # shows them only once a trial ran); until then everything goes to the independent sampler.
+        for finished in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            space = {name: d for name, d in sorted(finished.distributions.items())
+                     if isinstance(d, CategoricalDistribution) and len(d.choices) > 1}
+            if space:
+                self._space = space
+                return dict(space)
+        return {}
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        self._catch_up(study)
+        seed = (self.seed * 1_000_003 + trial.number) % (2 ** 63)
+        generator = torch.Generator().manual_seed(seed)
+        indices = self._draw(generator)
+        study._storage.set_trial_system_attr(trial._trial_id, _SEED, seed)
+        study._storage.set_trial_system_attr(trial._trial_id, _UPDATES, len(self._replayed))
+        study._storage.set_trial_user_attr(trial._trial_id, _PROBABILITIES, json.dumps(
+            {name: {str(choice): round(p, 6) for choice, p in values.items()}
+             for name, values in self.probabilities().items()}))
+        return {name: self._space[name].choices[index] for name, index in indices.items()}
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    # -------------------------------------------------------------- the learnt distribution
+
+    def _start(self) -> None:
+        assert self._space is not None
+        choices = {name: list(range(len(d.choices))) for name, d in self._space.items()}
+        self.distribution = ArchitectureDistribution(choices)
+        self._optimizer = arc_optimizer(self.distribution, self.learning_rate)
+        self._estimator = self._spec.build({**self._defaults, **self.estimator_options}, 1)
+        with torch.random.fork_rng(devices=[]):  # a RELAX surrogate's first weights: the same in every worker
+            torch.manual_seed(self.seed)
+            self._draw(torch.Generator().manual_seed(self.seed))
+
+    def _draw(self, generator: torch.Generator) -> dict[str, int]:
+        """The architecture the estimator would score first with this generator (its own draw)."""
+        captured: dict[str, int] = {}
+
+        class _Drawn(Exception):
+            pass
+
+        def capture(architecture):
+            captured.update(architecture)
+            raise _Drawn
+
+        state = self._estimator.state_dict()
+        try:
+            self._estimator.estimate(self.distribution, capture, generator=generator)
+        except _Drawn:
+            pass
+        self._estimator.load_state_dict(state)  # drawing must not move the estimator (RELAX's step count)
+        return captured
+
+    def _catch_up(self, study: optuna.Study) -> None:
+        """Apply, in finishing order, every finished trial not applied yet (all of them after a restart)."""
+        if self.distribution is None:
+            self._start()
+        finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.datetime_complete is not None and t.values is not None and len(t.values) == 1]
+        finished.sort(key=lambda t: (t.datetime_complete, t.number))
+        if [t.number for t in finished[:len(self._replayed)]] != self._replayed:
+            self._reset()  # another worker's trial finished earlier than one we applied: replay from the start
+            self._start()
+        sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+        for trial in finished[len(self._replayed):]:
+            self._apply(trial, sign * float(trial.values[0]))
+            self._replayed.append(trial.number)
+
+    def _apply(self, trial: FrozenTrial, loss: float) -> None:
+        if not math.isfinite(loss) or any(name not in trial.params for name in self._space):
+            return
+        indices = {name: self._space[name].choices.index(trial.params[name]) for name in self._space}
+        seed, updates = trial.system_attrs.get(_SEED), trial.system_attrs.get(_UPDATES)
+        if seed is not None and updates == len(self._replayed):
+            # The logits are those the trial was drawn from: the estimator replays its own draw.
+            generator = torch.Generator().manual_seed(int(seed))
+            gradients = self._estimator.estimate(
+                self.distribution, lambda architecture: loss if architecture == indices else math.nan,
+                generator=generator)
+        else:  # drawn from an older distribution, or by another sampler: the score function at its parameters
+            gradients = self._score_function(indices, loss)
+        if all(torch.isfinite(g).all() for g in gradients.values()):
+            arc_update(self.distribution, self._optimizer, gradients)
+
+    def _score_function(self, indices: dict[str, int], loss: float) -> dict[str, torch.Tensor]:
+        baseline = getattr(self._estimator, "baseline", None)
+        advantage = loss - (baseline or 0.0)
+        gradients = {}
+        for name, p in self.distribution.probs().items():
+            score = -p
+            score[indices[name]] += 1.0
+            gradients[name] = advantage * score
+        if hasattr(self._estimator, "baseline_decay") and self._estimator.baseline_decay is not None:
+            decay = self._estimator.baseline_decay
+            self._estimator.baseline = loss if baseline is None else decay * baseline + (1 - decay) * loss
+        return gradients
+
+    def sync(self, study: optuna.Study) -> dict[str, dict[Any, float]]:
+        """Catch up with every trial of ``study`` finished so far; returns :meth:`probabilities`."""
+        if self._space is None and not self.infer_relative_search_space(study, None):
+            return {}
+        self._catch_up(study)
+        return self.probabilities()
+
+    def probabilities(self) -> dict[str, dict[Any, float]]:
+        """Each categorical parameter's learnt probabilities by choice (as of this worker's last catch-up)."""
+        if self.distribution is None or self._space is None:
+            return {}
+        return {name: {self._space[name].choices[int(index)]: p for index, p in values.items()}
+                for name, values in self.distribution.probs_by_value().items()}

@@ -1,0 +1,143 @@
+"""EstimatorSampler: the estimators' own updates through Optuna, one distribution for every worker."""
+
+import copy
+import os
+import subprocess
+import sys
+import textwrap
+
+import optuna
+import pytest
+import torch
+
+from nas_estimators.lightning import arc_update
+from nas_estimators.optuna_sampler import EstimatorSampler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+CHOICES = {"a": ["x", "y", "z"], "b": [0, 1, 2, 3], "c": ["p", "q"]}
+
+
+def value(params):
+    return ({"x": 0.3, "y": 0.0, "z": 0.6}[params["a"]] + [0.5, 0.2, 0.0, 0.9][params["b"]]
+            + {"p": 0.1, "q": 0.0}[params["c"]] + 0.3 * (params["a"] == "y") * (params["b"] == 2))  # min: y, 1, q
+
+
+def objective(trial):
+    return value({name: trial.suggest_categorical(name, choices) for name, choices in CHOICES.items()})
+
+
+@pytest.mark.parametrize("name", ["sf", "relax"])
+def test_each_update_is_the_estimators_own(name):
+    """Ask/tell with the sampler against its estimator driven directly with the trials' seeds: the same logits.
+
+    (The estimators' unbiasedness against the exact gradient is tests/test_estimators.py's.)"""
+    sampler = EstimatorSampler(name, seed=3)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1)  # the first trial shows the space (the independent sampler draws it)
+    trial = study.ask()
+    trial.relative_params  # the sampler applies the first trial, then draws this one
+    distribution, optimizer, estimator = copy.deepcopy((sampler.distribution, sampler._optimizer, sampler._estimator))
+    study.tell(trial, objective(trial))
+    for _ in range(30):
+        trial = study.ask()
+        study.tell(trial, objective(trial))
+    sampler.sync(study)
+    for trial in study.trials[1:]:
+        params = {n: CHOICES[n].index(trial.params[n]) for n in sorted(CHOICES)}
+        drawn = []
+        gradients = estimator.estimate(distribution, lambda arch: drawn.append(arch) or trial.value,
+                                       generator=torch.Generator().manual_seed(trial.system_attrs["nas_estimators:seed"]))
+        assert drawn == [params]  # the estimator's own draw is the trial's
+        arc_update(distribution, optimizer, gradients)
+    for label in distribution.labels:
+        assert torch.equal(sampler.distribution.logits[label], distribution.logits[label]), label
+
+
+def test_it_learns_the_best_choices_and_shows_its_probabilities():
+    sampler = EstimatorSampler("sf", seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=400)
+    assert study.best_value == pytest.approx(0.2)
+    probabilities = sampler.probabilities()
+    assert max(probabilities["a"], key=probabilities["a"].get) == "y"
+    assert max(probabilities["b"], key=probabilities["b"].get) == 1
+    assert "nas_estimators:probabilities" in study.trials[-1].user_attrs
+
+
+def test_maximising_learns_the_other_end():
+    sampler = EstimatorSampler("sf", seed=0)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(objective, n_trials=150)
+    probabilities = sampler.probabilities()
+    assert max(probabilities["b"], key=probabilities["b"].get) == 3
+
+
+def test_a_restarted_worker_continues_from_the_same_distribution(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = EstimatorSampler("sf", seed=1)
+    study = optuna.create_study(storage=storage, study_name="s", sampler=first)
+    study.optimize(objective, n_trials=25)
+    restarted = EstimatorSampler("sf", seed=1)
+    again = optuna.load_study(storage=storage, study_name="s", sampler=restarted)
+    assert restarted.sync(again) == first.sync(study) != {}
+    again.optimize(objective, n_trials=5)
+    assert len(again.trials) == 30
+
+
+WORKER = textwrap.dedent("""
+    import json, sys, optuna
+    sys.path.insert(0, {tests!r})
+    from test_optuna_sampler import objective
+    from nas_estimators.optuna_sampler import EstimatorSampler
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = EstimatorSampler("sf", seed=7)
+    study = optuna.load_study(storage=sys.argv[1], study_name="shared", sampler=sampler)
+    study.optimize(objective, n_trials=20)
+""")
+
+
+def test_two_workers_on_one_storage_share_one_distribution(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(storage=storage, study_name="shared")
+    script = WORKER.format(tests=os.path.dirname(__file__))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    workers = [subprocess.Popen([sys.executable, "-c", script, storage], env=env, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
+    study = optuna.load_study(storage=storage, study_name="shared")
+    assert len(study.trials) == 40
+    assert sum("nas_estimators:seed" in t.system_attrs for t in study.trials) >= 38  # all but the first draws
+    views = []
+    for _ in range(2):  # any worker, started now, replays the same trials to the same logits
+        views.append(EstimatorSampler("sf", seed=7).sync(study))
+    assert views[0] == views[1] != {}
+    uniform = {name: {choice: pytest.approx(1 / len(choices)) for choice in choices} for name, choices in CHOICES.items()}
+    assert views[0] != uniform
+
+
+def test_other_parameters_go_to_the_independent_sampler():
+    class Counting(optuna.samplers.RandomSampler):
+        calls: list = []
+
+        def sample_independent(self, study, trial, name, distribution):
+            Counting.calls.append(name)
+            return super().sample_independent(study, trial, name, distribution)
+
+    sampler = EstimatorSampler("sf", seed=0, independent_sampler=Counting(seed=0))
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: objective(t) + t.suggest_float("lr", 1e-3, 1.0, log=True), n_trials=10)
+    assert Counting.calls.count("lr") == 10  # every trial's float
+    assert Counting.calls.count("a") == 1  # the categoricals only before the space was known
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"estimator": "ram"}, "estimator: expected one of sf, relax"),
+    ({"learning_rate": 0}, "learning_rate: expected a positive number"),
+    ({"seed": 1.5}, "seed: expected an integer or None"),
+    ({"estimator_options": {"surrogate_lr": 1e-3}}, "estimator_options: unknown surrogate_lr for sf"),
+    ({"estimator_options": {"baseline_decay": 2.0}}, "baseline_decay")])
+def test_bad_arguments_are_one_line_errors(arguments, message):
+    with pytest.raises(ValueError, match=message) as error:
+        EstimatorSampler(**arguments)
+    assert "\n" not in str(error.value)
