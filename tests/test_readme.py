@@ -57,6 +57,14 @@ def test_the_distribution_and_estimators_block_runs():
     assert set(namespace["grads"]) == {"op", "input"}
 
 
+def test_the_optuna_sampler_block_runs():
+    [block] = [b for b in blocks("python") if "EstimatorSampler" in b]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    probabilities = namespace["study"].sampler.probabilities()["x"]
+    assert max(probabilities, key=probabilities.get) == "b"
+
+
 # The NNI blocks at tiny size: these parts of the README's text become smaller ones (each must still be there).
 TINY = {'DARTS(width=16, num_cells=8, dataset="cifar")': 'DARTS(width=4, num_cells=3, dataset="cifar")',
         "max_epochs=50": "max_epochs=1"}
