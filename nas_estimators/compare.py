@@ -219,6 +219,12 @@ def _check_settings(output: Path, config: CompareConfig) -> None:
         previous = {**previous, "benchmark_table": current["benchmark_table"]}  # earlier versions recorded the path
     # A setting added after the comparison was recorded ran at its default then.
     previous = {key: previous.get(key, RECORDED_BEFORE.get(key)) for key in SETTINGS}
+    # A method's own epochs matter only for the methods this call runs that ran before: a baseline can join
+    # a comparison later with its own.
+    ran = {path.name.rsplit("-s", 1)[0] for path in (output / "runs").glob("*-s*") if path.is_dir()}
+    ran &= set(config.methods)
+    previous["method_epochs"] = {m: e for m, e in previous["method_epochs"].items() if m in ran}
+    current = {**current, "method_epochs": {m: e for m, e in current["method_epochs"].items() if m in ran}}
     changed = [f"{key} {previous[key]!r} -> {current[key]!r}" for key in SETTINGS if previous[key] != current[key]]
     if changed:
         raise InputError(f"output: {output} holds a comparison with other settings ({'; '.join(changed)}); "
@@ -259,7 +265,11 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print,
         return _write_outputs(output, finished, table, report)
     _check_settings(output, config)
     (output / "runs").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output / "compare.json", json.dumps({"settings": settings(config)}, indent=2) + "\n")
+    record = settings(config)
+    if (output / "compare.json").is_file():  # keep the epochs of methods this call does not run
+        earlier = json.loads((output / "compare.json").read_text())["settings"].get("method_epochs", {})
+        record["method_epochs"] = {**earlier, **record["method_epochs"]}
+    atomic_write_text(output / "compare.json", json.dumps({"settings": record}, indent=2) + "\n")
     data = None
     for index, (method, seed) in enumerate(pairs, 1):
         directory = run_dir(output, method, seed)

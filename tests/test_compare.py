@@ -265,6 +265,12 @@ def test_method_epochs_give_a_method_its_own_epochs_and_are_part_of_the_settings
     assert json.loads((out / "compare.json").read_text())["settings"]["method_epochs"] == {"nni-random": 3}
     capsys.readouterr()
     assert "method_epochs {'nni-random': 3} -> {}" in _cli_error(common, capsys)
+    # A method that has not run here joins with epochs of its own; the record keeps everyone's.
+    joined = [part if part != "sf,nni-random" else "nni-darts" for part in common]
+    assert main(["compare", *joined, "--method-epochs", "nni-darts=2"]) == 0
+    assert json.loads((out / "compare.json").read_text())["settings"]["method_epochs"] == {"nni-random": 3,
+                                                                                           "nni-darts": 2}
+    assert pd.read_csv(out / "runs" / "nni-darts-s0" / "history.csv")["epoch"].max() == 1
 
 
 def test_bad_method_epochs_are_one_line_errors_before_any_run(tmp_path, table_csv, capsys):
