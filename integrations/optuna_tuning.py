@@ -37,6 +37,7 @@ import optuna
 import pytorch_lightning as pl
 
 from nas_estimators import registry
+from nas_estimators.budget import CostBudget
 from nas_estimators.lightning import SearchDiverged
 from nas_estimators.nasbench201 import benchmark_listener, check_table_space
 from nas_estimators.evaluate import exported_val_accuracy
@@ -94,8 +95,8 @@ def suggest_hyperparameters(trial: optuna.Trial, estimator: str, num_labels: int
 class _EpochReporter:
     """The search's epoch listener: checks the row is finite, reports val_acc, prunes."""
 
-    def __init__(self, trial: optuna.Trial, warmup_epochs: int, table: Any = None) -> None:
-        self.trial, self.warmup_epochs, self.table = trial, warmup_epochs, table
+    def __init__(self, trial: optuna.Trial, warmup_epochs: int, table: Any = None, prune: bool = True) -> None:
+        self.trial, self.warmup_epochs, self.table, self.prune = trial, warmup_epochs, table, prune
         self.started = time.perf_counter()
         self.architecture: dict[str, Any] | None = None
 
@@ -110,7 +111,7 @@ class _EpochReporter:
                 raise SearchDiverged(f"epoch {epoch}: {name} is {value}")
         if self.table is not None:  # a column of the run's history: the benchmark accuracy of the epoch's mode
             benchmark_listener(self.table)(row, module)
-        if epoch < self.warmup_epochs:
+        if epoch < self.warmup_epochs or not self.prune:  # Optuna prunes single-objective studies only
             return
         self.trial.report(float(row["val_acc"]), epoch)
         if self.trial.should_prune():
@@ -133,6 +134,9 @@ class SearchObjective:
             table accuracy of the exported architecture instead of its validation accuracy (nb201 only).
         fixed: hyperparameters not to tune (SearchConfig field names -> values).
         suggest: replaces :func:`suggest_hyperparameters` (same signature) for another search space.
+        cost: ``params`` or ``flops``: a second objective, the exported architecture's cost (millions of
+            parameters, MFLOPs of one input), for a study that maximises accuracy and minimises cost
+            (``directions=["maximize", "minimize"]``; optuna-dashboard then shows the Pareto front).
 
     Every trial stores user attributes ``architecture`` (the exported one), ``search_seconds``,
     ``output``, ``val_acc`` (of the exported architecture; finished trials), ``benchmark_acc`` (with a
@@ -141,8 +145,12 @@ class SearchObjective:
     """
 
     def __init__(self, config: SearchConfig, output: str | Path, *, table: Any = None,
-                 fixed: Mapping[str, Any] | None = None, suggest: Suggest | None = None) -> None:
+                 fixed: Mapping[str, Any] | None = None, suggest: Suggest | None = None,
+                 cost: str | None = None) -> None:
         registry.get(config.estimator)  # a one-line ValueError for an unknown estimator
+        if cost is not None:
+            CostBudget(cost, 1.0)  # a one-line ValueError for an unknown cost
+        self.cost = cost
         if table is not None:
             check_table_space(config.space, "table")
         known = {field.name for field in dataclasses.fields(SearchConfig)} | set(registry.hyperparameters())
@@ -168,12 +176,12 @@ class SearchObjective:
             self._num_labels = len(ArchitectureDistribution.from_model_space(space).labels)
         return self._num_labels
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         trial_output = self.output / TRIALS_DIRECTORY / f"{trial.number:04d}"
         trial.set_user_attr("output", str(trial_output))
         hyperparameters = self.suggest(trial, self.config.estimator, self.num_labels, self.fixed)
         config = dataclasses.replace(self.config, output=str(trial_output)).with_hyperparameters(hyperparameters)
-        reporter = _EpochReporter(trial, schedule(config)[1], self.table)
+        reporter = _EpochReporter(trial, schedule(config)[1], self.table, prune=self.cost is None)
         try:
             # prepare() initialises the supernet's and the surrogate's weights: seed first, so that every
             # trial starts from the same weights whatever ran before it in this process.
@@ -184,11 +192,17 @@ class SearchObjective:
             trial.set_user_attr("search_seconds", round(result["seconds"], 3))
             val_acc = exported_val_accuracy(result, parts, config.seed)
             trial.set_user_attr("val_acc", val_acc)
-            if self.table is None:
-                return val_acc
-            benchmark_acc = _table_accuracy(self.table, result["architecture"])
-            trial.set_user_attr("benchmark_acc", benchmark_acc)
-            return benchmark_acc
+            value = val_acc
+            if self.table is not None:
+                value = _table_accuracy(self.table, result["architecture"])
+                trial.set_user_attr("benchmark_acc", value)
+            if self.cost is None:
+                return value
+            budget = CostBudget(self.cost, 1.0)  # measured on the trial's supernet, never-trained copy
+            budget.bind(result["strategy"].search_module.supernet, parts.batches[0].fixed(1)[0])
+            cost = budget.cost(result["architecture"])
+            trial.set_user_attr(self.cost, cost)
+            return value, cost
         except optuna.TrialPruned:
             self._record_partial(trial, reporter)
             raise
@@ -198,7 +212,7 @@ class SearchObjective:
             trial.set_user_attr("fail_reason", reason)
             _write_traceback(trial_output / "error.txt", error)
             _logger.warning("trial %d failed: %s (traceback in %s)", trial.number, reason, trial_output / "error.txt")
-            return float("nan")
+            return float("nan") if self.cost is None else (float("nan"), float("nan"))
 
     @staticmethod
     def _record_partial(trial: optuna.Trial, reporter: _EpochReporter) -> None:
@@ -276,8 +290,9 @@ def make_storage(url: str, heartbeat_interval: int | None = 60) -> optuna.storag
 def open_study(storage: str | optuna.storages.BaseStorage, study_name: str, *,
                sampler: optuna.samplers.BaseSampler | None = None,
                pruner: optuna.pruners.BasePruner | None = None,
-               metadata: Mapping[str, Any] | None = None) -> optuna.Study:
-    """Create the study (maximising) or load it if it exists, e.g. when another worker made it first.
+               metadata: Mapping[str, Any] | None = None, cost: bool = False) -> optuna.Study:
+    """Create the study (maximising; with ``cost``, maximising accuracy and minimising cost) or load it if
+    it exists, e.g. when another worker made it first.
 
     A URL is opened with :func:`make_storage`. ``metadata`` (estimator, space, dataset, objective...)
     is stored as study user attributes the first time; a later open with different values raises
@@ -286,14 +301,17 @@ def open_study(storage: str | optuna.storages.BaseStorage, study_name: str, *,
     if isinstance(storage, str):
         storage = make_storage(storage)
     with _initialization_lock(getattr(storage, "engine", None)):
-        return _create_or_load(storage, study_name, sampler, pruner, metadata)
+        return _create_or_load(storage, study_name, sampler, pruner, metadata, cost)
 
 
-def _create_or_load(storage, study_name, sampler, pruner, metadata) -> optuna.Study:
-    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+def _create_or_load(storage, study_name, sampler, pruner, metadata, cost=False) -> optuna.Study:
+    directions = ["maximize", "minimize"] if cost else ["maximize"]
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
-    if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
-        raise StudyMismatch(f"study {study_name!r} does not maximise one value; the tuner maximises accuracy")
+    if [d.name.lower() for d in study.directions] != directions:
+        wanted = "maximises accuracy and minimises cost" if cost else "maximises accuracy"
+        raise StudyMismatch(f"study {study_name!r} has directions {[d.name.lower() for d in study.directions]}; "
+                            f"the tuner {wanted}")
     existing = study.user_attrs
     for key, value in (metadata or {}).items():
         if key in existing and existing[key] != value:

@@ -124,6 +124,11 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             self.__dict__["distribution"] = distribution
             self.__dict__["arc_optimizer"] = arc_optimizer(distribution, self.arc_learning_rate)
 
+    @property
+    def supernet(self):
+        """NNI's path-sampling supernet this module searches (set by ``set_model``)."""
+        return self._supernet
+
     def setup(self, stage: str) -> None:
         """In a data-parallel search, give each process its own random stream and the estimator its peers.
 

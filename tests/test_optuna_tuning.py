@@ -304,6 +304,33 @@ def test_a_storage_that_cannot_be_opened_is_a_one_line_error(tmp_path, capsys, s
     assert not (tmp_path / "o").exists()
 
 
+def test_a_cost_objective_makes_a_two_objective_study_and_writes_its_pareto_front(tmp_path, capsys):
+    from nas_estimators.nasbench201 import CellCosts
+
+    output = tmp_path / "tune"
+    code = main(["tune", "--estimator", "sf", "--space", "nb201", "--epochs", "2", "--n-trials", "3",
+                 "--sampler-seed", "0", "--cost-objective", "params", "--output", str(output)])
+    out = capsys.readouterr().out
+    assert code == 0 and "Pareto front: trial " in out
+    study = optuna.load_study(study_name="sf-nb201-digits", storage=f"sqlite:///{output / 'optuna.db'}")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    costs = CellCosts("params", width=8, cells=1, image_size=8)  # the digits network
+    for trial in study.trials:
+        assert trial.values[1] == pytest.approx(costs(trial.user_attrs["architecture"]))
+        assert trial.user_attrs["params"] == trial.values[1]
+    record = json.loads((output / "best_trial.json").read_text())
+    front = {t.number for t in study.best_trials}
+    assert {row["trial"] for row in record["pareto_front"]} == front
+    assert json.loads((output / "best_architecture.json").read_text()) == \
+        study.trials[record["pareto_front"][0]["trial"]].user_attrs["architecture"]
+    # The same study without the cost is another setting: one line, nothing run.
+    err = _fails(capsys, "tune", "--estimator", "sf", "--space", "nb201", "--epochs", "2", "--n-trials", "1",
+                 "--output", str(output))
+    assert "study-name: study 'sf-nb201-digits' has directions ['maximize', 'minimize']; the tuner maximises " \
+           "accuracy" in err
+    assert len(optuna.load_study(study_name="sf-nb201-digits", storage=f"sqlite:///{output / 'optuna.db'}").trials) == 3
+
+
 def test_bad_tune_options_are_one_line_errors_and_keep_an_existing_study(tmp_path, capsys):
     output = tmp_path / "o"
     assert "n-trials" in _fails(capsys, "tune", *TINY_ARGS, "--n-trials", "0", "--output", str(output))

@@ -51,6 +51,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                         help="NAS-Bench-201 table (arch + accuracy columns): maximise the exported "
                              "architecture's table accuracy instead of its validation accuracy (nb201 only)")
     parser.add_argument("--benchmark-column", help="accuracy column of --benchmark (default: guessed)")
+    parser.add_argument("--cost-objective", choices=("params", "flops"),
+                        help="also minimise this cost of the exported architecture (millions of parameters, or "
+                             "MFLOPs of one input): a two-objective study whose Pareto front optuna-dashboard "
+                             "shows; trials are not pruned (Optuna prunes single-objective studies only)")
     parser.set_defaults(handler=tune)
     return parser
 
@@ -102,11 +106,12 @@ def _open_study(args: argparse.Namespace, storage_url: str, study_name: str, met
     # finished is biased upwards (the pruned ones are left out): judge from half way on.
     pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 2),
               "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
-              "none": optuna.pruners.NopPruner}[args.pruner]()
+              "none": optuna.pruners.NopPruner}["none" if args.cost_objective else args.pruner]()
     shown = _hide_password(storage_url)
     try:
         storage = make_storage(storage_url)
-        return open_study(storage, study_name, sampler=sampler, pruner=pruner, metadata=metadata)
+        return open_study(storage, study_name, sampler=sampler, pruner=pruner, metadata=metadata,
+                          cost=args.cost_objective is not None)
     except StudyMismatch as error:
         raise UsageError(f"study-name: {error}") from None
     except ImportError as error:
@@ -128,7 +133,10 @@ def _progress(total: int):
         done[0] += 1
         seconds = trial.user_attrs.get("search_seconds")
         took = f"  {seconds:.1f} s" if seconds is not None else ""
-        if trial.state == optuna.trial.TrialState.COMPLETE:
+        if trial.state == optuna.trial.TrialState.COMPLETE and len(trial.values) > 1:
+            what = (f"values {trial.values[0]:.4f}, cost {trial.values[1]:.4g}  "
+                    f"(Pareto front: {len(study.best_trials)} trials)")
+        elif trial.state == optuna.trial.TrialState.COMPLETE:
             best = study.best_trial
             what = f"value {trial.value:.4f}  (best {best.value:.4f}, trial {best.number})"
         elif trial.state == optuna.trial.TrialState.PRUNED:
@@ -157,6 +165,17 @@ def _write_results(study: Any, output: Path) -> int:
         print(f"no trial of study {study.study_name!r} finished; reasons in {folder.trials} "
               f"(user_attrs_fail_reason)")
         return 1
+    if len(study.directions) > 1:  # accuracy and cost: the Pareto front, the most accurate of it first
+        front = sorted(study.best_trials, key=lambda t: -t.values[0])
+        best = front[0]
+        record = {"study": study.study_name, "pareto_front": [
+            {"trial": t.number, "values": t.values, "params": t.params, "user_attrs": t.user_attrs} for t in front],
+            "complete_trials": len(complete), "trials": len(study.trials)}
+        folder.write_best(best.user_attrs.get("architecture"), record)
+        for t in front:
+            print(f"Pareto front: trial {t.number}  accuracy {t.values[0]:.4f}  cost {t.values[1]:.4g}")
+        print(f"most accurate of the front: {folder.best_architecture}")
+        return 0
     best = study.best_trial
     architecture = best.user_attrs.get("architecture")
     record = {"study": study.study_name, "trial": best.number, "value": best.value, "params": best.params,
@@ -222,6 +241,8 @@ def tune(args: argparse.Namespace) -> int:
         output.mkdir(parents=True, exist_ok=True)
     storage_url = args.storage or default_storage(output)
     objective_name = "val_acc" if table is None else f"benchmark:{table.accuracy_column}"
+    if args.cost_objective:
+        objective_name += f",{args.cost_objective}"
     metadata = {"estimator": args.estimator, "space": args.space, "dataset": args.dataset,
                 "epochs": config.epochs or DEFAULT_EPOCHS.get(args.dataset), "objective": objective_name}
     # Optuna's own per-trial log lines repeat ours, and its warnings for failed trials are misleading
@@ -231,7 +252,7 @@ def tune(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = _open_study(args, storage_url, study_name, metadata)
     output.mkdir(parents=True, exist_ok=True)
-    objective = SearchObjective(config, output, table=table, fixed=fixed)
+    objective = SearchObjective(config, output, table=table, fixed=fixed, cost=args.cost_objective)
     previous = len(study.trials)
     print(f"study {study_name!r} in {_hide_password(storage_url)}: {previous} trial(s) so far, "
           f"running {args.n_trials} more; tuning {', '.join(_tuned(args.estimator, fixed)) or 'nothing'}", flush=True)
