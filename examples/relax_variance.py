@@ -30,6 +30,8 @@ ARMS = {
     "relax (baseline, surrogate lr 1e-2)": lambda: Relax(baseline_decay=0.9, surrogate_lr=1e-2),
     "relax (baseline, width 256, lr 3e-3)": lambda: Relax(baseline_decay=0.9, surrogate_width=256, surrogate_lr=3e-3),
     "relax (baseline, learnt temperature)": lambda: Relax(baseline_decay=0.9, learn_temperature=True),
+    "relax (baseline, learnt temperature at lr 1e-2)":
+        lambda: Relax(baseline_decay=0.9, learn_temperature=True, temperature_lr=1e-2),
     "relax (baseline, 8 conditional samples)": lambda: Relax(baseline_decay=0.9, conditional_samples=8),
     "relax (baseline, learnt temperature, 8 conditional samples)":
         lambda: Relax(baseline_decay=0.9, learn_temperature=True, conditional_samples=8),

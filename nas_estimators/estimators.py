@@ -175,7 +175,8 @@ class Relax(Estimator):
         temperature: a positive number or a :class:`~nas_estimators.schedules.Schedule` of the step.
         baseline_decay: moving-average baseline inside the control variate (None: none).
         surrogate_steps: surrogate updates per estimate; surrogate_objective: ``variance`` or ``regression``.
-        learn_temperature: train the (log) temperature with the surrogate by the same variance objective.
+        learn_temperature: train the (log) temperature with the surrogate by the same variance objective,
+            at Adam's ``temperature_lr`` (default: ``surrogate_lr``).
         conditional_samples: draws of the conditional relaxation ``z~ | b`` averaged in the control variate.
 
     Example:
@@ -195,8 +196,10 @@ class Relax(Estimator):
     def __init__(self, surrogate_width: int = 64, surrogate_lr: float = 1e-3,
                  temperature: float | Schedule = 0.5, baseline_decay: float | None = None,
                  surrogate_steps: int = 1, surrogate_objective: str = "variance",
-                 learn_temperature: bool = False, conditional_samples: int = 1) -> None:
+                 learn_temperature: bool = False, conditional_samples: int = 1,
+                 temperature_lr: float | None = None) -> None:
         super().__init__()
+        self.temperature_lr = None if temperature_lr is None else positive("temperature_lr", temperature_lr)
         if not isinstance(learn_temperature, bool):
             raise ValueError(f"learn_temperature: expected True or False, got {learn_temperature!r}")
         if learn_temperature and isinstance(temperature, Schedule):
@@ -236,7 +239,10 @@ class Relax(Estimator):
             nn.Linear(self.surrogate_width, self.surrogate_width), nn.Tanh(),
             nn.Linear(self.surrogate_width, 1),
         )
-        self.optimizer = torch.optim.Adam(self._trained(), lr=self.surrogate_lr)
+        groups = [{"params": list(self.surrogate.parameters())}]
+        if self.learn_temperature:
+            groups.append({"params": [self.log_temperature], "lr": self.temperature_lr or self.surrogate_lr})
+        self.optimizer = torch.optim.Adam(groups, lr=self.surrogate_lr)
 
     def _trained(self) -> list[nn.Parameter]:
         assert self.surrogate is not None
@@ -360,7 +366,8 @@ class Relax(Estimator):
         return {"surrogate_width": self.surrogate_width, "surrogate_lr": self.surrogate_lr,
                 "temperature": self.temperature.state(), "baseline_decay": self.baseline_decay,
                 "surrogate_steps": self.surrogate_steps, "surrogate_objective": self.surrogate_objective,
-                "learn_temperature": self.learn_temperature, "conditional_samples": self.conditional_samples}
+                "learn_temperature": self.learn_temperature, "conditional_samples": self.conditional_samples,
+                "temperature_lr": self.temperature_lr}
 
 
 class Ram(Estimator):
