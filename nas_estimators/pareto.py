@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from typing import Callable, Iterable, Sequence
 
 import pandas as pd
@@ -122,14 +121,6 @@ def optuna_front(method: str, table: BenchmarkTable, costs: CellCosts, queries: 
 
 def front_of(frame: pd.DataFrame) -> list[tuple[float, float]]:
     return pareto_front(zip(frame["cost"].astype(float), frame["benchmark_acc"].astype(float)))
-
-
-def check_targets(targets: Sequence[float], costs: CellCosts) -> None:
-    low, high = costs.bounds()
-    for target in targets:
-        if not (math.isfinite(target) and low <= target):
-            raise ValueError(f"targets: {target:g} is below the cheapest network's {costs.cost} ({low:.4g}); "
-                             f"expected values in [{low:.4g}, {high:.4g}]")
 
 
 def arch_string_cost(costs: CellCosts) -> Callable[[str], float]:
