@@ -39,7 +39,6 @@ from .search import (SearchConfig, check_config, make_estimator, prepare, resolv
 from .spaces import SPACES
 
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
-NB201_ARCHITECTURES = 5 ** 6
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
@@ -106,7 +105,7 @@ class CompareConfig:
 
 def check(config: CompareConfig):
     """Raise :class:`InputError` (one line naming the option) on bad input; returns the benchmark table or None."""
-    from .nasbench201 import BenchmarkTable, TableFormatError, check_table_space
+    from .nasbench201 import NUM_ARCHITECTURES, check_table_space, read_full_table
 
     if not config.methods:
         raise InputError("methods: expected at least one method")
@@ -176,16 +175,11 @@ def check(config: CompareConfig):
     except ValueError as error:
         raise InputError(str(error)) from None
     try:
-        table = BenchmarkTable.from_csv(config.benchmark_table)
-    except FileNotFoundError:
-        raise InputError(f"benchmark-table: no file {config.benchmark_table}") from None
-    except TableFormatError as error:
-        raise InputError(f"benchmark-table: {error}") from None
-    if len(table) != NB201_ARCHITECTURES:
-        raise InputError(f"benchmark-table: {config.benchmark_table} has {len(table)} architectures; "
-                         f"the nb201 space has {NB201_ARCHITECTURES}, and every one may be asked for")
-    if multi_trial and config.budget > NB201_ARCHITECTURES:
-        raise InputError(f"budget: at most the {NB201_ARCHITECTURES} architectures of the space, got {config.budget}")
+        table = read_full_table(config.benchmark_table)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if multi_trial and config.budget > NUM_ARCHITECTURES:
+        raise InputError(f"budget: at most the {NUM_ARCHITECTURES} architectures of the space, got {config.budget}")
     return table
 
 

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 __all__ = [
     "EDGES", "LABELS", "NNI_OPS", "BENCHMARK_OPS", "to_arch_string", "from_arch_string",
     "BenchmarkTable", "TableFormatError", "ArchitectureNotFoundError", "benchmark_listener", "CellCosts",
+    "NUM_ARCHITECTURES", "read_full_table",
 ]
+
+#: Cells in NAS-Bench-201's space: five operations on each of six edges.
+NUM_ARCHITECTURES = 5 ** 6
 
 #: (source, target) node pairs in the order both NNI and the benchmark string enumerate them.
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
@@ -262,6 +266,20 @@ class BenchmarkTable:
 
     def __repr__(self) -> str:
         return f"BenchmarkTable({len(self)} architectures from {self.source})"
+
+
+def read_full_table(path: str | os.PathLike[str], option: str = "benchmark-table") -> BenchmarkTable:
+    """The table at ``path``, which must hold every cell of the space; one-line ValueError naming ``option``."""
+    try:
+        table = BenchmarkTable.from_csv(path)
+    except FileNotFoundError:
+        raise ValueError(f"{option}: no file {path}") from None
+    except TableFormatError as error:
+        raise ValueError(f"{option}: {error}") from None
+    if len(table) != NUM_ARCHITECTURES:
+        raise ValueError(f"{option}: {path} has {len(table)} architectures; the nb201 space has "
+                         f"{NUM_ARCHITECTURES}, and every one may be asked for")
+    return table
 
 
 def benchmark_listener(table: BenchmarkTable):

@@ -58,7 +58,7 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
     assert "benchmark-table: no file" in fails("--benchmark-table", str(tmp_path / "none.csv"), "--output", out)
     csv = tmp_path / "t.csv"
     pd.DataFrame({"arch": list(table)[:5], "test_acc": [1, 2, 3, 4, 5]}).to_csv(csv, index=False)
-    assert "needs all 15625" in fails("--benchmark-table", str(csv), "--output", out)
+    assert "has 5 architectures; the nb201 space has 15625" in fails("--benchmark-table", str(csv), "--output", out)
     (tmp_path / "done").mkdir()
     (tmp_path / "done" / "summary.csv").write_text("kept\n")
     assert "holds a finished sweep" in fails("--benchmark-table", str(csv), "--output", str(tmp_path / "done"))

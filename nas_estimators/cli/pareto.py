@@ -44,7 +44,7 @@ def _pareto(args: argparse.Namespace) -> int:
     from ..budget import COSTS
     from ..files import atomic_write_text
     from ..integrations.pareto_report import pareto_html
-    from ..nasbench201 import BenchmarkTable, TableFormatError
+    from ..nasbench201 import read_full_table
     from ..pareto import run_pareto
 
     output = Path(args.output)
@@ -52,14 +52,9 @@ def _pareto(args: argparse.Namespace) -> int:
         raise UsageError(f"output: {output} holds a finished sweep; choose another --output")
     seeds, budgets = _integers("seeds", args.seeds), _integers("queries", args.queries)
     try:
-        table = BenchmarkTable.from_csv(args.benchmark_table)
-    except FileNotFoundError:
-        raise UsageError(f"benchmark-table: no file {args.benchmark_table}") from None
-    except TableFormatError as error:
-        raise UsageError(f"benchmark-table: {error}") from None
-    if len(table) != 5 ** 6:
-        raise UsageError(f"benchmark-table: {args.benchmark_table} has {len(table)} architectures; the true front "
-                         "needs all 15625")
+        table = read_full_table(args.benchmark_table)  # the true front needs every cell
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
         result = run_pareto(table, args.cost, methods, seeds, budgets, args.targets,
