@@ -43,12 +43,12 @@ DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random"
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
             "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
             "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options",
-            "objective", "freeze_weights", "weight_paths", "method_epochs")
+            "objective", "freeze_weights", "weight_paths", "method_epochs", "rescore_top_k", "rescore_images")
 # What a comparison recorded before a setting existed ran with (the default of that time).
 RECORDED_BEFORE = {"uniform_weight_paths": 0.0, "table_learning_rate": 0.1, "table_noise": 0.0,
                    "weight_learning_rate": 0.025, "batch_norm": "nni", "estimator_options": {},
                    "objective": {"supernet": 1.0}, "freeze_weights": False, "weight_paths": "uniform",
-                   "method_epochs": {}}
+                   "method_epochs": {}, "rescore_top_k": 0, "rescore_images": 8192}
 
 
 
@@ -97,6 +97,8 @@ class CompareConfig:
     objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SearchConfig().objective))
     threads: int | None = None  # every search's intra-op threads (see search.resolve_threads)
     freeze_weights: bool = shared(SearchConfig, "freeze_weights")
+    rescore_top_k: int = shared(SearchConfig, "rescore_top_k")
+    rescore_images: int = shared(SearchConfig, "rescore_images")
     output: str = option("runs/compare", "output directory")
     progress: bool = True
     report_only: bool = option(False, "run nothing: write the tables and report of the runs already finished in "
@@ -314,6 +316,7 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
         panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
         objective=dict(config.objective) if ours else dict(SearchConfig().objective),
         freeze_weights=config.freeze_weights and ours, weight_paths=config.weight_paths,
+        rescore_top_k=config.rescore_top_k if ours else 0, rescore_images=config.rescore_images,
         resume=RunFolder(directory).checkpoint.is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 

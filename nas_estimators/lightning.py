@@ -58,6 +58,12 @@ def arc_optimizer(distribution: ArchitectureDistribution, learning_rate: float) 
     return torch.optim.Adam(distribution.parameters(), lr=learning_rate, betas=(0.5, 0.999))
 
 
+def check_rescore_top_k(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"rescore_top_k: expected an integer >= 0, got {value!r}")
+    return value
+
+
 def arc_update(distribution: ArchitectureDistribution, optimizer: torch.optim.Optimizer,
                gradients: Mapping[str, torch.Tensor]) -> None:
     """One optimizer step of the logits along an estimator's ``gradients`` (label -> tensor)."""
@@ -85,9 +91,12 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                  objective: Objective | None = None, objective_seed: int = 0,
                  scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
                  freeze_weights: bool = False, weight_paths: str | WeightPaths = "uniform",
-                 budget: CostBudget | None = None) -> None:
+                 budget: CostBudget | None = None, rescore_top_k: int = 0, rescore_batch: Any = None) -> None:
         super().__init__(training_module)
         self.budget = budget
+        self.rescore_top_k = check_rescore_top_k(rescore_top_k)
+        self.__dict__["_rescore_batch"] = rescore_batch  # None: the last architecture batch
+        self.rescored: list[dict[str, Any]] | None = None  # the top-k with their objective values, once scored
         self.weight_paths = make_weight_paths(weight_paths)
         self.freeze_weights = bool(freeze_weights)
         self.objective = objective if objective is not None else Objective.from_weights()
@@ -178,10 +187,31 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
 
     def export(self) -> Architecture:
         """The mode; under a cost budget the most probable architecture within it (the mode if none of
-        the 1,000 most probable is)."""
+        the 1,000 most probable is); after re-scoring, the best-scored of the top k."""
+        if self.rescored:
+            return min(self.rescored, key=lambda row: row["objective"])["architecture"]
         if self.budget is not None and self.budget.bound:
             return self.budget.export(self.distribution) or self.distribution.mode()
         return self.distribution.mode()
+
+    def exported_architecture(self) -> Architecture:
+        """What the search exports now (see :meth:`export`): the recorder's and the benchmark's architecture."""
+        return self.export()
+
+    def rescore(self, batch: Any) -> list[dict[str, Any]]:
+        """Score the ``rescore_top_k`` most probable architectures (within the budget, if any) by the whole
+        objective, the supernet term on all of ``batch`` at once (the same images for each): a close call
+        between cells is then not decided by one step's batch. Returns rows best first."""
+        within = self.budget is not None and self.budget.bound
+        ranked = self.distribution.top_k(min(max(self.rescore_top_k, 1000) if within else self.rescore_top_k,
+                                             self.distribution.num_architectures))
+        if within:
+            ranked = [(a, p) for a, p in ranked if self.budget.within(a)] or ranked
+        loss = self.objective.loss_fn(lambda architecture: self._score(batch, architecture))
+        rows = [{"architecture": architecture, "probability": float(probability), "objective": float(loss(architecture))}
+                for architecture, probability in ranked[:self.rescore_top_k]]
+        self.rescored = sorted(rows, key=lambda row: row["objective"])
+        return self.rescored
 
     def export_probs(self) -> dict[str, dict[Any, float]]:
         return self.distribution.probs_by_value()
@@ -334,6 +364,9 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             self.weights_update(weights_good)
             self._count(weights_good and architecture_good,
                         "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
+        last_batch = batch_idx + 1 >= self.trainer.num_training_batches
+        if searching and self.rescore_top_k and last_batch and self.trainer.current_epoch + 1 >= self.trainer.max_epochs:
+            self.rescore(self._rescore_batch or val_batch)  # inside the last epoch: its seconds count
         with torch.no_grad():
             entropy = float(self.distribution.entropy())
         self._log_host("entropy", entropy)
@@ -370,6 +403,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             "objective": self.objective.state_dict(),
             "weight_paths": self.weight_paths.state_dict(),
             **({"budget": self.budget.state_dict()} if self.budget is not None else {}),
+            "rescored": self.rescored,
         }
 
     def load_search_state(self, state: Mapping[str, Any]) -> None:
@@ -388,6 +422,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         if "objective" in state:  # checkpoints written before objectives existed ran the supernet term alone
             self.objective.load_state_dict(state["objective"])
         self.weight_paths.load_state_dict(state.get("weight_paths", {}))
+        self.rescored = state.get("rescored")
         if self.budget is not None:
             if "budget" not in state:
                 raise ValueError("the checkpoint's search ran without a cost budget")

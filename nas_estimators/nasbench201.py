@@ -283,10 +283,12 @@ def read_full_table(path: str | os.PathLike[str], option: str = "benchmark-table
 
 
 def benchmark_listener(table: BenchmarkTable):
-    """An epoch listener for ``run_search``: adds ``benchmark_acc``, the table's accuracy of the current mode."""
+    """An epoch listener for ``run_search``: adds ``benchmark_acc``, the table's accuracy of the exported architecture
+    (the current mode, unless a budget or re-scoring picks another)."""
 
     def listener(row: dict, search_module) -> None:
-        row["benchmark_acc"] = table.accuracy(search_module.distribution.mode())
+        method = getattr(search_module, "exported_architecture", None)  # ours: what the search would export
+        row["benchmark_acc"] = table.accuracy(method() if method is not None else search_module.distribution.mode())
 
     return listener
 

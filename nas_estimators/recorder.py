@@ -43,6 +43,12 @@ EpochListener = Callable[[dict, SearchModule], None]
 DIAGNOSTICS = ("baseline", "surrogate_loss", "temperature", "forward_evaluations", "samples")
 
 
+def exported(search_module: Any) -> Any:
+    """The architecture a search module exports now: ours may re-score or keep to a budget, NNI's export the mode."""
+    method = getattr(search_module, "exported_architecture", None)
+    return method() if method is not None else search_module.distribution.mode()
+
+
 class SearchInterrupted(RuntimeError):
     """The search stopped on a signal after saving a checkpoint it can resume from."""
 
@@ -172,8 +178,8 @@ class SearchRecorder(pl.Callback):
         if trainer.is_global_zero:  # one search's tables, whatever the number of processes
             for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)
                 listener(row, search_module)
-        # Under a cost budget the row's architecture is the most probable one within it (what the search exports).
-        row["mode"] = json.dumps(search_module.export() if budget is not None else distribution.mode())
+        # What the search exports: the mode, or under a budget or after re-scoring the cell it picks.
+        row["mode"] = json.dumps(exported(search_module))
         self.rows.append(row)
         for label, probabilities in distribution.probs_by_value().items():
             for value, probability in probabilities.items():

@@ -7,6 +7,7 @@ The strategy is driven directly (``mutate_model``, ``mutate_evaluator``, ``evalu
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -25,12 +26,12 @@ from . import _nni, methods, registry
 from .budget import COSTS, CostBudget
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import DATASETS, DeviceBatches, ImageData, load_dataset, search_batches
-from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE, SearchDiverged,  # noqa: F401
+from .lightning import (ARC_LEARNING_RATE, check_rescore_top_k, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE, SearchDiverged,  # noqa: F401
                         check_uniform_weight_paths, recipe_warmup_epochs)
 from .nasbench201 import BenchmarkTable, benchmark_listener, check_table_space
 from .objective import CALIBRATION_IMAGES, DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
 from .run_folder import RunFolder
-from .recorder import EpochListener, SearchInterrupted, SearchRecorder
+from .recorder import EpochListener, SearchInterrupted, SearchRecorder, exported
 from .options import option
 from .spaces import BATCH_NORMS, SPACES, build_space, resolve_size
 from .weight_paths import WEIGHT_PATHS
@@ -86,6 +87,10 @@ class SearchConfig:
                                   "updates the distribution (two stages: train the supernet, then search it)", flag=True)
     # What the estimators minimise: objective term name -> weight (see objective.py).
     objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OBJECTIVE))
+    rescore_top_k: int = option(0, "at the end, score the K most probable cells by the whole objective on "
+                                "--rescore-images held-out images (the same for each) and export the best-scored "
+                                "(0: export the mode)", type=int)
+    rescore_images: int = option(8192, "held-out images that score each re-scored cell", type=int)
     cost: str | None = option(None, "search under a budget on this cost of the sampled architecture: params (millions "
                               "of parameters) or flops (MFLOPs of one input as torch's FlopCounterMode counts them, "
                               "two per multiply-add)", choices=tuple(COSTS))
@@ -291,6 +296,11 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
     if _nni_oneshot(config.estimator) and dict(config.objective) != DEFAULT_OBJECTIVE:
         raise ValueError(f"objective: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
                          "objective terms are for sf, relax and ram")
+    check_rescore_top_k(config.rescore_top_k)
+    if config.rescore_top_k and (_nni_oneshot(config.estimator) or config.processes > 1):
+        raise ValueError("rescore_top_k: re-scoring is for sf, relax and ram in one process")
+    if isinstance(config.rescore_images, bool) or not isinstance(config.rescore_images, int) or config.rescore_images < 1:
+        raise ValueError(f"rescore_images: expected a positive integer, got {config.rescore_images!r}")
     if (config.cost is None) != (config.cost_target is None):
         raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")
     if config.cost is not None:
@@ -355,7 +365,9 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
                                      scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0],
                                      calibration_batch=batches[1].fixed(CALIBRATION_IMAGES),
                                      freeze_weights=config.freeze_weights, weight_paths=config.weight_paths,
-                                     cost=config.cost, cost_target=config.cost_target)
+                                     cost=config.cost, cost_target=config.cost_target,
+                                     rescore_top_k=config.rescore_top_k,
+                                     rescore_batch=batches[1].fixed(config.rescore_images) if config.rescore_top_k else None)
         if strategy.budget is not None:  # an unreachable target is refused before any training
             import copy
 
@@ -466,7 +478,7 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
 
     distribution = strategy.distribution
     budget = getattr(strategy, "budget", None)
-    architecture = (budget.export(distribution) or distribution.mode()) if budget is not None else distribution.mode()
+    architecture = exported(strategy.search_module) if not _nni_oneshot(config.estimator) else distribution.mode()
     result = {"architecture": architecture, "history": pd.DataFrame(recorder.rows), "seconds": seconds,
               "output": output, "strategy": strategy, "rank": trainer.global_rank}
     if not trainer.is_global_zero:  # the other processes of a data-parallel search write nothing
@@ -476,6 +488,12 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
     top = distribution.top_k(min(config.top_k, distribution.num_architectures))
     top_rows = [{"rank": rank, "probability": probability, "architecture": architecture_k}
                 for rank, (architecture_k, probability) in enumerate(top, 1)]
+    rescored = {json.dumps(row["architecture"], sort_keys=True): row["objective"]
+                for row in getattr(strategy.search_module, "rescored", None) or []}
+    for row in top_rows:  # the re-scored cells carry their objective value
+        key = json.dumps(row["architecture"], sort_keys=True)
+        if key in rescored:
+            row["rescored_objective"] = rescored[key]
     if parts.table is not None:
         for row in top_rows:
             row["benchmark_acc"] = parts.table.accuracy(row["architecture"])

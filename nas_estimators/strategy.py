@@ -9,7 +9,8 @@ from . import _nni
 from .budget import COST_RATE, CostBudget
 from .estimators import Estimator, Ram, Relax, ScoreFunction
 from .weight_paths import weight_paths as make_weight_paths
-from .lightning import ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_uniform_weight_paths
+from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_rescore_top_k,
+                        check_uniform_weight_paths)
 from .objective import Objective
 from .schedules import Schedule
 
@@ -53,6 +54,9 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             ``cost="flops"`` (MFLOPs of one input) or ``"params"`` (millions) of the sampled path, its
             expected value at most ``cost_target``; the export is then the most probable architecture
             within it. ``cost_rate``: the Lagrange multiplier's dual-ascent step.
+        rescore_top_k: at the end of the last epoch, score the K most probable architectures by the whole
+            objective on ``rescore_batch`` (held-out ``(inputs, targets)``; default: the last architecture
+            batch) and export the best-scored (0: export the mode).
     """
 
     def __init__(self, estimator: Estimator, *, arc_learning_rate: float = ARC_LEARNING_RATE,
@@ -62,11 +66,13 @@ class EstimatorStrategy(_nni.OneShotStrategy):
                  objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
                  scoring_inputs: Any = None, calibration_batch: Any = None, freeze_weights: bool = False,
                  weight_paths: str = "uniform", cost: str | None = None, cost_target: float | None = None,
-                 cost_rate: float = COST_RATE, **kwargs: Any) -> None:
+                 cost_rate: float = COST_RATE, rescore_top_k: int = 0, rescore_batch: Any = None,
+                 **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
         if (cost is None) != (cost_target is None):
             raise ValueError("cost, cost_target: give both (a cost and its budget) or neither")
         self.budget = None if cost is None else CostBudget(cost, cost_target, rate=cost_rate)
+        self.rescore_top_k, self.rescore_batch = check_rescore_top_k(rescore_top_k), rescore_batch
         if isinstance(objective, str):
             objective = Objective.parse(objective)
         elif objective is None or isinstance(objective, Mapping):
@@ -111,7 +117,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             uniform_weight_paths=self.uniform_weight_paths, objective=self.objective,
             objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs,
             calibration_batch=self.calibration_batch, freeze_weights=self.freeze_weights,
-            weight_paths=self.weight_paths, budget=self.budget)
+            weight_paths=self.weight_paths, budget=self.budget, rescore_top_k=self.rescore_top_k,
+            rescore_batch=self.rescore_batch)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):

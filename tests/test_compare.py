@@ -414,3 +414,12 @@ def test_a_signal_stops_compare_with_one_line_and_the_signal_status(tmp_path, ca
     assert code == 128 + signal.SIGTERM
     assert error.startswith("nas-estimators compare: stopped by SIGTERM") and "rerun the same command" in error
     assert len(error.splitlines()) == 1 and "Traceback" not in error
+
+
+def test_rescoring_reaches_our_runs_only(tmp_path):
+    config = compare.CompareConfig(methods=("sf", "nni-darts"), seeds=(0,), rescore_top_k=3, rescore_images=512,
+                                   output=str(tmp_path / "out"), **TINY)
+    ours = compare.oneshot_search_config(config, "sf", 0, tmp_path / "sf")
+    nnis = compare.oneshot_search_config(config, "nni-darts", 0, tmp_path / "darts")
+    assert (ours.rescore_top_k, ours.rescore_images) == (3, 512) and nnis.rescore_top_k == 0
+    assert compare.settings(config)["rescore_top_k"] == 3

@@ -291,3 +291,30 @@ def test_naswot_and_the_counts_leave_batch_norm_statistics_and_modes_alone():
         score(net, x)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # naswot runs in train mode
     assert not any(m.training for m in net.modules())
+
+
+def test_rescoring_exports_the_best_scored_of_the_top_k_and_counts_its_seconds(tmp_path, capsys):
+    from nas_estimators.cli import main
+
+    output = tmp_path / "out"
+    assert main(["search", "--space", "nb201", "--epochs", "3", "--no-progress", "--uniform-draws", "0",
+                 "--objective", "supernet=1,params=1", "--rescore-top-k", "4", "--rescore-images", "256",
+                 "--output", str(output)]) == 0
+    top = json.loads((output / "top_k.json").read_text())
+    scored = [row for row in top if "rescored_objective" in row]
+    assert len(scored) == 4 and [row["rank"] for row in scored] == [1, 2, 3, 4]
+    best = min(scored, key=lambda row: row["rescored_objective"])
+    architecture = json.loads((output / "architecture.json").read_text())
+    assert architecture == best["architecture"]
+    history = pd.read_csv(output / "history.csv")
+    assert json.loads(history["mode"].iloc[-1]) == architecture  # the last row shows what is exported
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["search", "--space", "nb201", "--rescore-top-k", "-1", "--output", str(tmp_path / "bad")])
+    error = capsys.readouterr().err
+    assert "rescore_top_k: expected an integer >= 0, got -1" in error and error.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["search", "--estimator", "nni-darts", "--space", "nb201", "--rescore-top-k", "3",
+              "--output", str(tmp_path / "bad")])
+    assert "re-scoring is for sf, relax and ram" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -20,7 +20,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_search_arguments(search, nni_strategies=True)
     search.add_argument("--output", default=None, help="output directory (default: runs/ESTIMATOR-SPACE-DATASET-sSEED)")
     add_options(search, SearchConfig, ("top_k", "benchmark_table", "panel_images", "resume", "max_bad_steps",
-                                       "precision", "channels_last", "deterministic", "cost", "cost_target"))
+                                       "precision", "channels_last", "deterministic", "rescore_top_k", "rescore_images",
+                                       "cost", "cost_target"))
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.add_argument("--devices", type=int, default=None,
                         help="processes on this machine (GPUs, or CPU processes with --device cpu), each sampling "
