@@ -94,10 +94,10 @@ def _run(config, prepare, run_search, diverged, interrupted, uniform_draws: int)
     if last is not None:
         # without the supernet term no step scores a path on the held-out half: there is no val_acc to print
         accuracy = f"val_acc {last['val_acc']:.4f}  " if last['val_acc'] == last['val_acc'] else ""
-        values = result["strategy"].search_module.distribution.values
-        uniform = sum(math.log(len(candidates)) for candidates in values.values())  # where every search starts
-        print(f"final epoch: {accuracy}entropy {last['entropy']:.3f} (uniform: {uniform:.3f})  "
-              f"search time {result['seconds']:.1f} s")
+        values = getattr(result["strategy"].search_module.distribution, "values", None)  # NNI's: none
+        # where every search of ours starts
+        uniform = "" if values is None else f" (uniform: {sum(math.log(len(v)) for v in values.values()):.3f})"
+        print(f"final epoch: {accuracy}entropy {last['entropy']:.3f}{uniform}  search time {result['seconds']:.1f} s")
     scored = methods.get(config.estimator).kind == "estimator"  # NNI's supernet mixes candidates: no single path
     if "supernet" not in config.objective and config.freeze_weights and not parts.warmup_epochs:
         scored = False  # the shared weights never trained: their accuracy says nothing
