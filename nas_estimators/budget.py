@@ -31,7 +31,7 @@ import math
 import time
 from typing import Any, Callable, Mapping
 
-from .distribution import Architecture, ArchitectureDistribution
+from .distribution import Architecture, ArchitectureDistribution, architecture_key
 
 __all__ = ["COSTS", "COST_RATE", "CostBudget"]
 
@@ -41,10 +41,6 @@ COST_RATE = 0.02
 #: The costs a budget can bound, with their units (as ``--help`` and README state them).
 COSTS = {"params": "millions of parameters", "flops": "MFLOPs for one input as torch's FlopCounterMode counts them "
                                                       "(two per multiply-add)"}
-
-
-def _key(architecture: Mapping[str, Any]) -> str:
-    return repr(sorted((str(label), repr(value)) for label, value in architecture.items()))
 
 
 class CostBudget:
@@ -110,7 +106,7 @@ class CostBudget:
                              f"({COSTS[self.name] if self.name in COSTS else self.name}); the cheapest has {cost:.4g}")
 
     def cost(self, architecture: Architecture) -> float:
-        key = _key(architecture)
+        key = architecture_key(architecture)
         if key not in self.cache:
             if self.cost_fn is None:
                 raise RuntimeError(f"cost budget on {self.name}: bind() it to the search's network first")

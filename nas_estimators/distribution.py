@@ -230,3 +230,8 @@ class _LabelView(Mapping):
 
 def _hashable(value: Any) -> Hashable:
     return tuple(value) if isinstance(value, list) else value
+
+
+def architecture_key(architecture: Mapping[str, Any]) -> str:
+    """A stable text key of an architecture (label order and value types aside): for caches of per-cell scores."""
+    return repr(sorted((str(label), repr(value)) for label, value in architecture.items()))

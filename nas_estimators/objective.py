@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from . import _nni, training_free
-from .distribution import Architecture, ArchitectureDistribution
+from .distribution import Architecture, ArchitectureDistribution, architecture_key
 from .estimators import host_values
 
 __all__ = ["ObjectiveTerm", "SupernetLoss", "TrainingFreeTerm", "Objective", "ScoringNetwork", "TERMS",
@@ -258,8 +258,7 @@ def unregister(name: str) -> None:
     TERMS.pop(name, None)
 
 
-def _key(architecture: Mapping[str, Any]) -> str:
-    return repr(sorted((str(label), repr(value)) for label, value in architecture.items()))
+_key = architecture_key  # the cache's key: checkpoints hold caches keyed by it
 
 
 class Objective:

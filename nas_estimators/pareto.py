@@ -86,7 +86,7 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
     frames = []
     for index, target in enumerate(targets):
         torch.manual_seed(seed)
-        budget = CostBudget(lambda arch: costs(arch), target, name=costs.cost)
+        budget = CostBudget(costs, target, name=costs.cost)
         estimator = spec.build({h.name: h.default for h in spec.hyperparameters}, max(1, queries // len(targets)))
         search = TableSearch(estimator, {label: list(NNI_OPS) for label in LABELS}, table.accuracy,
                              learning_rate=learning_rate, budget=budget)

@@ -162,7 +162,8 @@ def test_one_conditional_sample_is_the_original_estimator():
 @pytest.mark.parametrize("options, message", [
     ({"learn_temperature": "yes"}, "learn_temperature: expected True or False"),
     ({"learn_temperature": True, "temperature": Exponential(1.0, 0.1, steps=10)}, "give a number, not a schedule"),
-    ({"conditional_samples": 0}, "conditional_samples: expected an integer >= 1")])
+    ({"conditional_samples": 0}, "conditional_samples: expected an integer >= 1"),
+    ({"learn_temperature": True, "temperature_lr": 0.0}, "temperature_lr")])
 def test_bad_relax_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         Relax(**options)

@@ -317,4 +317,9 @@ def test_rescoring_exports_the_best_scored_of_the_top_k_and_counts_its_seconds(t
         main(["search", "--estimator", "nni-darts", "--space", "nb201", "--rescore-top-k", "3",
               "--output", str(tmp_path / "bad")])
     assert "re-scoring is for sf, relax and ram" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["search", "--space", "nb201", "--rescore-top-k", "3", "--rescore-images", "0",
+              "--output", str(tmp_path / "bad")])
+    error = capsys.readouterr().err
+    assert "rescore_images: expected a positive integer, got 0" in error and error.count("\n") == 1
     assert not (tmp_path / "bad").exists()
