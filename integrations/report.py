@@ -158,8 +158,9 @@ def _top_k(records: Sequence[SearchRecord]) -> str:
         })
         parts.append(f"<h3>{html.escape(record.name)}</h3>" + HtmlPage.table(frame))
     return HtmlPage.section("top-k", "Most probable architectures",
-                    "The k most probable architectures of each search: DARTS genotypes or "
-                    "NAS-Bench-201 strings; `nas-estimators export DIR --top K` writes them as files.",
+                    "What each search exports (rank 1: the mode, or the best re-scored of the most probable), "
+                    "then its k most probable architectures: DARTS genotypes or NAS-Bench-201 strings; "
+                    "`nas-estimators export DIR --top K` writes them as files.",
                     "".join(parts))
 
 

@@ -272,3 +272,13 @@ def build_fixed(factory: Callable[[], nn.Module], sample: Mapping[str, Any]) -> 
 
     with model_context(dict(sample)):
         return factory()
+
+
+def report_held_out_metrics(trainer: Any, training_module: Any) -> None:
+    """Before NNI's final report: with the weights fixed from the start no training step logged
+    ``train_<metric>``, which NNI reports (our strategies have no validation loop); report the
+    sampled paths' held-out ``val_<metric>`` in its place."""
+    metrics = trainer.callback_metrics
+    for name in getattr(training_module, "metrics", {}) or {}:
+        if f"train_{name}" not in metrics and f"val_{name}" in metrics:
+            metrics[f"train_{name}"] = metrics[f"val_{name}"]

@@ -267,10 +267,13 @@ def load_search(path: str | os.PathLike[str], space: str | None = None) -> Searc
             where = f"{source}" + (f" (rank {rank})" if len(architectures) > 1 else "")
             raise ArchitectureError(f"{where}: {str(error).removeprefix('architecture: ')}") from None
     if path.is_dir() and source == run.top_k and run.architecture.is_file():
-        # The search's answer (the mode) must be rank 1 of what is exported.
+        # The search's answer (the mode, or the best re-scored of the top k) is rank 1 of what is exported.
         best = _read_json(run.architecture)
         if best != architectures[0]:
-            architectures, probabilities = [best, *architectures], [None, *probabilities]
+            rows = list(zip(architectures, probabilities))
+            probability = next((p for a, p in rows if a == best), None)
+            rows = [(best, probability), *[(a, p) for a, p in rows if a != best]]
+            architectures, probabilities = [a for a, _ in rows], [p for _, p in rows]
     return SearchOutput(directory=path if path.is_dir() else None, space=space, architectures=architectures,
                         probabilities=probabilities, config=config)
 

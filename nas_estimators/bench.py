@@ -208,7 +208,10 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
         output=str(workdir / (name if devices == 1 else f"{name}-k{devices}")), epochs=1,
         batch_size=config.batch_size, seed=config.seed, device=config.device, warmup_epochs=0,
         width=width, cells=cells, labels_per_step=config.labels_per_step, precision=config.precision,
-        channels_last=config.channels_last, progress=False, devices=devices)
+        channels_last=config.channels_last, progress=False, devices=devices,
+        # the step every strategy shares, weights and architecture alike: the supernet term alone, no re-scoring
+        **({} if name in methods.names("nni-oneshot") else {"objective": {"supernet": 1.0}, "freeze_weights": False,
+                                                           "rescore_top_k": 0}))
     try:
         parts = prepare(search_config, data=data)
     except (ValueError, TypeError) as error:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from . import _nni, registry
+from . import _nni, recipe, registry
 from .methods import get as get_method
 from .methods import names as method_names
 from .data import DATASETS
@@ -49,7 +49,6 @@ RECORDED_BEFORE = {"uniform_weight_paths": 0.0, "table_learning_rate": 0.1, "tab
                    "weight_learning_rate": 0.025, "batch_norm": "nni", "estimator_options": {},
                    "objective": {"supernet": 1.0}, "freeze_weights": False, "weight_paths": "uniform",
                    "method_epochs": {}, "rescore_top_k": 0, "rescore_images": 8192}
-
 
 
 @dataclasses.dataclass
@@ -94,15 +93,21 @@ class CompareConfig:
     # estimator reads its own, the rest keep the registry's defaults. Used by sf, relax, ram and the -table methods.
     estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     # What sf, relax and ram minimise (objective term -> weight); NNI's strategies minimise the supernet's loss.
-    objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SearchConfig().objective))
+    # This and the next two: None is the recipe's (recipe.py) for ours; NNI's keep their own way.
+    objective: dict[str, float] | None = None
     threads: int | None = None  # every search's intra-op threads (see search.resolve_threads)
-    freeze_weights: bool = shared(SearchConfig, "freeze_weights")
-    rescore_top_k: int = shared(SearchConfig, "rescore_top_k")
+    freeze_weights: bool | None = shared(SearchConfig, "freeze_weights")
+    rescore_top_k: int | None = shared(SearchConfig, "rescore_top_k")
     rescore_images: int = shared(SearchConfig, "rescore_images")
     output: str = option("runs/compare", "output directory")
     progress: bool = True
     report_only: bool = option(False, "run nothing: write the tables and report of the runs already finished in "
                                "--output (the others are named and left out)", flag=True)
+
+    def __post_init__(self) -> None:
+        for name, value in recipe.defaults(ours=True).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
 
 def check(config: CompareConfig):
@@ -314,9 +319,10 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
         weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm,
         uniform_weight_paths=config.uniform_weight_paths if ours else 0.0, benchmark_table=config.benchmark_table,
         panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
-        objective=dict(config.objective) if ours else dict(SearchConfig().objective),
-        freeze_weights=config.freeze_weights and ours, weight_paths=config.weight_paths,
-        rescore_top_k=config.rescore_top_k if ours else 0, rescore_images=config.rescore_images,
+        # NNI's take their own (SearchConfig resolves None by the method's kind)
+        objective=dict(config.objective) if ours else None, freeze_weights=config.freeze_weights if ours else None,
+        rescore_top_k=config.rescore_top_k if ours else None, rescore_images=config.rescore_images,
+        weight_paths=config.weight_paths,
         resume=RunFolder(directory).checkpoint.is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 

@@ -16,6 +16,9 @@ from .distribution import Architecture, ArchitectureDistribution
 from .estimators import Estimator, host_values
 from .budget import CostBudget
 from .objective import Objective
+# The recipe's numbers live in recipe.py; these names stay importable from here.
+from .recipe import ARC_LEARNING_RATE, RESCORE_IMAGES, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE  # noqa: F401
+from .recipe import warmup_epochs as recipe_warmup_epochs  # noqa: F401
 from .weight_paths import WeightPaths, weight_paths as make_weight_paths
 
 CHECKPOINT_KEY = "nas_estimators"
@@ -24,17 +27,11 @@ CHECKPOINT_KEY = "nas_estimators"
 LOGIT_RANGE = 50.0
 PROGRESS_BAR_METRICS = ("val_acc", "entropy")
 
-# The search recipe (docs/search-quality.md), the defaults of `search` and of the NNI strategies alike: the
-# first WARMUP_SHARE of the epochs train the weights only, on uniformly drawn paths, then the logits move
-# with Adam at ARC_LEARNING_RATE.
-WARMUP_SHARE = 0.6
-ARC_LEARNING_RATE = 0.03
-UNIFORM_WEIGHT_PATHS = 1.0
-
-
-def recipe_warmup_epochs(epochs: int) -> int:
-    """Weights-only epochs of a search of ``epochs``: WARMUP_SHARE of them, at least one left to the architecture."""
-    return max(0, min(int(WARMUP_SHARE * epochs), int(epochs) - 1))
+def check_rescore_images(value: Any) -> int:
+    """``rescore_images`` as a positive integer, or a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"rescore_images: expected a positive integer, got {value!r}")
+    return value
 
 
 def check_uniform_weight_paths(value: float) -> float:
@@ -91,11 +88,14 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                  objective: Objective | None = None, objective_seed: int = 0,
                  scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
                  freeze_weights: bool = False, weight_paths: str | WeightPaths = "uniform",
-                 budget: CostBudget | None = None, rescore_top_k: int = 0, rescore_batch: Any = None) -> None:
+                 budget: CostBudget | None = None, rescore_top_k: int = 0, rescore_batch: Any = None,
+                 rescore_images: int = RESCORE_IMAGES) -> None:
         super().__init__(training_module)
         self.budget = budget
         self.rescore_top_k = check_rescore_top_k(rescore_top_k)
-        self.__dict__["_rescore_batch"] = rescore_batch  # None: the last architecture batch
+        self.rescore_images = check_rescore_images(rescore_images)
+        self.__dict__["_rescore_batch"] = rescore_batch  # None: the last epoch's first rescore_images held-out images
+        self.__dict__["_rescore_pool"] = []
         self.rescored: list[dict[str, Any]] | None = None  # the top-k with their objective values, once scored
         self.weight_paths = make_weight_paths(weight_paths)
         self.freeze_weights = bool(freeze_weights)
@@ -212,6 +212,18 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                 for architecture, probability in ranked[:self.rescore_top_k]]
         self.rescored = sorted(rows, key=lambda row: row["objective"])
         return self.rescored
+
+    def _pool_rescore_images(self, batch: Any) -> None:
+        pooled = sum(len(targets) for _, targets in self._rescore_pool)
+        if pooled < self.rescore_images:
+            inputs, targets = batch
+            left = self.rescore_images - pooled
+            self._rescore_pool.append((inputs[:left].detach(), targets[:left].detach()))
+
+    def _pooled_rescore_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = zip(*self._rescore_pool)
+        self._rescore_pool.clear()
+        return torch.cat(inputs), torch.cat(targets)
 
     def export_probs(self) -> dict[str, dict[Any, float]]:
         return self.distribution.probs_by_value()
@@ -365,8 +377,11 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             self._count(weights_good and architecture_good,
                         "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
         last_batch = batch_idx + 1 >= self.trainer.num_training_batches
-        if searching and self.rescore_top_k and last_batch and self.trainer.current_epoch + 1 >= self.trainer.max_epochs:
-            self.rescore(self._rescore_batch or val_batch)  # inside the last epoch: its seconds count
+        if searching and self.rescore_top_k and self.trainer.current_epoch + 1 >= self.trainer.max_epochs:
+            if self._rescore_batch is None:
+                self._pool_rescore_images(val_batch)
+            if last_batch:  # inside the last epoch: its seconds count
+                self.rescore(self._rescore_batch or self._pooled_rescore_images())
         with torch.no_grad():
             entropy = float(self.distribution.entropy())
         self._log_host("entropy", entropy)
@@ -427,6 +442,10 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             if "budget" not in state:
                 raise ValueError("the checkpoint's search ran without a cost budget")
             self.budget.load_state_dict(state["budget"])
+
+    def on_fit_end(self):
+        _nni.report_held_out_metrics(self.trainer, self.training_module)
+        return super().on_fit_end()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = self.search_state()

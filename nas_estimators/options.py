@@ -38,7 +38,8 @@ def option(default: Any = None, help: str = "", *, type: Callable[[str], Any] | 
     """A dataclass field that is also a command-line option ``--name-with-dashes``.
 
     ``shown`` is what ``--help`` says the default is when the field's value is not it (``None`` meaning
-    "computed": for example "60% of --epochs"); ``flag`` makes a ``store_true`` option.
+    "computed": for example "60% of --epochs"); ``flag`` makes a ``store_true`` option, or with a ``None``
+    default (set by another setting) a ``--name``/``--no-name`` pair.
     """
     metadata = {"help": help, "type": type, "choices": tuple(choices) if choices is not None else None,
                 "metavar": metavar, "flag": flag, "shown": shown}
@@ -76,6 +77,11 @@ def add_options(parser: argparse.ArgumentParser | Any, config_class: type, names
         spec = field.metadata["option"]
         flag = "--" + field.name.replace("_", "-")
         default = _default(field)
+        if spec["flag"] and default is None:  # on or off by another setting: --name and --no-name
+            text = spec["help"] + (f" (default: {spec['shown']})" if spec["shown"] else "")
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=text.replace("%", "%%"))
+            continue
         if spec["flag"]:
             parser.add_argument(flag, dest=field.name, action="store_true", help=spec["help"])
             continue

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -26,10 +27,11 @@ from . import _nni, methods, registry
 from .budget import COSTS, CostBudget
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import DATASETS, DeviceBatches, ImageData, load_dataset, search_batches
-from .lightning import (ARC_LEARNING_RATE, check_rescore_top_k, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE, SearchDiverged,  # noqa: F401
-                        check_uniform_weight_paths, recipe_warmup_epochs)
+from . import recipe
+from .lightning import SearchDiverged, check_rescore_images, check_rescore_top_k, check_uniform_weight_paths  # noqa: F401
+from .recipe import ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE  # noqa: F401
 from .nasbench201 import BenchmarkTable, benchmark_listener, check_table_space
-from .objective import CALIBRATION_IMAGES, DEFAULT_OBJECTIVE, SCORING_IMAGES, Objective
+from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
 from .run_folder import RunFolder
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder, exported
 from .options import option
@@ -43,7 +45,7 @@ PRECISIONS = ("bf16", "fp32")
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
 DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
 #: The defaults before the recipe became the default: a resumed search whose saved settings lack one ran with it.
-PRE_RECIPE_DEFAULTS = {"arc_learning_rate": 3e-3, "warmup_epochs": 0, "uniform_weight_paths": 0.0}
+PRE_RECIPE_DEFAULTS = recipe.BEFORE_RECIPE
 
 
 @dataclasses.dataclass
@@ -67,12 +69,13 @@ class SearchConfig:
                                shown="DARTS 8, nb201 5; on digits 5 and 1")
     weight_learning_rate: float = option(0.025, "SGD learning rate of the shared weights", type=float)
     weight_decay: float = 3e-4
-    # The recipe of docs/search-quality.md: logits fixed until a supernet trained on uniformly drawn
-    # paths ranks better than chance, then moved fast enough to settle in the epochs left.
+    # The recipe (recipe.py): logits fixed until a supernet trained on uniformly drawn paths ranks better
+    # than chance, then moved fast enough to settle in the epochs left.
     arc_learning_rate: float = option(ARC_LEARNING_RATE, "Adam learning rate of the logits (NNI's strategies keep "
                                                          "their own)", type=float)
     warmup_epochs: int | None = option(None, "epochs that train weights only", type=int,
-                                       shown=f"{WARMUP_SHARE * 100:.0f}% of --epochs for ours, 0 for NNI's")
+                                       shown=f"{Fraction(WARMUP_SHARE).limit_denominator(12)} of --epochs for ours, "
+                                             "0 for NNI's")
     uniform_weight_paths: float = option(UNIFORM_WEIGHT_PATHS, "share of steps whose weights train a uniformly "
                                          "drawn path, in [0, 1] (1: single-path one-shot; 0: paths from the learnt "
                                          "distribution)", type=float, metavar="SHARE")
@@ -83,14 +86,18 @@ class SearchConfig:
     batch_norm: str = option("nni", "supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics "
                              "only, no affine parameters, as NAS-Bench-201's one-shot searches)", choices=BATCH_NORMS)
     gradient_clip: float | None = 5.0
-    freeze_weights: bool = option(False, "after the weights-only epochs keep the shared weights fixed: each step only "
-                                  "updates the distribution (two stages: train the supernet, then search it)", flag=True)
+    # None: the method's kind decides (recipe.defaults): the recipe for ours, NNI's own way for NNI's.
+    freeze_weights: bool | None = option(None, "after the weights-only epochs keep the shared weights fixed: each step "
+                                         "only updates the distribution (two stages: train the supernet, then search "
+                                         "it); --no-freeze-weights trains them throughout", flag=True,
+                                         shown="on for ours, off for NNI's")
     # What the estimators minimise: objective term name -> weight (see objective.py).
-    objective: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OBJECTIVE))
-    rescore_top_k: int = option(0, "at the end, score the K most probable cells by the whole objective on "
-                                "--rescore-images held-out images (the same for each) and export the best-scored "
-                                "(0: export the mode)", type=int)
-    rescore_images: int = option(8192, "held-out images that score each re-scored cell", type=int)
+    objective: dict[str, float] | None = None
+    rescore_top_k: int | None = option(None, "at the end, score the K most probable cells by the whole objective on "
+                                       "--rescore-images held-out images (the same for each) and export the "
+                                       "best-scored (0: export the mode)", type=int,
+                                       shown=f"{recipe.RESCORE_TOP_K} for ours, 0 for NNI's")
+    rescore_images: int = option(recipe.RESCORE_IMAGES, "held-out images that score each re-scored cell", type=int)
     cost: str | None = option(None, "search under a budget on this cost of the sampled architecture: params (millions "
                               "of parameters) or flops (MFLOPs of one input as torch's FlopCounterMode counts them, "
                               "two per multiply-add)", choices=tuple(COSTS))
@@ -125,6 +132,11 @@ class SearchConfig:
     num_nodes: int = 1
     # Intra-op threads of this process (None: OMP_NUM_THREADS if set, else one on the CPU; see resolve_threads).
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in recipe.defaults(not _nni_oneshot(self.estimator)).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     @property
     def processes(self) -> int:
@@ -256,7 +268,7 @@ def schedule(config: SearchConfig) -> tuple[int, int]:
         raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
     warmup_epochs = config.warmup_epochs
     if warmup_epochs is None:  # NNI's strategies start at once, as NNI runs them; ours leave at least one epoch
-        warmup_epochs = 0 if _nni_oneshot(config.estimator) else recipe_warmup_epochs(int(epochs))
+        warmup_epochs = 0 if _nni_oneshot(config.estimator) else recipe.warmup_epochs(int(epochs))
     if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
         raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
     return int(epochs), int(warmup_epochs)
@@ -293,14 +305,13 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
     if _nni_oneshot(config.estimator) and config.freeze_weights:
         raise ValueError(f"freeze_weights: {config.estimator} trains its weights and architecture together (as NNI "
                          "runs it); freezing the weights is for sf, relax and ram")
-    if _nni_oneshot(config.estimator) and dict(config.objective) != DEFAULT_OBJECTIVE:
+    if _nni_oneshot(config.estimator) and dict(config.objective) != recipe.NNI_OBJECTIVE:
         raise ValueError(f"objective: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
                          "objective terms are for sf, relax and ram")
     check_rescore_top_k(config.rescore_top_k)
-    if config.rescore_top_k and (_nni_oneshot(config.estimator) or config.processes > 1):
-        raise ValueError("rescore_top_k: re-scoring is for sf, relax and ram in one process")
-    if isinstance(config.rescore_images, bool) or not isinstance(config.rescore_images, int) or config.rescore_images < 1:
-        raise ValueError(f"rescore_images: expected a positive integer, got {config.rescore_images!r}")
+    if config.rescore_top_k and _nni_oneshot(config.estimator):
+        raise ValueError("rescore_top_k: re-scoring is for sf, relax and ram")
+    check_rescore_images(config.rescore_images)
     if (config.cost is None) != (config.cost_target is None):
         raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")
     if config.cost is not None:

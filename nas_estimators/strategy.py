@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator, Mapping
 
-from . import _nni
+from . import _nni, recipe
 from .budget import COST_RATE, CostBudget
 from .estimators import Estimator, Ram, Relax, ScoreFunction
 from .weight_paths import weight_paths as make_weight_paths
-from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_rescore_top_k,
-                        check_uniform_weight_paths)
+from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_rescore_images,
+                        check_rescore_top_k, check_uniform_weight_paths)
 from .objective import Objective
 from .schedules import Schedule
 
@@ -55,8 +55,15 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             expected value at most ``cost_target``; the export is then the most probable architecture
             within it. ``cost_rate``: the Lagrange multiplier's dual-ascent step.
         rescore_top_k: at the end of the last epoch, score the K most probable architectures by the whole
-            objective on ``rescore_batch`` (held-out ``(inputs, targets)``; default: the last architecture
-            batch) and export the best-scored (0: export the mode).
+            objective on ``rescore_batch`` (held-out ``(inputs, targets)``; default: the first
+            ``rescore_images`` images of the last epoch's validation batches) and export the best-scored
+            (0: export the mode).
+
+    The defaults are the recipe (:mod:`nas_estimators.recipe`), as ``nas-estimators search`` runs it: the
+    weights train alone on uniformly drawn paths for 5/6 of the epochs, then stay fixed while the logits
+    minimise the supernet's loss plus synflow and the parameter count (``objective``), and the five most
+    probable architectures are re-scored at the end. ``freeze_weights=False, objective="supernet=1",
+    rescore_top_k=0`` is the one-term search of earlier versions.
     """
 
     def __init__(self, estimator: Estimator, *, arc_learning_rate: float = ARC_LEARNING_RATE,
@@ -64,19 +71,21 @@ class EstimatorStrategy(_nni.OneShotStrategy):
                  gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
                  max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
                  objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
-                 scoring_inputs: Any = None, calibration_batch: Any = None, freeze_weights: bool = False,
-                 weight_paths: str = "uniform", cost: str | None = None, cost_target: float | None = None,
-                 cost_rate: float = COST_RATE, rescore_top_k: int = 0, rescore_batch: Any = None,
-                 **kwargs: Any) -> None:
+                 scoring_inputs: Any = None, calibration_batch: Any = None,
+                 freeze_weights: bool = recipe.FREEZE_WEIGHTS, weight_paths: str = "uniform", cost: str | None = None,
+                 cost_target: float | None = None, cost_rate: float = COST_RATE,
+                 rescore_top_k: int = recipe.RESCORE_TOP_K, rescore_batch: Any = None,
+                 rescore_images: int = recipe.RESCORE_IMAGES, **kwargs: Any) -> None:
         _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
         if (cost is None) != (cost_target is None):
             raise ValueError("cost, cost_target: give both (a cost and its budget) or neither")
         self.budget = None if cost is None else CostBudget(cost, cost_target, rate=cost_rate)
         self.rescore_top_k, self.rescore_batch = check_rescore_top_k(rescore_top_k), rescore_batch
+        self.rescore_images = check_rescore_images(rescore_images)
         if isinstance(objective, str):
             objective = Objective.parse(objective)
         elif objective is None or isinstance(objective, Mapping):
-            objective = Objective.from_weights(objective)
+            objective = Objective.from_weights(recipe.OBJECTIVE if objective is None else objective)
         self.objective, self.objective_seed, self.scoring_inputs = objective, int(objective_seed), scoring_inputs
         self.freeze_weights = bool(freeze_weights)
         self.calibration_batch = calibration_batch
@@ -118,7 +127,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs,
             calibration_batch=self.calibration_batch, freeze_weights=self.freeze_weights,
             weight_paths=self.weight_paths, budget=self.budget, rescore_top_k=self.rescore_top_k,
-            rescore_batch=self.rescore_batch)
+            rescore_batch=self.rescore_batch, rescore_images=self.rescore_images)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):

@@ -35,7 +35,7 @@ def search(config_json: str) -> int:
     config = SearchConfig(**json.loads(config_json))
     result = run_search(config)
     distribution = result["strategy"].distribution
-    record = {"rank": result["rank"], "mode": distribution.mode(),
+    record = {"rank": result["rank"], "mode": distribution.mode(), "exported": result["strategy"].search_module.export(),
               "logits": {label: p.detach().tolist() for label, p in distribution.parameters_by_label().items()},
               "diagnostics": dict(result["strategy"].search_module.estimator.diagnostics), "scored": scored}
     with open(os.path.join(config.output, f"rank{result['rank']}.json"), "w") as file:

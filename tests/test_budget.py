@@ -106,7 +106,9 @@ def test_a_search_under_a_flops_budget_exports_a_cell_within_it_and_records_the_
     output = tmp_path / "out"
     assert main(["search", "--space", "nb201", "--epochs", "4", "--warmup-epochs", "1", "--arc-learning-rate", "0.3",
                  "--no-progress", "--uniform-draws", "0", "--cost", "flops", "--cost-target", "0.4",
-                 "--output", str(output)]) == 0
+                 # the supernet term alone: the recipe's parameter-count term pulls against a budget this short
+                 # search's multiplier has not caught up with yet
+                 "--objective", "supernet=1", "--output", str(output)]) == 0
     record = json.loads((output / "cost.json").read_text())
     architecture = json.loads((output / "architecture.json").read_text())
     # The digits network: NAS-Bench-201 at width 8, one cell a stage, 8x8 images.

@@ -19,7 +19,7 @@ def run_cli(*args, cwd=None):
 
 def test_default_search_writes_a_loadable_architecture_history_and_checkpoint(tmp_path):
     output = tmp_path / "out"
-    result = run_cli("search", "--epochs", "2", "--output", str(output), "--top-k", "3")
+    result = run_cli("search", "--epochs", "2", "--output", str(output), "--top-k", "5")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 1" in result.stdout  # the progress display
     exported = [line for line in result.stdout.splitlines() if line.startswith("exported architecture: val_acc ")]
@@ -43,7 +43,10 @@ def test_default_search_writes_a_loadable_architecture_history_and_checkpoint(tm
     assert (history["val_acc"].iloc[1:].between(0, 1)).all()
     assert (output / "checkpoint.ckpt").stat().st_size > 0
     top = json.loads((output / "top_k.json").read_text())
-    assert [row["rank"] for row in top] == [1, 2, 3] and top[0]["architecture"] == architecture
+    assert [row["rank"] for row in top] == [1, 2, 3, 4, 5]
+    # The recipe re-scores the five most probable on held-out images and exports the best-scored.
+    assert all("rescored_objective" in row for row in top)
+    assert min(top, key=lambda row: row["rescored_objective"])["architecture"] == architecture
     probabilities = pd.read_csv(output / "probabilities.csv")
     assert set(probabilities["label"]) == set(architecture)
     config = json.loads((output / "config.json").read_text())

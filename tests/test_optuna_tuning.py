@@ -150,8 +150,9 @@ def test_diverging_and_raising_trials_fail_with_their_reason_and_the_study_goes_
         return values
 
     study = _study()
-    study.optimize(SearchObjective(SearchConfig(estimator="sf", epochs=1, **TINY), tmp_path, suggest=suggest),
-                   n_trials=2)  # no catch=: the objective itself must not raise
+    # one epoch and no warm-up: the weights train (not fixed, as the recipe's second stage keeps them) and blow up
+    study.optimize(SearchObjective(SearchConfig(estimator="sf", epochs=1, freeze_weights=False, **TINY), tmp_path,
+                                   suggest=suggest), n_trials=2)  # no catch=: the objective itself must not raise
     diverged, healthy = study.trials
     assert diverged.state == optuna.trial.TrialState.FAIL
     assert diverged.user_attrs["fail_reason"].startswith("SearchDiverged: epoch 0: ")
@@ -276,7 +277,7 @@ def test_importances_rank_the_parameter_that_decides_the_value(tmp_path, capsys)
 def test_tune_with_every_trial_failing_says_so_and_exits_1(tmp_path, capsys):
     output = tmp_path / "tune"
     code = main(["tune", "--estimator", "sf", *TINY_ARGS, "--n-trials", "1", "--weight-learning-rate", "1e12",
-                 "--output", str(output)])
+                 "--no-freeze-weights", "--output", str(output)])
     out = capsys.readouterr().out
     assert code == 1
     assert "trial 0 failed: SearchDiverged: epoch 0: " in out and "no trial of study 'sf-nb201-digits' finished" in out

@@ -13,7 +13,8 @@ from nas_estimators.search import WARMUP_SHARE, SearchConfig, schedule
 def test_the_weights_only_epochs_default_to_a_share_of_the_epochs_and_leave_one_to_search():
     assert schedule(SearchConfig()) == (100, int(WARMUP_SHARE * 100))  # digits
     assert schedule(SearchConfig(dataset="cifar10")) == (50, int(WARMUP_SHARE * 50))
-    assert schedule(SearchConfig(epochs=20)) == (20, 12)
+    assert schedule(SearchConfig(epochs=24)) == (24, 20)  # the CPU proxy's recipe: 20 weights-only, 4 searching
+    assert schedule(SearchConfig(epochs=20)) == (20, 16)
     assert schedule(SearchConfig(epochs=1)) == (1, 0)
     assert schedule(SearchConfig(epochs=20, warmup_epochs=3)) == (20, 3)
     with pytest.raises(ValueError, match="warmup_epochs: expected an integer >= 0"):
@@ -25,14 +26,16 @@ def test_a_default_search_trains_weights_first_and_a_resumed_one_keeps_its_warmu
     assert main(["search", "--space", "nb201", "--epochs", "3", "--batch-size", "256", "--no-progress",
                  "--output", str(output)]) == 0
     config = json.loads((output / "config.json").read_text())
-    assert config["warmup_epochs"] == 1 and config["uniform_weight_paths"] == 1.0
+    assert config["warmup_epochs"] == 2 and config["uniform_weight_paths"] == 1.0
+    assert config["freeze_weights"] is True and config["rescore_top_k"] == 5
+    assert config["objective"] == {"supernet": 1.0, "synflow": 1.0, "params": 1.0}
     assert config["arc_learning_rate"] == SearchConfig.arc_learning_rate
     entropy = pd.read_csv(output / "history.csv")["entropy"].tolist()
     uniform = 6 * math.log(5)
     assert entropy[0] == pytest.approx(uniform, abs=1e-4) and entropy[2] < uniform - 1e-3
     # Extending the search does not stretch its weights-only phase: the saved value is used.
     assert main(["search", "--resume", "--output", str(output), "--epochs", "5", "--no-progress"]) == 0
-    assert json.loads((output / "config.json").read_text())["warmup_epochs"] == 1
+    assert json.loads((output / "config.json").read_text())["warmup_epochs"] == 2
 
 
 def test_a_search_saved_before_the_recipe_options_existed_resumes_as_it_ran(tmp_path):
@@ -42,6 +45,7 @@ def test_a_search_saved_before_the_recipe_options_existed_resumes_as_it_ran(tmp_
     (tmp_path / "config.json").write_text(json.dumps(record))
     config = load_saved_config(tmp_path)
     assert (config.warmup_epochs, config.uniform_weight_paths, config.arc_learning_rate) == (0, 0.0, 3e-3)
+    assert (config.objective, config.freeze_weights, config.rescore_top_k) == ({"supernet": 1.0}, False, 0)
     assert schedule(config) == (4, 0)
 
 

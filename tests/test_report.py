@@ -11,6 +11,8 @@ import zlib
 import pandas as pd
 import pytest
 
+from nas_estimators.architectures import load_search
+
 from helpers import needs_browser, needs_graphviz, one_line_error, tiny_search
 from nas_estimators.cli import main
 from nas_estimators.integrations import diagrams
@@ -69,7 +71,9 @@ def test_report_has_every_section_with_the_searches_numbers(runs, tmp_path):
     assert '"text":"baseline"' in diagnostics and '"text":"surrogate_loss"' in diagnostics
     # Top-k: DARTS genotypes and NAS-Bench-201 strings.
     top_k = page[page.index('<section id="top-k">'):page.index('<section id="probabilities">')]
-    assert top_k.count("Genotype(normal=") == 3 and top_k.count("~0|+|") == 5
+    # the top 3, after the exported cell (the best re-scored of the top 5) where it is not among them
+    assert top_k.count("Genotype(normal=") == len(load_search(darts).architectures) in (3, 4)
+    assert top_k.count("~0|+|") == 5
 
 
 def test_gradient_variance_is_plotted_when_recorded(runs, tmp_path):

@@ -172,33 +172,41 @@ def test_distribution_from_the_darts_space_matches_its_labels():
 
 
 def test_the_strategies_default_to_the_search_recipe_inside_nas_experiment(tmp_path):
-    """SF() with no arguments: weights-only warm-up (60% of max_epochs), uniform weight paths, then the logits move."""
+    """SF() with no arguments: weights-only warm-up (5/6 of max_epochs) on uniform paths, then the weights stay
+    fixed while the logits move on the recipe's objective, and the top five are re-scored at the end."""
     import pytorch_lightning as pl
+
+    from nas_estimators import recipe
 
     class Watch(pl.Callback):
         def __init__(self):
-            self.logits, self.uniform_draws = [], 0
+            self.logits, self.weights, self.uniform_draws = [], [], 0
 
         def on_train_start(self, trainer, pl_module):
             distribution = pl_module.distribution
             original = distribution.uniform_indices
 
             def counted(*args, **kwargs):
-                self.uniform_draws += 1
+                self.uniform_draws += trainer.current_epoch < 4  # weight paths (the objective draws its own later)
                 return original(*args, **kwargs)
 
             distribution.uniform_indices = counted
 
         def on_train_epoch_end(self, trainer, pl_module):
             self.logits.append(torch.cat([p.detach().clone() for p in pl_module.distribution.parameters()]))
+            self.weights.append(torch.cat([p.detach().flatten().clone() for p in pl_module.training_module.parameters()]))
 
     torch.manual_seed(0)
     watch = Watch()
     evaluator = tiny_evaluator(epochs=5, callbacks=[watch])
     strategy = nas_estimators.SF()
     assert (strategy.arc_learning_rate, strategy.uniform_weight_paths, strategy.warmup_epochs) == (0.03, 1.0, None)
+    assert (strategy.freeze_weights, strategy.rescore_top_k) == (True, recipe.RESCORE_TOP_K)
+    assert strategy.objective.weights() == recipe.OBJECTIVE
     in_folder(NasExperiment(tiny_space("nb201"), evaluator, strategy), tmp_path).run()
     assert len(watch.logits) == 5
-    assert all(float(logits.abs().max()) == 0.0 for logits in watch.logits[:3])  # int(0.6 * 5) weights-only epochs
+    assert all(float(logits.abs().max()) == 0.0 for logits in watch.logits[:4])  # int(5/6 * 5) weights-only epochs
     assert float(watch.logits[-1].abs().max()) > 1e-3
-    assert watch.uniform_draws == 5 * 3  # every weight step of every epoch: 48 images / 16 a batch
+    assert not torch.equal(watch.weights[2], watch.weights[3]) and torch.equal(watch.weights[3], watch.weights[4])
+    assert len(strategy.search_module.rescored) == recipe.RESCORE_TOP_K  # on the last epoch's held-out batches
+    assert watch.uniform_draws == 4 * 3  # every weight step of every warm-up epoch: 48 images / 16 a batch

@@ -23,20 +23,22 @@ def fake_table(tmp_path_factory):
 
 def test_top_k_with_benchmark_scores(tmp_path, fake_table):
     output = tmp_path / "o"
-    code = main(["search", "--space", "nb201", "--width", "4", "--cells", "1", "--epochs", "2", "--top-k", "4",
+    code = main(["search", "--space", "nb201", "--width", "4", "--cells", "1", "--epochs", "2", "--top-k", "5",
                  "--arc-learning-rate", "0.05", "--benchmark-table", str(fake_table), "--no-progress",
                  "--output", str(output)])
     assert code == 0
     table = BenchmarkTable.from_csv(fake_table)
     top = json.loads((output / "top_k.json").read_text())
-    assert [row["rank"] for row in top] == [1, 2, 3, 4]
+    assert [row["rank"] for row in top] == [1, 2, 3, 4, 5]
     probabilities = [row["probability"] for row in top]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
-    assert top[0]["architecture"] == json.loads((output / "architecture.json").read_text())
+    # the recipe exports the best re-scored of the five most probable
+    exported = min(top, key=lambda row: row["rescored_objective"])["architecture"]
+    assert exported == json.loads((output / "architecture.json").read_text())
     for row in top:
         assert row["benchmark_acc"] == table.accuracy(row["architecture"])
     csv = pd.read_csv(output / "top_k.csv")
-    assert list(csv["rank"]) == [1, 2, 3, 4] and "benchmark_acc" in csv
+    assert list(csv["rank"]) == [1, 2, 3, 4, 5] and "benchmark_acc" in csv
     history = pd.read_csv(output / "history.csv")
     for _, row in history.iterrows():
         assert row["benchmark_acc"] == table.accuracy(json.loads(row["mode"]))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
-from .. import methods, registry
-from ..objective import DEFAULT_OBJECTIVE, TERMS, parse_weights
+from .. import methods, recipe, registry
+from ..objective import TERMS, parse_weights
 from ..options import add_options
 from ..search import SearchConfig
 
@@ -49,19 +49,27 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
                              "which measured fastest for these small supernets, alone and beside other jobs)")
 
 
-def objective_weights(text: str) -> dict[str, float]:
-    """``--objective``'s value as term weights, or a one-line :class:`UsageError`."""
+def objective_weights(text: str | None) -> dict[str, float] | None:
+    """``--objective``'s value as term weights (None: unset), or a one-line :class:`UsageError`."""
+    if text is None:
+        return None
     try:
         return parse_weights(text)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
 
-def add_objective_argument(parser: argparse.ArgumentParser) -> None:
-    default = ",".join(f"{name}={weight:g}" for name, weight in DEFAULT_OBJECTIVE.items())
-    parser.add_argument("--objective", default=default, metavar="TERM=W,...",
+def add_objective_argument(parser: argparse.ArgumentParser, default: Mapping[str, float] | None = None) -> None:
+    """``--objective``; unset (``default`` None) it is the method's: the recipe's terms for ours, the supernet's
+    loss alone for NNI's (see :mod:`~nas_estimators.recipe`)."""
+    def text(weights: Mapping[str, float]) -> str:
+        return ",".join(f"{name}={weight:g}" for name, weight in weights.items())
+
+    shown = text(default) if default is not None else \
+        f"{text(recipe.OBJECTIVE)} for sf, relax and ram, {text(recipe.NNI_OBJECTIVE)} for NNI's strategies"
+    parser.add_argument("--objective", default=None if default is None else text(default), metavar="TERM=W,...",
                         help=f"what the estimator minimises, as weighted terms from {', '.join(TERMS)} "
-                             f"(default: {default}; training-free terms are standardised, higher scores better)")
+                             f"(default: {shown}; training-free terms are standardised, higher scores better)")
 
 
 def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:

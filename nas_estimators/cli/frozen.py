@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import registry, run_folder
+from ..objective import DEFAULT_OBJECTIVE
 from .common import (add_estimator_arguments, add_objective_argument, add_threads_argument, estimator_values,
                      objective_weights, usage_error)
 
@@ -29,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--output", help="output directory, must not exist (default: SEARCH_DIR/frozen-ESTIMATOR)")
     parser.add_argument("--quiet", action="store_true", help="no line per epoch")
-    add_objective_argument(parser)
+    add_objective_argument(parser, DEFAULT_OBJECTIVE)  # the supernet's own preference
     add_threads_argument(parser)
     add_estimator_arguments(parser)
     # Unset hyperparameters keep the search's values, not the registry's defaults.
