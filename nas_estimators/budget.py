@@ -92,10 +92,11 @@ class CostBudget:
     def cheapest(self, distribution: ArchitectureDistribution) -> tuple[Architecture, float]:
         """Each label's cheapest candidate with the others at theirs: the cheapest architecture where
         candidates add their own cost (parameters and FLOPs of cell spaces do)."""
-        architecture = distribution.to_architecture({label: 0 for label in distribution.labels})
-        for label in distribution.labels:
-            options = [{**architecture, label: value} for value in distribution.values[label]]
-            architecture = min(options, key=self.cost)
+        indices = {label: 0 for label in distribution.labels}
+        for label in distribution.labels:  # by index: a wrapped label's value is not its candidate (DARTS's inputs)
+            options = [{**indices, label: index} for index in range(len(distribution.values[label]))]
+            indices = min(options, key=lambda option: self.cost(distribution.to_architecture(option)))
+        architecture = distribution.to_architecture(indices)
         return architecture, self.cost(architecture)
 
     def check_reachable(self, distribution: ArchitectureDistribution) -> None:
@@ -154,6 +155,14 @@ class CostBudget:
             if self.within(architecture):
                 return architecture
         return None
+
+    def record(self, architecture: Architecture) -> dict[str, Any]:
+        """The run folder's cost record (``cost.json``): the target, the exported ``architecture``'s cost and
+        the multiplier's and sampled cost's history."""
+        return {"cost": self.name, "target": self.target, "units": COSTS.get(self.name, self.name),
+                "architecture_cost": self.cost(architecture), "within": self.within(architecture),
+                "multiplier": [row["multiplier"] for row in self.history],
+                "sampled_cost": [row["mean_cost"] for row in self.history]}
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "target": self.target, "rate": self.rate, "multiplier": self.multiplier,

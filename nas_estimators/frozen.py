@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from . import _nni
+from .budget import CostBudget
 from .checkpoints import read_checkpoint
 from .data import DeviceBatches, load_dataset, search_batches
 from .distribution import ArchitectureDistribution
@@ -120,6 +121,7 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
                   arc_learning_rate: float | None = None, seed: int = 0, destination: str | Path | None = None,
                   data_root: str | None = None, device: str = "auto", options: Mapping[str, Any] | None = None,
                   benchmark_table: str | None = None, objective: Mapping[str, float] | None = None,
+                  cost: str | None = None, cost_target: float | None = None,
                   threads: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
@@ -129,14 +131,19 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     (default ``OUTPUT/frozen-ESTIMATOR``), which must not exist yet. The estimator's hyperparameters
     (``options``, by name: ``{"samples_per_step": 4}``) and the arc learning rate are the search's
     unless given; ``objective`` (term name -> weight) defaults to the supernet's loss alone, and its
-    training-free terms score on a never-trained copy seeded by ``seed``. Returns ``architecture``, ``history``,
-    ``seconds`` and ``output``.
+    training-free terms score on a never-trained copy seeded by ``seed``. ``cost`` and ``cost_target`` search
+    under a budget as ``search --cost`` does (:class:`~nas_estimators.budget.CostBudget`; the export is the most
+    probable architecture within it, and the folder gets the cost record). Returns ``architecture``,
+    ``history``, ``seconds`` and ``output``.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected an integer >= 1, got {epochs!r}")
     if arc_learning_rate is not None and not (math.isfinite(arc_learning_rate) and arc_learning_rate > 0):
         raise ValueError(f"arc_learning_rate: expected a positive number, got {arc_learning_rate!r}")
     objective_terms = Objective.from_weights(objective)  # checked before anything is loaded
+    if (cost is None) != (cost_target is None):
+        raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")
+    budget = None if cost is None else CostBudget(cost, cost_target)
     saved = load_saved_config(output)
     estimator = estimator or saved.estimator
     if estimator not in _registered_estimators():
@@ -149,13 +156,17 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
     gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
     learning_rate = arc_learning_rate or config.arc_learning_rate
+    if budget is not None:
+        budget.bind(supernet.model, supernet.scoring_inputs)
+        budget.check_reachable(supernet.distribution())
     started = time.perf_counter()
     distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs, arc_learning_rate=learning_rate,
-                                       seed=seed, progress=progress, objective=objective_terms)
+                                       seed=seed, progress=progress, objective=objective_terms, budget=budget)
+    architecture = (budget.export(distribution) if budget is not None else None) or distribution.mode()
     history = pd.DataFrame(rows)
     settings = {"search": str(output), "estimator": estimator, "options": estimator_options(config), "epochs": epochs,
                 "arc_learning_rate": learning_rate, "seed": seed, "objective": objective_terms.weights(),
-                "threads": torch.get_num_threads()}
+                "cost": cost, "cost_target": cost_target, "threads": torch.get_num_threads()}
     # Written beside, then renamed: a kill leaves either the whole folder or none of it.
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -163,15 +174,17 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     run = RunFolder(partial)
     run.write_config(settings)
     run.write_history(history)
-    run.write_architecture(distribution.mode())
+    run.write_architecture(architecture)
+    if budget is not None:
+        run.write_cost(budget.record(architecture))
     os.replace(partial, destination)
-    return {"architecture": distribution.mode(), "history": history, "seconds": time.perf_counter() - started,
+    return {"architecture": architecture, "history": history, "seconds": time.perf_counter() - started,
             "output": destination}
 
 
 def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_rate: float, seed: int = 0,
-                  progress: Callable[[str], None] | None = None,
-                  objective: Objective | None = None) -> tuple[ArchitectureDistribution, list[dict]]:
+                  progress: Callable[[str], None] | None = None, objective: Objective | None = None,
+                  budget: CostBudget | None = None) -> tuple[ArchitectureDistribution, list[dict]]:
     """The loop of :func:`frozen_search`: ``estimator`` on ``supernet``'s losses, from the uniform distribution.
 
     ``supernet`` is a :class:`FrozenSupernet` or anything with its ``batches``, ``loss``, ``distribution``
@@ -198,7 +211,10 @@ def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_ra
                 calibration = fixed(CALIBRATION_IMAGES) if fixed is not None else batch
                 objective.bind(getattr(supernet, "model", None), getattr(supernet, "scoring_inputs", None),
                                distribution, seed, supernet_loss=lambda architecture: supernet.loss(calibration, architecture))
-            gradients = estimator.estimate(distribution, objective.loss_fn(loss))
+            loss_fn = objective.loss_fn(loss)
+            gradients = estimator.estimate(distribution, budget.wrap(loss_fn) if budget is not None else loss_fn)
+            if budget is not None:
+                budget.end_step()
             if sampled:  # the first call scores the sampled architecture
                 loss_sum = loss_sum + sampled[0]
             steps += 1
@@ -208,6 +224,10 @@ def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_ra
                "sampled_loss": float(loss_sum) / max(steps, 1),
                "seconds": time.perf_counter() - started, "mode": json.dumps(mode),
                **{f"seconds/{name}": value for name, value in objective.seconds().items()}}
+        if budget is not None:  # what would be exported now, and the multiplier
+            mode = budget.export(distribution) or mode
+            row.update({"mode": json.dumps(mode), "cost/multiplier": budget.multiplier, "cost/sampled": budget.last_cost,
+                        "cost/mode": budget.cost(mode), "seconds/cost": budget.seconds})
         if supernet.table is not None:
             row["benchmark_acc"] = supernet.table.accuracy(mode)
         rows.append(row)

@@ -510,10 +510,7 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
             row["benchmark_acc"] = parts.table.accuracy(row["architecture"])
     run.write_top_k(top_rows)
     if budget is not None:
-        run.write_cost({"cost": budget.name, "target": budget.target, "units": COSTS[budget.name],
-                        "architecture_cost": budget.cost(architecture), "within": budget.within(architecture),
-                        "multiplier": [row["multiplier"] for row in budget.history],
-                        "sampled_cost": [row["mean_cost"] for row in budget.history]})
+        run.write_cost(budget.record(architecture))
     return result
 
 

@@ -167,3 +167,45 @@ def test_frozen_search_with_training_free_terms_records_them(finished_search, tm
     history = pd.read_csv(out / "history.csv")
     assert history["seconds/synflow"].iloc[-1] > 0 and history["seconds/params"].iloc[-1] > 0
     assert json.loads((out / "config.json").read_text())["objective"] == {"supernet": 2.0, "synflow": 1.0, "params": 1.0}
+
+
+def test_the_loop_under_a_budget_settles_on_the_best_within_it():
+    from nas_estimators.budget import CostBudget
+
+    torch.manual_seed(0)
+    objective = _KnownObjective(steps=100)
+    # b=3 (the unconstrained best) costs 2, every other b 0 or 1: a budget of 1 rules it out.
+    budget = CostBudget(lambda arch: {0: 1.0, 1: 0.0, 2: 1.0, 3: 2.0}[arch["b"]], target=1.0, rate=0.05, name="flops")
+    distribution, rows = search_frozen(objective, ScoreFunction(), epochs=3, arc_learning_rate=0.1, seed=1,
+                                       budget=budget)
+    exported = json.loads(rows[-1]["mode"])
+    assert budget.within(exported) and exported["b"] != 3
+    assert max(row["multiplier"] for row in budget.history) > 0 and rows[-1]["cost/mode"] <= 1.0
+    assert exported == budget.export(distribution)
+
+
+def test_frozen_search_under_a_parameter_budget_writes_the_cost_record(finished_search, tmp_path, capsys):
+    from nas_estimators.search import load_saved_config
+    from nas_estimators.budget import CostBudget
+
+    supernet = load_supernet(finished_search)
+    probe = CostBudget("params", 1.0)
+    probe.bind(supernet.model, supernet.scoring_inputs)
+    cheapest = probe.cheapest(supernet.distribution())[1]
+    largest = probe.cost(supernet.distribution().to_architecture({label: len(values) - 1 for label, values
+                                                                  in supernet.distribution().values.items()}))
+    target = (cheapest + largest) / 2
+    out = tmp_path / "budget"
+    assert main(["frozen-search", str(finished_search), "--epochs", "1", "--quiet", "--cost", "params",
+                 "--cost-target", str(target), "--output", str(out)]) == 0
+    record = json.loads((out / "cost.json").read_text())
+    architecture = json.loads((out / "architecture.json").read_text())
+    assert record["target"] == pytest.approx(target) and record["architecture_cost"] == pytest.approx(probe.cost(architecture))
+    assert record["within"] == (probe.cost(architecture) <= target) and len(record["multiplier"]) > 0
+    assert load_saved_config(finished_search).space  # the search's folder is untouched and still loads
+    error = one_line_error(capsys, ["frozen-search", str(finished_search), "--cost", "params", "--output",
+                                    str(tmp_path / "x")])
+    assert "--cost and --cost-target go together" in error and not (tmp_path / "x").exists()
+    error = one_line_error(capsys, ["frozen-search", str(finished_search), "--cost", "params", "--cost-target",
+                                    str(cheapest / 2), "--output", str(tmp_path / "y")])
+    assert "cost-target: no architecture of this space" in error and not (tmp_path / "y").exists()

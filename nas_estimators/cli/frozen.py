@@ -6,6 +6,8 @@ import argparse
 
 from .. import registry, run_folder
 from ..objective import DEFAULT_OBJECTIVE
+from ..options import add_options
+from ..search import SearchConfig
 from .common import (add_estimator_arguments, add_objective_argument, add_threads_argument, estimator_values,
                      objective_weights, usage_error)
 
@@ -31,6 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--output", help="output directory, must not exist (default: SEARCH_DIR/frozen-ESTIMATOR)")
     parser.add_argument("--quiet", action="store_true", help="no line per epoch")
     add_objective_argument(parser, DEFAULT_OBJECTIVE)  # the supernet's own preference
+    add_options(parser, SearchConfig, ("cost", "cost_target"))
     add_threads_argument(parser)
     add_estimator_arguments(parser)
     # Unset hyperparameters keep the search's values, not the registry's defaults.
@@ -51,7 +54,7 @@ def _frozen_search(args: argparse.Namespace) -> int:
                                arc_learning_rate=args.arc_learning_rate, seed=args.seed, destination=args.output,
                                data_root=args.data_root, device=args.device,
                                benchmark_table=args.benchmark_table, objective=objective_weights(args.objective),
-                               threads=args.threads,
+                               cost=args.cost, cost_target=args.cost_target, threads=args.threads,
                                options={k: v for k, v in estimator_values(args).items() if v is not None},
                                progress=None if args.quiet else lambda line: print(line, flush=True))
     except (ValueError, TypeError, FileNotFoundError, DataError, CheckpointError) as error:
