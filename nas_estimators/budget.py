@@ -157,7 +157,7 @@ class CostBudget:
         return None
 
     def record(self, architecture: Architecture) -> dict[str, Any]:
-        """The run folder's cost record (``cost.json``): the target, the exported ``architecture``'s cost and
+        """The run folder's cost record: the target, the exported ``architecture``'s cost and
         the multiplier's and sampled cost's history."""
         return {"cost": self.name, "target": self.target, "units": COSTS.get(self.name, self.name),
                 "architecture_cost": self.cost(architecture), "within": self.within(architecture),
