@@ -144,6 +144,8 @@ def test_non_finite_estimates_never_reach_the_logits():
     (lambda: nas_estimators.RELAX(temperature=0), "temperature"),
     (lambda: nas_estimators.RELAX(surrogate_lr=0), "surrogate_lr"),
     (lambda: nas_estimators.RAM(labels_per_step=0), "labels_per_step"),
+    (lambda: nas_estimators.SF(rescore_images=0), "rescore_images: expected a positive integer"),
+    (lambda: nas_estimators.SF(rescore_top_k=-1), "rescore_top_k"),
 ])
 def test_strategy_hyperparameters_are_checked(factory, message):
     with pytest.raises(ValueError, match=message):
