@@ -16,6 +16,7 @@ import itertools
 
 import pandas as pd
 import torch
+from torch import nn
 
 from nas_estimators import ArchitectureDistribution, Ram, Relax, ScoreFunction
 
@@ -35,8 +36,50 @@ ARMS = {
     "relax (baseline, 8 conditional samples)": lambda: Relax(baseline_decay=0.9, conditional_samples=8),
     "relax (baseline, learnt temperature, 8 conditional samples)":
         lambda: Relax(baseline_decay=0.9, learn_temperature=True, conditional_samples=8),
+    "relax (baseline, logits input)": lambda: Relax(baseline_decay=0.9, logits_input=True),
+    "relax (baseline, surrogate pre-trained on uniform logits)": lambda: Relax(baseline_decay=0.9),
+    "relax (baseline, oracle control variate)": lambda: Relax(baseline_decay=0.9),
+    "relax (baseline, oracle control variate, temperature 0.1)": lambda: Relax(baseline_decay=0.9, temperature=0.1),
+    "relax (baseline, oracle control variate, temperature 2)": lambda: Relax(baseline_decay=0.9, temperature=2.0),
+    "relax (baseline, oracle control variate, learnt temperature)":
+        lambda: Relax(baseline_decay=0.9, learn_temperature=True, temperature_lr=1e-2),
     "ram (1 label)": lambda: Ram(labels_per_step=1),
 }
+#: Arms whose surrogate first adapts this many estimates at uniform logits (as in the weights-only epochs).
+PRETRAIN = {"relax (baseline, surrogate pre-trained on uniform logits)": 1000}
+#: Table-only arms whose surrogate is the table's multilinear extension at the relaxed sample (REBAR's
+#: control variate, here exact: a bound on what a learnt surrogate of this form can do) times a learnt scale,
+#: plus the usual MLP for the residual.
+ORACLE = {name for name in ARMS if "oracle" in name}
+
+
+class MultilinearSurrogate(nn.Module):
+    """``scale * sum_arch prod_k relaxed_k[arch_k] * table[arch] + mlp(relaxed)``."""
+
+    def __init__(self, table: torch.Tensor, mlp: nn.Module) -> None:
+        super().__init__()
+        self.table, self.mlp = table.float(), mlp
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, relaxed: torch.Tensor) -> torch.Tensor:
+        a, b, c = torch.split(relaxed, list(SIZES.values()), dim=-1)
+        extension = torch.einsum("...i,...j,...k,ijk->...", a, b, c, self.table)
+        return self.scale * extension.unsqueeze(-1) + self.mlp(relaxed)
+
+
+def with_oracle(estimator: Relax, table: torch.Tensor) -> Relax:
+    build = estimator._build
+
+    def build_with_oracle(input_size: int) -> None:
+        build(input_size)
+        estimator.surrogate = MultilinearSurrogate(table, estimator.surrogate)
+        groups = [{"params": list(estimator.surrogate.parameters())}]
+        if estimator.learn_temperature:
+            groups.append({"params": [estimator.log_temperature], "lr": estimator.temperature_lr})
+        estimator.optimizer = torch.optim.Adam(groups, lr=estimator.surrogate_lr)
+
+    estimator._build = build_with_oracle
+    return estimator
 
 
 def table_problem(seed: int):
@@ -46,7 +89,9 @@ def table_problem(seed: int):
         for label, n in SIZES.items():
             distribution.logits[label].copy_(torch.randn(n, generator=generator))
     table = torch.rand(tuple(SIZES.values()), generator=generator, dtype=torch.float64) * 2 + 1
-    return distribution, lambda arch: float(table[arch["a"], arch["b"], arch["c"]])
+    loss = lambda arch: float(table[arch["a"], arch["b"], arch["c"]])  # noqa: E731
+    loss.table = table
+    return distribution, loss
 
 
 def supernet_problem(directory: str):
@@ -65,10 +110,22 @@ def supernet_problem(directory: str):
     return supernet.distribution(), loss, advance
 
 
-def measure(make, distribution, loss_fn, adapt: int, estimates: int, seed: int, advance=lambda: None) -> float:
+def measure(make, distribution, loss_fn, adapt: int, estimates: int, seed: int, advance=lambda: None,
+            pretrain: int = 0, moving: bool = False) -> float:
+    """The summed variance at ``distribution``'s logits after ``adapt`` estimates (``moving``: while the
+    logits go from uniform to those linearly, as in a search) and ``pretrain`` more at uniform logits first."""
     torch.manual_seed(seed)
     estimator = make()
-    for _ in range(adapt):
+    target = {label: logits.detach().clone() for label, logits in distribution.parameters_by_label().items()}
+    uniform = ArchitectureDistribution(distribution.values)
+    for _ in range(pretrain):
+        estimator.estimate(uniform, loss_fn)
+        advance()
+    for step in range(adapt):
+        if moving:
+            with torch.no_grad():
+                for label, logits in distribution.parameters_by_label().items():
+                    logits.copy_(target[label] * (step + 1) / adapt)
         estimator.estimate(distribution, loss_fn)
         advance()
     if getattr(estimator, "optimizer", None) is not None:
@@ -89,6 +146,8 @@ def main() -> None:
     parser.add_argument("--supernet", help="a finished search's directory: measure on its frozen weights too")
     parser.add_argument("--out", help="write the rows to this CSV")
     parser.add_argument("--arms", help="semicolon-separated estimators to measure (sf always; default: all)")
+    parser.add_argument("--moving", action="store_true",
+                        help="adapt while the logits move from uniform to the measured ones (as in a search)")
     args = parser.parse_args()
     arms = {name: make for name, make in ARMS.items()
             if args.arms is None or name == "sf" or name in args.arms.split(";")}
@@ -98,10 +157,16 @@ def main() -> None:
         if args.supernet:
             problems.append(("supernet", *supernet_problem(args.supernet)))
         for problem, distribution, loss_fn, advance in problems:
-            results = {name: measure(make, distribution, loss_fn, args.adapt, args.estimates, seed, advance)
-                       for name, make in arms.items()}
+            results = {}
+            for name, make in arms.items():
+                if name in ORACLE and problem != "table":
+                    continue
+                build = (lambda make=make: with_oracle(make(), loss_fn.table)) if name in ORACLE else make
+                results[name] = measure(build, distribution, loss_fn, args.adapt, args.estimates, seed, advance,
+                                        PRETRAIN.get(name, 0), args.moving)
             for name, variance in results.items():
-                rows.append({"problem": problem, "seed": seed, "estimator": name, "total_variance": variance,
+                rows.append({"problem": problem, "protocol": "moving" if args.moving else "fixed", "seed": seed,
+                             "estimator": name, "total_variance": variance,
                              "ratio_to_sf": variance / results["sf"]})
                 print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)

@@ -8,6 +8,7 @@ device synchronisations; peak GPU memory is ``torch.cuda.max_memory_allocated`` 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import itertools
@@ -62,6 +63,9 @@ class BenchConfig:
     seed: int = shared(SearchConfig, "seed")
     threads: int | None = None  # CPU threads of torch (None: torch's default)
     repeats: int = option(1, "rounds over all strategies, interleaved; the median round is reported", type=int)
+    variance_estimates: int = option(100, "estimates each of our estimators draws after the timed steps at the "
+                                     "final logits and weights, none applied: its variance at fixed logits "
+                                     "(0: not measured)", type=int)
     # Processes of a data-parallel search to time (ours only): K > 1 runs K processes (Lightning's DDP,
     # gloo on the CPU), each sampling its own architectures; rows are named "sf-k2".
     devices: tuple[int, ...] = (1,)
@@ -90,6 +94,9 @@ def check(config: BenchConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise InputError(f"{name.replace('_', '-')}: expected a positive integer, got {value!r}")
+    if isinstance(config.variance_estimates, bool) or int(config.variance_estimates) != config.variance_estimates \
+            or config.variance_estimates < 0 or config.variance_estimates == 1:
+        raise InputError(f"variance-estimates: expected 0 or an integer >= 2, got {config.variance_estimates!r}")
     if isinstance(config.warmup_steps, bool) or int(config.warmup_steps) != config.warmup_steps or config.warmup_steps < 0:
         raise InputError(f"warmup-steps: expected an integer >= 0, got {config.warmup_steps!r}")
     if config.threads is not None and (isinstance(config.threads, bool) or int(config.threads) != config.threads
@@ -192,6 +199,26 @@ class StepTimer(pl.Callback):
             trainer.should_stop = True
 
 
+def fixed_logits_variance(module: Any, batches: Any, estimates: int) -> float | None:
+    """Total variance (summed over the logits) of ``estimates`` estimates at the module's logits and weights.
+
+    A copy of the search's estimator draws them, each on the next architecture batch, and none is applied:
+    the estimator's own noise, without the drift of the logits and weights that the spread over a run
+    also holds. Its baseline or surrogate keeps adapting, as in a search. None for NNI's strategies.
+    """
+    estimator = getattr(module, "estimator", None)
+    if estimator is None or estimates < 2:
+        return None
+    estimator = copy.deepcopy(estimator)
+    stream = itertools.chain.from_iterable(iter(batches) for _ in itertools.count())
+    draws = []
+    for batch in itertools.islice(stream, estimates):
+        batch = tuple(tensor.to(module.device) for tensor in batch)
+        gradients = estimator.estimate(module.distribution, module.objective_loss_fn(batch))
+        draws.append(torch.cat([g.detach().reshape(-1).double().cpu() for g in gradients.values()]))
+    return float(torch.stack(draws).var(0).sum())
+
+
 def _size(config: BenchConfig, dataset: str) -> tuple[int, int]:
     return resolve_size(config.space, dataset, config.width, config.cells, concrete=True)
 
@@ -235,6 +262,8 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
         # Total variance (summed over the logits) of the estimate applied each timed step: with K processes
         # it is their mean. The logits and weights move meanwhile, alike for every K.
         "arc_gradient_variance": None if gradients is None else float(gradients.var(0).sum()),
+        "arc_gradient_variance_fixed_logits": None if devices > 1 else fixed_logits_variance(
+            parts.strategy.search_module, parts.batches[1], config.variance_estimates),
     }
 
 

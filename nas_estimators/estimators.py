@@ -178,6 +178,9 @@ class Relax(Estimator):
         learn_temperature: train the (log) temperature with the surrogate by the same variance objective,
             at Adam's ``temperature_lr`` (default: ``surrogate_lr``).
         conditional_samples: draws of the conditional relaxation ``z~ | b`` averaged in the control variate.
+        logits_input: the surrogate also reads the distribution's (detached) log-probabilities, so that
+            one surrogate can follow logits that move; at any one step they are constants, so the
+            control variate stays a fixed function of the relaxation and the estimate unbiased.
 
     Example:
         >>> import torch
@@ -197,8 +200,11 @@ class Relax(Estimator):
                  temperature: float | Schedule = 0.5, baseline_decay: float | None = None,
                  surrogate_steps: int = 1, surrogate_objective: str = "variance",
                  learn_temperature: bool = False, conditional_samples: int = 1,
-                 temperature_lr: float | None = None) -> None:
+                 temperature_lr: float | None = None, logits_input: bool = False) -> None:
         super().__init__()
+        if not isinstance(logits_input, bool):
+            raise ValueError(f"logits_input: expected True or False, got {logits_input!r}")
+        self.logits_input = logits_input
         self.temperature_lr = None if temperature_lr is None else positive("temperature_lr", temperature_lr)
         if not isinstance(learn_temperature, bool):
             raise ValueError(f"learn_temperature: expected True or False, got {learn_temperature!r}")
@@ -252,7 +258,7 @@ class Relax(Estimator):
         params = distribution.parameters_by_label()
         labels = distribution.labels
         if self.surrogate is None:
-            self._build(sum(p.numel() for p in params.values()))
+            self._build(sum(p.numel() for p in params.values()) * (2 if self.logits_input else 1))
             if self.collectives is not None:  # one surrogate for all processes: rank 0's initial one
                 self.collectives.broadcast_(list(self.surrogate.parameters()))
         assert self.surrogate is not None and self.optimizer is not None
@@ -295,10 +301,17 @@ class Relax(Estimator):
         # only has to learn the residual, not the loss's level.
         baseline = 0.0 if self.baseline is None or self.baseline_decay is None else self.baseline
 
+        # Clamped: a label the distribution has dropped sits at -50 and would saturate the surrogate's tanh.
+        log_probabilities = torch.cat([torch.log_softmax(alpha.detach(), dim=0) for alpha in alphas]).clamp_min(-10.0)
+
         def estimate_and_variance():
             scale = self.log_temperature.exp() if self.learn_temperature else temperature
             relaxed = torch.cat([torch.softmax(z / scale, dim=0) for z in gumbels])
             relaxed_conditional = torch.cat([torch.softmax(z / scale, dim=-1) for z in conditionals], dim=-1)
+            if self.logits_input:
+                relaxed = torch.cat([relaxed, log_probabilities])
+                relaxed_conditional = torch.cat(
+                    [relaxed_conditional, log_probabilities.expand(len(relaxed_conditional), -1)], dim=-1)
             c_z = self.surrogate(relaxed).squeeze()
             c_z_conditional = self.surrogate(relaxed_conditional).mean()
             d_c_z = torch.autograd.grad(c_z, alphas, create_graph=True, allow_unused=True)

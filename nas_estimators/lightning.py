@@ -7,7 +7,7 @@ updates the architecture logits with the estimator on the validation batch (forw
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -264,6 +264,13 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
                         * len(targets[i:i + chunk]) for i in range(0, len(targets), chunk))
         return total / len(targets)
 
+    def objective_loss_fn(self, batch: Any) -> Callable[[Architecture], Any]:
+        """The objective the estimator minimises, scored on ``batch`` (its terms bound on first use)."""
+        if not self.objective.bound:
+            self.objective.bind(self._supernet, self._scoring_inputs, self.distribution, self.objective_seed,
+                                supernet_loss=lambda arch: self._score(self._calibration_batch or batch, arch))
+        return self.objective.loss_fn(lambda arch: self.validation_loss(batch, arch))
+
     def architecture_step(self, batch: Any, weights_finite: torch.Tensor | None = None) -> tuple[bool, bool]:
         """One estimator update of the logits on ``batch``.
 
@@ -271,10 +278,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         numbers. Returns whether the weight step and this step were finite (a non-finite one is skipped).
         """
         self._sampled_validation = None
-        if not self.objective.bound:
-            self.objective.bind(self._supernet, self._scoring_inputs, self.distribution, self.objective_seed,
-                                supernet_loss=lambda arch: self._score(self._calibration_batch or batch, arch))
-        loss_fn = self.objective.loss_fn(lambda arch: self.validation_loss(batch, arch))
+        loss_fn = self.objective_loss_fn(batch)
         if self.budget is not None:
             if not self.budget.bound:
                 self.budget.bind(self._supernet, self._scoring_inputs)

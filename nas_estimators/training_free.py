@@ -42,53 +42,61 @@ __all__ = ["synflow", "naswot", "parameter_count", "flops", "ntk_condition", "mo
 def modules_run(network: nn.Module) -> Iterator[dict[int, nn.Module]]:
     """Collect the modules that run inside the block, each once (the sampled path of a supernet): id -> module."""
     seen: dict[int, nn.Module] = {}
+    members = {id(module) for module in network.modules()}
 
     def record(module, args):
-        seen.setdefault(id(module), module)
+        if id(module) in members:
+            seen.setdefault(id(module), module)
 
-    handles = [module.register_forward_pre_hook(record) for module in network.modules()]
+    # One global hook, not one per module: a supernet has thousands, and each architecture scored adds them anew.
+    handle = nn.modules.module.register_module_forward_pre_hook(record)
     try:
         yield seen
     finally:
-        for handle in handles:
-            handle.remove()
+        handle.remove()
 
 
 @contextlib.contextmanager
 def _preserved(network: nn.Module, parameters: bool = False) -> Iterator[None]:
     """Restore the network's buffers (batch-norm statistics), train/eval modes and, with ``parameters``,
-    its weights, gradients and ``requires_grad`` flags afterwards (only SynFlow changes those)."""
-    tensors = network.state_dict(keep_vars=True) if parameters else dict(network.named_buffers())
-    state = {key: value.detach().clone() for key, value in tensors.items() if isinstance(value, torch.Tensor)}
-    modes = {module: module.training for module in network.modules()}
-    grads = {parameter: (parameter.grad, parameter.requires_grad) for parameter in network.parameters()} \
-        if parameters else {}
+    its weights, gradients and ``requires_grad`` flags afterwards (only SynFlow changes those).
+
+    One walk over the modules, each restored by itself: a supernet has thousands of modules, and
+    ``state_dict`` or ``train()`` walk them again for every architecture scored.
+    """
+    modules = list(network.modules())
+    modes = [(module, module.training) for module in modules]
+    kinds = ("_buffers", "_parameters") if parameters else ("_buffers",)
+    slots = [(getattr(module, kind), name, id(value)) for module in modules for kind in kinds
+             for name, value in getattr(module, kind).items() if value is not None]
+    tensors = {key: mapping[name] for mapping, name, key in slots}  # a tensor shared by two modules once
+    saved = {key: tensor.detach().clone() for key, tensor in tensors.items()}
+    grads = {key: (tensor.grad, tensor.requires_grad) for key, tensor in tensors.items()
+             if isinstance(tensor, nn.Parameter)}
     try:
         yield
     finally:
-        current = network.state_dict(keep_vars=True) if parameters else dict(network.named_buffers())
         with torch.no_grad():
-            for key, value in current.items():
-                if key in state:
-                    value.data = state[key]
-        for module, training in modes.items():
-            module.train(training)
-        for parameter, (grad, flag) in grads.items():
-            parameter.grad = grad
-            parameter.requires_grad_(flag)
+            for mapping, name, key in slots:  # through the module: a forward may have put a new tensor there
+                mapping[name].data = saved[key]
+        for module, training in modes:
+            module.training = training
+        for key, (grad, flag) in grads.items():
+            tensors[key].grad = grad
+            tensors[key].requires_grad_(flag)
 
 
 def synflow(network: nn.Module, inputs: torch.Tensor) -> float:
     """Log SynFlow score of ``network`` (``inputs`` gives the shape and device; its values are not used)."""
     with _preserved(network, parameters=True):
         network.eval()  # batch statistics of an all-ones input are constant: they would zero every channel
+        parameters = list(network.parameters())
         with torch.no_grad():
-            for parameter in network.parameters():
+            for parameter in parameters:
                 parameter.data = parameter.data.double().abs()
             for buffer in network.buffers():
                 if buffer.is_floating_point():
                     buffer.data = buffer.data.double()
-        parameters = [p for p in network.parameters()]
         for parameter in parameters:
             parameter.requires_grad_(True)
             parameter.grad = None

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from nas_estimators import _nni
-from nas_estimators.bench import BenchConfig, FixedLengthBatches, run_bench
+from nas_estimators import ArchitectureDistribution, ScoreFunction
+from nas_estimators.bench import BenchConfig, FixedLengthBatches, fixed_logits_variance, run_bench
 from nas_estimators.cli import main
 
 ALL = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
@@ -30,10 +31,12 @@ def test_bench_writes_json_with_positive_numbers_for_every_strategy(tmp_path, ca
     assert list(record["results"]) == list(ALL)
     for name, result in record["results"].items():
         assert set(result) == {"processes", "steps_per_s", "images_per_s", "peak_memory_gib", "forward_evals_per_step",
-                               "arc_gradient_variance"}, name
+                               "arc_gradient_variance", "arc_gradient_variance_fixed_logits"}, name
         assert result["steps_per_s"] > 0 and result["processes"] == 1, name
         # Our estimators' logits move every step; NNI's strategies have no such estimate to read.
         assert (result["arc_gradient_variance"] is not None) == (name in ("sf", "relax", "ram")), name
+        fixed = result["arc_gradient_variance_fixed_logits"]
+        assert (fixed is not None and 0 < fixed < math.inf) == (name in ("sf", "relax", "ram")), name
         assert result["images_per_s"] == pytest.approx(16 * result["steps_per_s"])
         assert result["peak_memory_gib"] is None  # no GPU: not measured
     evaluations = {name: r["forward_evals_per_step"] for name, r in record["results"].items()}
@@ -100,6 +103,7 @@ def test_the_speed_work_computes_what_nni_computes():
     (["--strategies", "sf", "sf"], "strategies: each strategy once"),
     (["--steps", "0"], "steps: expected a positive integer"),
     (["--warmup-steps", "-1"], "warmup-steps: expected an integer >= 0"),
+    (["--variance-estimates", "1"], "variance-estimates: expected 0 or an integer >= 2"),
     (["--width", "0"], "width: expected a positive integer"),
     (["--random-data", "--data-root", "x"], "--random-data and --data-root exclude each other"),
     (["--data-root", "/nonexistent/cifar"], "/nonexistent/cifar does not exist"),
@@ -153,3 +157,37 @@ def test_bench_times_a_two_process_search_beside_one_process(tmp_path, capsys):
     assert results["sf-k2"]["images_per_s"] == pytest.approx(results["sf-k2"]["steps_per_s"] * 16 * 2)
     for row in results.values():  # the applied estimate's variance over the timed steps, in both
         assert row["steps_per_s"] > 0 and 0 < row["arc_gradient_variance"] < math.inf
+
+
+def test_fixed_logits_variance_is_the_variance_of_unapplied_estimates_on_successive_batches():
+    distribution = ArchitectureDistribution({"a": [0, 1, 2], "b": [0, 1]})
+    with torch.no_grad():
+        distribution.logits["a"].copy_(torch.tensor([0.5, -0.2, 0.1]))
+    batches = [(torch.tensor([float(i)]),) for i in range(3)]
+    seen = []
+
+    class Module:  # what the bench reads of a search module
+        estimator, device = ScoreFunction(0.5), torch.device("cpu")
+
+        def __init__(self):
+            self.distribution = distribution
+
+        def objective_loss_fn(self, batch):
+            seen.append(float(batch[0]))
+            return lambda arch: arch["a"] + 2.0 * arch["b"] + float(batch[0])
+
+    module = Module()
+    logits = {label: t.detach().clone() for label, t in distribution.logits.items()}
+    torch.manual_seed(0)
+    variance = fixed_logits_variance(module, batches, 7)
+    assert seen == [0, 1, 2, 0, 1, 2, 0]  # the next batch each time, round again when they run out
+    assert module.estimator.baseline is None  # a copy drew them: the search's estimator is untouched
+    assert all(torch.equal(logits[label], distribution.logits[label]) for label in logits)
+    torch.manual_seed(0)
+    copy, draws = ScoreFunction(0.5), []
+    for i in range(7):
+        g = copy.estimate(distribution, lambda arch, i=i: arch["a"] + 2.0 * arch["b"] + float(i % 3))
+        draws.append(torch.cat([g["a"], g["b"]]).double())
+    assert variance == pytest.approx(float(torch.stack(draws).var(0).sum()))
+    assert fixed_logits_variance(type("NNI", (), {})(), batches, 7) is None
+    assert fixed_logits_variance(module, batches, 0) is None

@@ -105,9 +105,10 @@ def test_relax_is_unbiased_while_the_surrogate_adapts():
 @pytest.mark.parametrize("options", [{"baseline_decay": 0.9}, {"baseline_decay": 0.9, "surrogate_steps": 3},
                                      {"baseline_decay": 0.9, "surrogate_objective": "regression"},
                                      {"baseline_decay": 0.9, "learn_temperature": True},
-                                     {"baseline_decay": 0.9, "conditional_samples": 4}],
+                                     {"baseline_decay": 0.9, "conditional_samples": 4},
+                                     {"baseline_decay": 0.9, "logits_input": True}],
                          ids=["baseline", "three-surrogate-steps", "regression", "learnt-temperature",
-                              "four-conditional-samples"])
+                              "four-conditional-samples", "logits-input"])
 def test_relax_variants_are_unbiased(options):
     torch.manual_seed(6)
     distribution, table, loss_fn = make_problem()
@@ -159,7 +160,31 @@ def test_one_conditional_sample_is_the_original_estimator():
     assert all(torch.equal(estimates[0][label], estimates[1][label]) for label in SIZES)
 
 
+def test_relax_surrogate_reads_the_logits_when_asked():
+    torch.manual_seed(4)
+    distribution, _, loss_fn = make_problem()
+    with torch.no_grad():
+        distribution.logits["a"][0] = -80.0  # a dropped candidate: read as -10, not -80
+    size = sum(SIZES.values())
+    estimator = Relax(surrogate_width=8, logits_input=True)
+    estimator.estimate(distribution, loss_fn)
+    assert estimator.surrogate[0].in_features == 2 * size
+    inputs = []
+    estimator.surrogate[0].register_forward_hook(lambda module, args, output: inputs.append(args[0]))
+    estimator.estimate(distribution, loss_fn)
+    expected = torch.cat([torch.log_softmax(distribution.logits[label].detach(), 0) for label in SIZES]).clamp_min(-10)
+    assert len(inputs) == 2  # the relaxed sample and the conditional one(s)
+    for read in inputs:
+        torch.testing.assert_close(read.reshape(-1, 2 * size)[:, size:], expected.expand(len(read.reshape(-1, 2 * size)), -1))
+    assert expected.min() == -10.0
+    copy = Relax(surrogate_width=8, logits_input=True)
+    copy.load_state_dict(estimator.state_dict())
+    assert copy.surrogate[0].in_features == 2 * size
+    assert Relax(surrogate_width=8).logits_input is False
+
+
 @pytest.mark.parametrize("options, message", [
+    ({"logits_input": 1}, "logits_input: expected True or False"),
     ({"learn_temperature": "yes"}, "learn_temperature: expected True or False"),
     ({"learn_temperature": True, "temperature": Exponential(1.0, 0.1, steps=10)}, "give a number, not a schedule"),
     ({"conditional_samples": 0}, "conditional_samples: expected an integer >= 1"),
