@@ -28,6 +28,8 @@ from nas_estimators.optuna_sampler import EstimatorSampler
 SAMPLERS = {
     "sf": lambda seed: EstimatorSampler("sf", seed=seed),
     "relax": lambda seed: EstimatorSampler("relax", seed=seed),
+    "sf-redraws10": lambda seed: EstimatorSampler("sf", seed=seed, redraws=10),
+    "sf-no-redraws": lambda seed: EstimatorSampler("sf", seed=seed, redraws=0),
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
     "tpe-multivariate": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),

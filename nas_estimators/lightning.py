@@ -81,25 +81,25 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     Python control flow, so it must be known there); their state travels in Lightning checkpoints.
     """
 
+    # No defaults here: the strategy (strategy.EstimatorStrategy) owns them, and builds this module.
     def __init__(self, training_module: _nni.LightningModule, estimator: Estimator, *,
-                 arc_learning_rate: float = ARC_LEARNING_RATE, warmup_epochs: int | None = None,
-                 gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
-                 objective: Objective | None = None, objective_seed: int = 0,
+                 arc_learning_rate: float, warmup_epochs: int | None, gradient_clip_val: float | None,
+                 log_probs_every_n_steps: int, max_bad_steps: int, uniform_weight_paths: float,
+                 objective: Objective, objective_seed: int, freeze_weights: bool, weight_paths: str | WeightPaths,
+                 rescore_top_k: int, rescore_images: int, budget: CostBudget | None = None,
                  scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
-                 freeze_weights: bool = False, weight_paths: str | WeightPaths = "uniform",
-                 budget: CostBudget | None = None, rescore_top_k: int = 0, rescore_batch: Any = None,
-                 rescore_images: int = RESCORE_IMAGES) -> None:
+                 rescore_batch: Any = None) -> None:
         super().__init__(training_module)
         self.budget = budget
         self.rescore_top_k = check_rescore_top_k(rescore_top_k)
         self.rescore_images = check_rescore_images(rescore_images)
         self.__dict__["_rescore_batch"] = rescore_batch  # None: the last epoch's first rescore_images held-out images
         self.__dict__["_rescore_pool"] = []
+        self._rescore_pooled = 0
         self.rescored: list[dict[str, Any]] | None = None  # the top-k with their objective values, once scored
         self.weight_paths = make_weight_paths(weight_paths)
         self.freeze_weights = bool(freeze_weights)
-        self.objective = objective if objective is not None else Objective.from_weights()
+        self.objective = objective
         self.objective_seed = int(objective_seed)
         self.__dict__["_scoring_inputs"] = scoring_inputs  # None: the first architecture step's training batch
         self.__dict__["_calibration_batch"] = calibration_batch  # None: the first architecture batch
@@ -214,15 +214,16 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         return self.rescored
 
     def _pool_rescore_images(self, batch: Any) -> None:
-        pooled = sum(len(targets) for _, targets in self._rescore_pool)
-        if pooled < self.rescore_images:
+        if self._rescore_pooled < self.rescore_images:
             inputs, targets = batch
-            left = self.rescore_images - pooled
+            left = self.rescore_images - self._rescore_pooled
             self._rescore_pool.append((inputs[:left].detach(), targets[:left].detach()))
+            self._rescore_pooled += len(self._rescore_pool[-1][1])
 
     def _pooled_rescore_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         inputs, targets = zip(*self._rescore_pool)
         self._rescore_pool.clear()
+        self._rescore_pooled = 0
         return torch.cat(inputs), torch.cat(targets)
 
     def export_probs(self) -> dict[str, dict[Any, float]]:

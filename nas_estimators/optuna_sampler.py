@@ -62,11 +62,19 @@ class EstimatorSampler(BaseSampler):
         learning_rate: Adam learning rate of the logits.
         independent_sampler: samples the non-categorical parameters (default: ``RandomSampler(seed)``).
         estimator_options: the estimator's hyperparameters by registry name (``baseline_decay``, ...).
+        redraws: when a draw repeats the categorical values of a trial the study already holds (running or
+            finished), draw up to this many more from the distribution and take the first new one (0: never
+            redraw). A settled distribution then tries the configurations next to its mode instead of its
+            mode again. Such a trial updates by the score function at its values, as a trial of an older
+            distribution does. The default, 100, was chosen on tuning seeds (``docs/optuna-sampler.md``).
     """
 
     def __init__(self, estimator: str = "sf", *, seed: int | None = None, learning_rate: float = 0.1,
                  independent_sampler: BaseSampler | None = None,
-                 estimator_options: Mapping[str, Any] | None = None) -> None:
+                 estimator_options: Mapping[str, Any] | None = None, redraws: int = 100) -> None:
+        if isinstance(redraws, bool) or not isinstance(redraws, int) or redraws < 0:
+            raise ValueError(f"redraws: expected an integer >= 0, got {redraws!r}")
+        self.redraws = redraws
         if estimator not in SAMPLER_ESTIMATORS:
             raise ValueError(f"estimator: expected one of {', '.join(SAMPLER_ESTIMATORS)}, got {estimator!r}")
         if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
@@ -94,6 +102,8 @@ class EstimatorSampler(BaseSampler):
         self._optimizer = None
         self._estimator = None
         self._replayed: list[int] = []  # trial numbers, in the order they were applied
+        self._finished_keys: set[tuple] = set()  # their categorical values (what redraws avoid)
+        self._held_keys: set[tuple] = set()
         self._draws = 0
 
     # -------------------------------------------------------------- Optuna's sampler interface
@@ -122,12 +132,37 @@ class EstimatorSampler(BaseSampler):
         seed = (self.seed * 1_000_003 + trial.number) % (2 ** 63)
         generator = torch.Generator().manual_seed(seed)
         indices = self._draw(generator)
-        study._storage.set_trial_system_attr(trial._trial_id, _SEED, seed)
+        if self.redraws and self._held(study, trial, indices):
+            seed = None  # what it samples next is not the estimator's own draw: no replay
+            indices = self._unheld_draw(study, trial, generator) or indices
+        if seed is not None:
+            study._storage.set_trial_system_attr(trial._trial_id, _SEED, seed)
         study._storage.set_trial_system_attr(trial._trial_id, _UPDATES, len(self._replayed))
         study._storage.set_trial_user_attr(trial._trial_id, _PROBABILITIES, json.dumps(
             {name: {str(choice): round(p, 6) for choice, p in values.items()}
              for name, values in self.probabilities().items()}))
         return {name: self._space[name].choices[index] for name, index in indices.items()}
+
+    def _key(self, values: Mapping[str, Any]) -> tuple:
+        return tuple(values.get(name) for name in self._space)
+
+    def _held(self, study: optuna.Study, trial: FrozenTrial, indices: Mapping[str, int]) -> bool:
+        """Whether a finished or running trial other than ``trial`` has the values of ``indices``."""
+        running = {self._key(t.params) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.number != trial.number}
+        self._held_keys = self._finished_keys | running
+        return self._key({name: self._space[name].choices[i] for name, i in indices.items()}) in self._held_keys
+
+    def _unheld_draw(self, study: optuna.Study, trial: FrozenTrial,
+                     generator: torch.Generator) -> dict[str, int] | None:
+        """The first of ``redraws`` draws (sampled at once) that no trial holds, or None."""
+        draws = {name: torch.multinomial(p, self.redraws, replacement=True, generator=generator).tolist()
+                 for name, p in self.distribution.probs().items()}
+        for k in range(self.redraws):
+            indices = {name: values[k] for name, values in draws.items()}
+            if self._key({name: self._space[name].choices[i] for name, i in indices.items()}) not in self._held_keys:
+                return indices
+        return None
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -178,6 +213,7 @@ class EstimatorSampler(BaseSampler):
         for trial in finished[len(self._replayed):]:
             self._apply(trial, sign * float(trial.values[0]))
             self._replayed.append(trial.number)
+            self._finished_keys.add(self._key(trial.params))
 
     def _apply(self, trial: FrozenTrial, loss: float) -> None:
         if not math.isfinite(loss) or any(name not in trial.params for name in self._space):

@@ -31,7 +31,7 @@ def test_each_update_is_the_estimators_own(name):
     """Ask/tell with the sampler against its estimator driven directly with the trials' seeds: the same logits.
 
     (The estimators' unbiasedness against the exact gradient is tests/test_estimators.py's.)"""
-    sampler = EstimatorSampler(name, seed=3)
+    sampler = EstimatorSampler(name, seed=3, redraws=0)  # every trial the estimator's own draw
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=1)  # the first trial shows the space (the independent sampler draws it)
     trial = study.ask()
@@ -107,7 +107,8 @@ def test_two_workers_on_one_storage_share_one_distribution(tmp_path):
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
     study = optuna.load_study(storage=storage, study_name="shared")
     assert len(study.trials) == 40
-    assert sum("nas_estimators:seed" in t.system_attrs for t in study.trials) >= 38  # all but the first draws
+    # all but the first draws are the sampler's (redrawn ones, 24 configurations for 40 trials, have no replay seed)
+    assert sum("nas_estimators:updates" in t.system_attrs for t in study.trials) >= 38
     views = []
     for _ in range(2):  # any worker, started now, replays the same trials to the same logits
         views.append(EstimatorSampler("sf", seed=7).sync(study))
@@ -136,8 +137,32 @@ def test_other_parameters_go_to_the_independent_sampler():
     ({"learning_rate": 0}, "learning_rate: expected a positive number"),
     ({"seed": 1.5}, "seed: expected an integer or None"),
     ({"estimator_options": {"surrogate_lr": 1e-3}}, "estimator_options: unknown surrogate_lr for sf"),
-    ({"estimator_options": {"baseline_decay": 2.0}}, "baseline_decay")])
+    ({"estimator_options": {"baseline_decay": 2.0}}, "baseline_decay"),
+    ({"redraws": -1}, "redraws: expected an integer >= 0"),
+    ({"redraws": True}, "redraws: expected an integer >= 0")])
 def test_bad_arguments_are_one_line_errors(arguments, message):
     with pytest.raises(ValueError, match=message) as error:
         EstimatorSampler(**arguments)
     assert "\n" not in str(error.value)
+
+
+def test_redraws_try_the_configurations_the_study_does_not_hold_yet():
+    choices = ["a", "b", "c", "d", "e"]
+
+    def run(redraws):
+        sampler = EstimatorSampler("sf", seed=3, learning_rate=1.0, redraws=redraws)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(lambda t: float(choices.index(t.suggest_categorical("x", choices))), n_trials=5)
+        return study, sampler
+
+    settled, _ = run(0)
+    assert len({t.params["x"] for t in settled.trials}) < 5  # it repeats what it has learnt to like
+    study, sampler = run(100)
+    assert sorted(t.params["x"] for t in study.trials) == choices  # each once
+    redrawn = [t for t in study.trials[1:] if "nas_estimators:seed" not in t.system_attrs]
+    assert redrawn  # those were not the estimator's own draws: no replay seed recorded ...
+    probabilities = sampler.sync(study)["x"]
+    assert min(probabilities, key=probabilities.get) == "e"  # ... yet each one taught the distribution
+    study.optimize(lambda t: float(choices.index(t.suggest_categorical("x", choices))), n_trials=25)
+    probabilities = sampler.sync(study)["x"]
+    assert max(probabilities, key=probabilities.get) == "a"
