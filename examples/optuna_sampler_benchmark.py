@@ -28,6 +28,7 @@ from nas_estimators.optuna_sampler import EstimatorSampler
 SAMPLERS = {
     "sf": lambda seed: EstimatorSampler("sf", seed=seed),
     "relax": lambda seed: EstimatorSampler("relax", seed=seed),
+    "ram": lambda seed: EstimatorSampler("ram", seed=seed),
     "sf-redraws10": lambda seed: EstimatorSampler("sf", seed=seed, redraws=10),
     "sf-no-redraws": lambda seed: EstimatorSampler("sf", seed=seed, redraws=0),
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
@@ -94,7 +95,7 @@ def main() -> None:
         started = time.perf_counter()
         study.optimize(timed, n_trials=max(budgets))
         total = time.perf_counter() - started
-        values = [t.value for t in study.trials]
+        values = [t.value for t in study.trials if t.value is not None]  # RAM may leave enqueued trials unrun
         for budget in budgets:
             rows.append({"objective": name, "sampler": sampler_name, "seed": seed, "trials": budget,
                          "best": min(values[:budget]), "optimum": optimum,

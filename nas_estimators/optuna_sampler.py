@@ -49,15 +49,20 @@ __all__ = ["EstimatorSampler"]
 _SEED = "nas_estimators:seed"
 _UPDATES = "nas_estimators:updates"
 _PROBABILITIES = "nas_estimators:probabilities"
-#: Estimators that score exactly one architecture a step: one trial, one update.
-SAMPLER_ESTIMATORS = ("sf", "relax")
+_GROUP = "nas_estimators:group"  # a RAM trial's group: the number of the trial that drew it
+_GROUP_SIZE = "nas_estimators:group_size"
+#: SF and RELAX score one architecture a step: one trial, one update. RAM scores one label's every value:
+#: a group of trials (the draw and one enqueued trial for each other value of the label), one update.
+SAMPLER_ESTIMATORS = ("sf", "relax", "ram")
 
 
 class EstimatorSampler(BaseSampler):
     """An Optuna sampler whose categorical parameters follow a distribution trained by SF or RELAX.
 
     Args:
-        estimator: ``"sf"`` or ``"relax"`` (RAM's extra evaluations are not trials yet).
+        estimator: ``"sf"``, ``"relax"`` or ``"ram"``. RAM's extra evaluations are trials of their own: the
+            trial it draws, and one enqueued trial for each other value of one label, which Optuna runs
+            next (on any worker); the update comes when the whole group has finished.
         seed: seeds the draws and the replay; workers of one study must use the same seed.
         learning_rate: Adam learning rate of the logits.
         independent_sampler: samples the non-categorical parameters (default: ``RandomSampler(seed)``).
@@ -104,6 +109,8 @@ class EstimatorSampler(BaseSampler):
         self._replayed: list[int] = []  # trial numbers, in the order they were applied
         self._finished_keys: set[tuple] = set()  # their categorical values (what redraws avoid)
         self._held_keys: set[tuple] = set()
+        self._steps = 0  # updates applied (a trial each for SF and RELAX, a group each for RAM)
+        self._groups: dict[int, dict[int, tuple[FrozenTrial, float]]] = {}  # RAM groups still running
         self._draws = 0
 
     # -------------------------------------------------------------- Optuna's sampler interface
@@ -128,20 +135,43 @@ class EstimatorSampler(BaseSampler):
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
+        if _GROUP in trial.user_attrs:  # an enqueued value of a RAM group: its values are fixed
+            return {}
         self._catch_up(study)
         seed = (self.seed * 1_000_003 + trial.number) % (2 ** 63)
         generator = torch.Generator().manual_seed(seed)
+        if self.estimator_name == "ram":
+            return self._sample_group(study, trial, seed, generator)
         indices = self._draw(generator)
         if self.redraws and self._held(study, trial, indices):
             seed = None  # what it samples next is not the estimator's own draw: no replay
             indices = self._unheld_draw(study, trial, generator) or indices
         if seed is not None:
             study._storage.set_trial_system_attr(trial._trial_id, _SEED, seed)
-        study._storage.set_trial_system_attr(trial._trial_id, _UPDATES, len(self._replayed))
+        self._record(study, trial)
+        return self._values(indices)
+
+    def _record(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        study._storage.set_trial_system_attr(trial._trial_id, _UPDATES, self._steps)
         study._storage.set_trial_user_attr(trial._trial_id, _PROBABILITIES, json.dumps(
             {name: {str(choice): round(p, 6) for choice, p in values.items()}
              for name, values in self.probabilities().items()}))
+
+    def _values(self, indices: Mapping[str, int]) -> dict[str, Any]:
         return {name: self._space[name].choices[index] for name, index in indices.items()}
+
+    def _sample_group(self, study: optuna.Study, trial: FrozenTrial, seed: int,
+                      generator: torch.Generator) -> dict[str, Any]:
+        """RAM's draw for this trial, and one enqueued trial for each other value of the label it marginalises."""
+        requested: list[dict[str, int]] = []
+        self._estimator.estimate(self.distribution, lambda architecture: requested.append(architecture) or 0.0,
+                                 generator=generator)
+        study._storage.set_trial_system_attr(trial._trial_id, _SEED, seed)
+        study._storage.set_trial_system_attr(trial._trial_id, _GROUP_SIZE, len(requested))
+        self._record(study, trial)
+        for other in requested[1:]:
+            study.enqueue_trial(self._values(other), user_attrs={_GROUP: trial.number}, skip_if_exists=False)
+        return self._values(requested[0])
 
     def _key(self, values: Mapping[str, Any]) -> tuple:
         return tuple(values.get(name) for name in self._space)
@@ -211,16 +241,52 @@ class EstimatorSampler(BaseSampler):
             self._start()
         sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
         for trial in finished[len(self._replayed):]:
-            self._apply(trial, sign * float(trial.values[0]))
             self._replayed.append(trial.number)
             self._finished_keys.add(self._key(trial.params))
+            if self.estimator_name != "ram":
+                self._apply(trial, sign * float(trial.values[0]))
+                self._steps += 1
+                continue
+            if _GROUP not in trial.user_attrs and _GROUP_SIZE not in trial.system_attrs:
+                continue  # not RAM's (the first trial, or one the user enqueued): no group to complete
+            leader = trial.user_attrs.get(_GROUP, trial.number)
+            group = self._groups.setdefault(leader, {})
+            group[trial.number] = (trial, sign * float(trial.values[0]))
+            first = group.get(leader)
+            if first is not None and len(group) == first[0].system_attrs.get(_GROUP_SIZE, 1):
+                self._apply_group(first[0], list(group.values()))
+                del self._groups[leader]
+                self._steps += 1
+
+    def _apply_group(self, leader: FrozenTrial, members: list[tuple[FrozenTrial, float]]) -> None:
+        """RAM's update from a finished group: its own estimate when the logits are still those it was drawn
+        from, else its formula at today's probabilities for the label the group varied."""
+        losses = {self._key(trial.params): loss for trial, loss in members}
+        if not all(math.isfinite(loss) for loss in losses.values()):
+            return
+        if leader.system_attrs.get(_UPDATES) == self._steps:
+            gradients = self._estimator.estimate(
+                self.distribution, lambda architecture: losses.get(self._key(self._values(architecture)), math.nan),
+                generator=torch.Generator().manual_seed(int(leader.system_attrs[_SEED])))
+        else:
+            varied = [name for name in self._space
+                      if len({trial.params.get(name) for trial, _ in members}) > 1]
+            gradients = {name: torch.zeros_like(p) for name, p in self.distribution.probs().items()}
+            if len(varied) == 1:
+                name = varied[0]
+                p = self.distribution.probs()[name]
+                by_value = {trial.params[name]: loss for trial, loss in members}
+                values = torch.tensor([by_value[choice] for choice in self._space[name].choices], dtype=p.dtype)
+                gradients[name] = len(self._space) * p * (values - (p * values).sum())
+        if all(torch.isfinite(g).all() for g in gradients.values()):
+            arc_update(self.distribution, self._optimizer, gradients)
 
     def _apply(self, trial: FrozenTrial, loss: float) -> None:
         if not math.isfinite(loss) or any(name not in trial.params for name in self._space):
             return
         indices = {name: self._space[name].choices.index(trial.params[name]) for name in self._space}
         seed, updates = trial.system_attrs.get(_SEED), trial.system_attrs.get(_UPDATES)
-        if seed is not None and updates == len(self._replayed):
+        if seed is not None and updates == self._steps:
             # The logits are those the trial was drawn from: the estimator replays its own draw.
             generator = torch.Generator().manual_seed(int(seed))
             gradients = self._estimator.estimate(

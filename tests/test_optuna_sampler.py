@@ -84,34 +84,91 @@ def test_a_restarted_worker_continues_from_the_same_distribution(tmp_path):
     assert len(again.trials) == 30
 
 
+def test_ram_groups_are_its_evaluations_and_each_update_is_its_own():
+    """RAM's trials come in groups: a draw and one enqueued trial for each other value of one label; the
+    updates equal the estimator's own, driven directly with the leaders' seeds and the groups' values."""
+    sampler = EstimatorSampler("ram", seed=5)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1)
+    distribution = optimizer = estimator = None
+    for _ in range(40):
+        trial = study.ask()
+        if distribution is None:
+            trial.relative_params  # the sampler applies the first trial, then draws this one
+            distribution, optimizer, estimator = copy.deepcopy((sampler.distribution, sampler._optimizer,
+                                                                sampler._estimator))
+        study.tell(trial, objective(trial))
+    sampler.sync(study)
+    leaders = [t for t in study.trials if "nas_estimators:group_size" in t.system_attrs]
+    applied = 0
+    for leader in leaders:
+        members = [leader] + [t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+                              if t.user_attrs.get("nas_estimators:group") == leader.number]
+        if len(members) < leader.system_attrs["nas_estimators:group_size"]:
+            continue  # the last group may still be running
+        varied = [n for n in CHOICES if len({t.params[n] for t in members}) > 1]
+        assert len(varied) == 1 and sorted(t.params[varied[0]] for t in members) == sorted(CHOICES[varied[0]])
+        losses = {tuple(t.params[n] for n in sorted(CHOICES)): t.value for t in members}
+        gradients = estimator.estimate(
+            distribution, lambda arch: losses[tuple(CHOICES[n][arch[n]] for n in sorted(CHOICES))],
+            generator=torch.Generator().manual_seed(leader.system_attrs["nas_estimators:seed"]))
+        arc_update(distribution, optimizer, gradients)
+        applied += 1
+    assert applied >= 10 and applied == sampler._steps
+    for label in distribution.labels:
+        assert torch.equal(sampler.distribution.logits[label], distribution.logits[label]), label
+
+
+def test_ram_learns_the_best_choices():
+    sampler = EstimatorSampler("ram", seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=200)
+    assert study.best_value == pytest.approx(0.2)
+    probabilities = sampler.probabilities()
+    assert [max(probabilities[n], key=probabilities[n].get) for n in ("a", "b", "c")] == ["y", 1, "q"]
+
+
 WORKER = textwrap.dedent("""
     import json, sys, optuna
     sys.path.insert(0, {tests!r})
-    from test_optuna_sampler import objective
+    from test_optuna_sampler import objective, storage_of
     from nas_estimators.optuna_sampler import EstimatorSampler
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = EstimatorSampler("sf", seed=7)
-    study = optuna.load_study(storage=sys.argv[1], study_name="shared", sampler=sampler)
+    sampler = EstimatorSampler(sys.argv[2], seed=7)
+    study = optuna.load_study(storage=storage_of(sys.argv[1]), study_name="shared", sampler=sampler)
     study.optimize(objective, n_trials=20)
 """)
 
 
-def test_two_workers_on_one_storage_share_one_distribution(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    optuna.create_study(storage=storage, study_name="shared")
+def storage_of(path):
+    """SQLite for SF; Optuna's journal file for RAM: two processes can pop the same enqueued trial from
+    SQLite, which has no row locks (optuna/optuna#4621), and RAM's groups are enqueued trials."""
+    if path.endswith(".db"):
+        return f"sqlite:///{path}"
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+
+
+@pytest.mark.parametrize("name", ["sf", "ram"])
+def test_two_workers_on_one_storage_share_one_distribution(tmp_path, name):
+    path = str(tmp_path / ("study.db" if name == "sf" else "study.journal"))
+    optuna.create_study(storage=storage_of(path), study_name="shared")
     script = WORKER.format(tests=os.path.dirname(__file__))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    workers = [subprocess.Popen([sys.executable, "-c", script, storage], env=env, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-c", script, path, name], env=env, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
     for worker in workers:
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
-    study = optuna.load_study(storage=storage, study_name="shared")
-    assert len(study.trials) == 40
-    # all but the first draws are the sampler's (redrawn ones, 24 configurations for 40 trials, have no replay seed)
-    assert sum("nas_estimators:updates" in t.system_attrs for t in study.trials) >= 38
+    study = optuna.load_study(storage=storage_of(path), study_name="shared")
+    # RAM's last groups may leave enqueued values waiting for the next worker
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 40
+    if name == "sf":  # all but the first draws are the sampler's (redrawn ones have no replay seed)
+        assert sum("nas_estimators:updates" in t.system_attrs for t in study.trials) >= 38
+    else:  # RAM's: its draws and the enqueued values of their groups
+        assert sum("nas_estimators:updates" in t.system_attrs or "nas_estimators:group" in t.user_attrs
+                   for t in study.trials) >= 38
     views = []
     for _ in range(2):  # any worker, started now, replays the same trials to the same logits
-        views.append(EstimatorSampler("sf", seed=7).sync(study))
+        views.append(EstimatorSampler(name, seed=7).sync(study))
     assert views[0] == views[1] != {}
     uniform = {name: {choice: pytest.approx(1 / len(choices)) for choice in choices} for name, choices in CHOICES.items()}
     assert views[0] != uniform
@@ -133,7 +190,7 @@ def test_other_parameters_go_to_the_independent_sampler():
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ({"estimator": "ram"}, "estimator: expected one of sf, relax"),
+    ({"estimator": "bogus"}, "estimator: expected one of sf, relax, ram"),
     ({"learning_rate": 0}, "learning_rate: expected a positive number"),
     ({"seed": 1.5}, "seed: expected an integer or None"),
     ({"estimator_options": {"surrogate_lr": 1e-3}}, "estimator_options: unknown surrogate_lr for sf"),
