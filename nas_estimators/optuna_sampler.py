@@ -144,8 +144,9 @@ class EstimatorSampler(BaseSampler):
             return self._sample_group(study, trial, seed, generator)
         indices = self._draw(generator)
         if self.redraws and self._held(study, trial, indices):
-            seed = None  # what it samples next is not the estimator's own draw: no replay
-            indices = self._unheld_draw(study, trial, generator) or indices
+            unheld = self._unheld_draw(study, trial, generator)
+            if unheld is not None:  # not the estimator's own draw: no replay
+                indices, seed = unheld, None
         if seed is not None:
             study._storage.set_trial_system_attr(trial._trial_id, _SEED, seed)
         self._record(study, trial)
