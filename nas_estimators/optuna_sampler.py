@@ -1,7 +1,7 @@
 """The estimators as an Optuna sampler: categorical parameters drawn from a learnt distribution.
 
 :class:`EstimatorSampler` keeps an :class:`~nas_estimators.ArchitectureDistribution` over the study's
-categorical parameters and trains it with SF or RELAX (Adam on the logits, as the searches do) from the
+categorical parameters and trains it with SF, RELAX or RAM (Adam on the logits, as the searches do) from the
 values of finished trials; other parameters go to an independent sampler (Optuna's ``RandomSampler`` by
 default), as Optuna's own relative samplers do.
 
@@ -57,7 +57,7 @@ SAMPLER_ESTIMATORS = ("sf", "relax", "ram")
 
 
 class EstimatorSampler(BaseSampler):
-    """An Optuna sampler whose categorical parameters follow a distribution trained by SF or RELAX.
+    """An Optuna sampler whose categorical parameters follow a distribution trained by SF, RELAX or RAM.
 
     Args:
         estimator: ``"sf"``, ``"relax"`` or ``"ram"``. RAM's extra evaluations are trials of their own: the
@@ -108,10 +108,8 @@ class EstimatorSampler(BaseSampler):
         self._estimator = None
         self._replayed: list[int] = []  # trial numbers, in the order they were applied
         self._finished_keys: set[tuple] = set()  # their categorical values (what redraws avoid)
-        self._held_keys: set[tuple] = set()
         self._steps = 0  # updates applied (a trial each for SF and RELAX, a group each for RAM)
         self._groups: dict[int, dict[int, tuple[FrozenTrial, float]]] = {}  # RAM groups still running
-        self._draws = 0
 
     # -------------------------------------------------------------- Optuna's sampler interface
 
@@ -143,10 +141,12 @@ class EstimatorSampler(BaseSampler):
         if self.estimator_name == "ram":
             return self._sample_group(study, trial, seed, generator)
         indices = self._draw(generator)
-        if self.redraws and self._held(study, trial, indices):
-            unheld = self._unheld_draw(study, trial, generator)
-            if unheld is not None:  # not the estimator's own draw: no replay
-                indices, seed = unheld, None
+        if self.redraws:
+            held = self._held(study, trial)
+            if self._key(self._values(indices)) in held:
+                unheld = self._unheld_draw(generator, held)
+                if unheld is not None:  # not the estimator's own draw: no replay
+                    indices, seed = unheld, None
         if seed is not None:
             study._storage.set_trial_system_attr(trial._trial_id, _SEED, seed)
         self._record(study, trial)
@@ -177,21 +177,19 @@ class EstimatorSampler(BaseSampler):
     def _key(self, values: Mapping[str, Any]) -> tuple:
         return tuple(values.get(name) for name in self._space)
 
-    def _held(self, study: optuna.Study, trial: FrozenTrial, indices: Mapping[str, int]) -> bool:
-        """Whether a finished or running trial other than ``trial`` has the values of ``indices``."""
+    def _held(self, study: optuna.Study, trial: FrozenTrial) -> set[tuple]:
+        """The categorical values of every finished trial and of every running one but ``trial``."""
         running = {self._key(t.params) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                    if t.number != trial.number}
-        self._held_keys = self._finished_keys | running
-        return self._key({name: self._space[name].choices[i] for name, i in indices.items()}) in self._held_keys
+        return self._finished_keys | running
 
-    def _unheld_draw(self, study: optuna.Study, trial: FrozenTrial,
-                     generator: torch.Generator) -> dict[str, int] | None:
-        """The first of ``redraws`` draws (sampled at once) that no trial holds, or None."""
+    def _unheld_draw(self, generator: torch.Generator, held: set[tuple]) -> dict[str, int] | None:
+        """The first of ``redraws`` draws from the distribution (sampled at once) not in ``held``, or None."""
         draws = {name: torch.multinomial(p, self.redraws, replacement=True, generator=generator).tolist()
                  for name, p in self.distribution.probs().items()}
         for k in range(self.redraws):
             indices = {name: values[k] for name, values in draws.items()}
-            if self._key({name: self._space[name].choices[i] for name, i in indices.items()}) not in self._held_keys:
+            if self._key(self._values(indices)) not in held:
                 return indices
         return None
 
