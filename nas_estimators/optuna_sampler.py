@@ -72,6 +72,7 @@ class EstimatorSampler(BaseSampler):
             redraw). A settled distribution then tries the configurations next to its mode instead of its
             mode again. Such a trial updates by the score function at its values, as a trial of an older
             distribution does. The default, 100, was chosen on tuning seeds (``docs/optuna-sampler.md``).
+            SF and RELAX only: RAM's groups are built around its own draw.
     """
 
     def __init__(self, estimator: str = "sf", *, seed: int | None = None, learning_rate: float = 0.1,

@@ -323,3 +323,20 @@ def test_rescoring_exports_the_best_scored_of_the_top_k_and_counts_its_seconds(t
     error = capsys.readouterr().err
     assert "rescore_images: expected a positive integer, got 0" in error and error.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_scores_restore_a_buffer_that_the_forward_replaced():
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls = self.calls + 1  # a new tensor in the buffer's slot, not an in-place change
+            return torch.relu(self.linear(x))
+
+    net = Counting()
+    for score in (training_free.naswot, training_free.parameter_count, training_free.synflow):
+        score(net, torch.randn(4, 2, generator=torch.Generator().manual_seed(0)))
+    assert float(net.calls) == 0.0 and net.calls.dtype == torch.float32

@@ -71,3 +71,19 @@ def test_top_k_larger_than_the_space_is_clamped(tmp_path):
                  "--top-k", "20000", "--no-progress", "--output", str(output)])
     assert code == 0
     assert len(json.loads((output / "top_k.json").read_text())) == 5 ** 6
+
+
+def test_the_rescoring_pool_keeps_exactly_rescore_images_held_out_images():
+    import types
+
+    import torch
+
+    from nas_estimators.lightning import EstimatorLightningModule
+
+    pool = types.SimpleNamespace(rescore_images=10, _rescore_pool=[], _rescore_pooled=0)
+    for start in (0, 4, 8, 12):  # batches of 4: the third is cut to 2, the fourth adds nothing
+        batch = (torch.arange(start, start + 4).float().unsqueeze(1), torch.arange(start, start + 4))
+        EstimatorLightningModule._pool_rescore_images(pool, batch)
+    inputs, targets = EstimatorLightningModule._pooled_rescore_images(pool)
+    assert targets.tolist() == list(range(10)) and inputs.shape == (10, 1)
+    assert pool._rescore_pool == [] and pool._rescore_pooled == 0  # the next pooling starts afresh
