@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas_estimators.architectures import SearchOutput
+from nas_estimators.checks import integer
 from nas_estimators.run_folder import RunFolder
 
 __all__ = ["TopKTuner", "capture_webui", "free_port", "launch", "run_trial", "wait_for_trials", "FINAL_STATUSES"]
@@ -82,9 +83,8 @@ def launch(search: SearchOutput, port: int = 8080, trial_epochs: int = 2, concur
     if search.directory is None or not RunFolder(search.directory).config.is_file():
         raise ValueError("search: the web UI retrains the architectures, so it needs a search output directory "
                          f"with {RunFolder(search.directory or '.').config.name}")
-    for name, value, low in (("trial_epochs", trial_epochs, 1), ("concurrency", concurrency, 1), ("port", port, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    for name, value in (("trial_epochs", trial_epochs), ("concurrency", concurrency), ("port", port)):
+        integer(name, value)
     experiment = Experiment("local")
     config = experiment.config
     config.experiment_name = f"nas-estimators top-{len(search.architectures)}: {search.name}"

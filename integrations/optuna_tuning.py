@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator, Mapping
 import optuna
 import pytorch_lightning as pl
 
-from nas_estimators import registry
+from nas_estimators import registry, settings
 from nas_estimators.budget import CostBudget
 from nas_estimators.lightning import SearchDiverged
 from nas_estimators.nasbench201 import benchmark_listener, check_table_space
@@ -56,9 +56,10 @@ TRIALS_DIRECTORY = "trials"
 
 def tuned_parameters(estimator: str) -> tuple[str, ...]:
     """The hyperparameters a study of ``estimator`` draws (SearchConfig names), in the order it draws them:
-    ``arc_learning_rate``, then the estimator's own with a search space in the registry."""
+    the search loop's settings with a range (the logits' learning rate), then the estimator's own with a
+    search space in the registry."""
     spec = registry.get(estimator)
-    return ("arc_learning_rate", *(h.name for h in spec.hyperparameters if h.suggest is not None))
+    return (*settings.tuned(), *(h.name for h in spec.hyperparameters if h.suggest is not None))
 
 
 Suggest = Callable[[optuna.Trial, str, int, Mapping[str, Any]], dict[str, Any]]
@@ -72,7 +73,8 @@ def suggest_hyperparameters(trial: optuna.Trial, estimator: str, num_labels: int
                             fixed: Mapping[str, Any] = {}) -> dict[str, Any]:
     """Draw the estimator's hyperparameters from ``trial``; names in ``fixed`` are not drawn, their value is used.
 
-    Ranges: ``arc_learning_rate`` log-uniform in [1e-4, 3e-2] (all estimators); SF ``baseline_decay``
+    Ranges: the logits' learning rate log-uniform in [1e-4, 3e-2] (all estimators: its
+    :class:`~nas_estimators.settings.LoopSettings` field holds the range); SF ``baseline_decay``
     uniform in [0.5, 0.99]; RELAX ``surrogate_lr`` log-uniform in [1e-4, 1e-2], ``surrogate_width`` in
     {16, 32, 64, 128}, ``temperature_schedule`` in {constant, linear, exponential, cosine},
     ``temperature`` (initial) log-uniform in [0.1, 2], and, for a non-constant schedule only,
@@ -82,8 +84,9 @@ def suggest_hyperparameters(trial: optuna.Trial, estimator: str, num_labels: int
     """
     spec = registry.get(estimator)
     values: dict[str, Any] = dict(fixed)
-    if "arc_learning_rate" not in values:
-        values["arc_learning_rate"] = trial.suggest_float("arc_learning_rate", 1e-4, 3e-2, log=True)
+    for name, suggest in settings.tuned().items():
+        if name not in values:
+            values[name] = suggest(trial, name)
     for hyperparameter in spec.hyperparameters:
         if hyperparameter.suggest is not None and hyperparameter.name not in values:
             value = hyperparameter.suggest(trial, num_labels, values)
@@ -95,8 +98,8 @@ def suggest_hyperparameters(trial: optuna.Trial, estimator: str, num_labels: int
 class _EpochReporter:
     """The search's epoch listener: checks the row is finite, reports val_acc, prunes."""
 
-    def __init__(self, trial: optuna.Trial, warmup_epochs: int, table: Any = None, prune: bool = True) -> None:
-        self.trial, self.warmup_epochs, self.table, self.prune = trial, warmup_epochs, table, prune
+    def __init__(self, trial: optuna.Trial, weights_only_epochs: int, table: Any = None, prune: bool = True) -> None:
+        self.trial, self.weights_only_epochs, self.table, self.prune = trial, weights_only_epochs, table, prune
         self.started = time.perf_counter()
         self.architecture: dict[str, Any] | None = None
 
@@ -104,14 +107,14 @@ class _EpochReporter:
         epoch = int(row["epoch"])
         self.architecture = module.distribution.mode()
         # Warm-up epochs train weights only: they have no validation numbers to check or report.
-        checked = ("train_loss",) if epoch < self.warmup_epochs else ("train_loss", "val_loss", "val_acc")
+        checked = ("train_loss",) if epoch < self.weights_only_epochs else ("train_loss", "val_loss", "val_acc")
         for name in checked:
             value = row.get(name)
             if value is None or not math.isfinite(value):
                 raise SearchDiverged(f"epoch {epoch}: {name} is {value}")
         if self.table is not None:  # a column of the run's history: the benchmark accuracy of the epoch's mode
             benchmark_listener(self.table)(row, module)
-        if epoch < self.warmup_epochs or not self.prune:  # Optuna prunes single-objective studies only
+        if epoch < self.weights_only_epochs or not self.prune:  # Optuna prunes single-objective studies only
             return
         self.trial.report(float(row["val_acc"]), epoch)
         if self.trial.should_prune():

@@ -189,7 +189,7 @@ def _strategy_class(name: str) -> type:
                 {"__module__": __name__, "baseline_name": name})
 
 
-def make_oneshot_baseline(name: str, *, gradient_clip_val: float | None = None, warmup_epochs: int = 0) -> Any:
+def make_oneshot_baseline(name: str, *, gradient_clip_val: float | None = None, weights_only_epochs: int = 0) -> Any:
     """NNI's one-shot strategy ``name`` (``nni-darts``, ``nni-gumbel``, ``nni-random``).
 
     Every other hyperparameter is NNI's default (DARTS: Adam with learning rate 3e-4 on the logits;
@@ -198,5 +198,5 @@ def make_oneshot_baseline(name: str, *, gradient_clip_val: float | None = None, 
     check_oneshot_baseline(name)
     strategy_class = _strategy_class(name)
     if name in ("nni-darts", "nni-gumbel"):
-        return strategy_class(gradient_clip_val=gradient_clip_val, warmup_epochs=warmup_epochs)
+        return strategy_class(gradient_clip_val=gradient_clip_val, warmup_epochs=weights_only_epochs)  # NNI's name
     return strategy_class()

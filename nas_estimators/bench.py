@@ -25,6 +25,8 @@ from . import methods, registry
 from .options import option, shared
 from .data import ImageData, load_dataset
 from .errors import InputError
+from .checks import integer
+from .settings import unset_values
 from .search import (SearchConfig, check_processes, prepare, resolve_device, resolve_precision,
                      run_search)
 from .spaces import SPACES, resolve_size
@@ -86,22 +88,17 @@ def check(config: BenchConfig) -> None:
         raise InputError(f"strategies: each strategy once, got {', '.join(config.strategies)}")
     if config.space not in SPACES:
         raise InputError(f"space: expected one of {', '.join(SPACES)}, got {config.space!r}")
-    for name in ("width", "cells"):
-        value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-            raise InputError(f"{name}: expected a positive integer, got {value!r}")
-    for name in ("batch_size", "steps", "repeats"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise InputError(f"{name.replace('_', '-')}: expected a positive integer, got {value!r}")
+    try:
+        for name in ("width", "cells", "threads"):
+            integer(name, getattr(config, name), optional=True)
+        for name in ("batch_size", "steps", "repeats"):
+            integer(name.replace("_", "-"), getattr(config, name))
+        integer("warmup-steps", config.warmup_steps, minimum=0)
+    except ValueError as error:
+        raise InputError(str(error)) from None
     if isinstance(config.variance_estimates, bool) or int(config.variance_estimates) != config.variance_estimates \
             or config.variance_estimates < 0 or config.variance_estimates == 1:
         raise InputError(f"variance-estimates: expected 0 or an integer >= 2, got {config.variance_estimates!r}")
-    if isinstance(config.warmup_steps, bool) or int(config.warmup_steps) != config.warmup_steps or config.warmup_steps < 0:
-        raise InputError(f"warmup-steps: expected an integer >= 0, got {config.warmup_steps!r}")
-    if config.threads is not None and (isinstance(config.threads, bool) or int(config.threads) != config.threads
-                                       or config.threads < 1):
-        raise InputError(f"threads: expected a positive integer, got {config.threads!r}")
     if not config.devices or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in config.devices):
         raise InputError(f"devices: expected positive integers (processes), got {config.devices!r}")
     if max(config.devices) > 1:
@@ -233,12 +230,12 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
     search_config = SearchConfig(
         estimator=name, space=config.space, dataset=dataset, data_root=config.data_root,
         output=str(workdir / (name if devices == 1 else f"{name}-k{devices}")), epochs=1,
-        batch_size=config.batch_size, seed=config.seed, device=config.device, warmup_epochs=0,
+        batch_size=config.batch_size, seed=config.seed, device=config.device,
         width=width, cells=cells, labels_per_step=config.labels_per_step, precision=config.precision,
         channels_last=config.channels_last, progress=False, devices=devices,
-        # the step every strategy shares, weights and architecture alike: the supernet term alone, no re-scoring
-        **({} if name in methods.names("nni-oneshot") else {"objective": {"supernet": 1.0}, "freeze_weights": False,
-                                                           "rescore_top_k": 0}))
+        # the step every strategy shares, weights and architecture alike (one epoch: no weights-only epochs): the
+        # supernet term alone, no re-scoring
+        **({} if name in methods.names("nni-oneshot") else unset_values(ours=False)))
     try:
         parts = prepare(search_config, data=data)
     except (ValueError, TypeError) as error:

@@ -27,10 +27,10 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable, Mapping
 
+from .checks import positive_number
 from .distribution import Architecture, ArchitectureDistribution, architecture_key
 
 __all__ = ["COSTS", "COST_RATE", "CostBudget"]
@@ -61,14 +61,7 @@ class CostBudget:
             if cost not in COSTS:
                 raise ValueError(f"cost: expected one of {', '.join(COSTS)}, got {cost!r}")
             name, cost = cost, None
-        try:
-            target, rate = float(target), float(rate)
-        except (TypeError, ValueError):
-            raise ValueError(f"cost-target: expected a positive number, got {target!r}") from None
-        if not (math.isfinite(target) and target > 0):
-            raise ValueError(f"cost-target: expected a positive number, got {target!r}")
-        if not (math.isfinite(rate) and rate > 0):
-            raise ValueError(f"cost rate: expected a positive number, got {rate!r}")
+        target, rate = positive_number("cost-target", target), positive_number("cost rate", rate)
         self.cost_fn, self.target, self.rate, self.name = cost, target, rate, name
         self.multiplier = 0.0
         self.seconds = 0.0  # spent measuring costs: part of the search's time

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from . import _nni, recipe, registry
+from . import _nni, registry
 from .methods import get as get_method
 from .methods import names as method_names
 from .data import DATASETS
@@ -36,24 +36,24 @@ from .options import option, shared
 from .run_folder import TRIALS, RunFolder
 from .search import (SearchConfig, check_config, make_estimator, prepare, resolve_device,
                      resolve_precision, run_search)
+from .settings import LoopSettings, loop_fields, nni_values, unset_values
+from .settings import before as settings_before
 from .spaces import SPACES
 
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 # The settings a resumed comparison must share with the runs already in its output directory.
 SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
-            "benchmark_table", "budget", "arc_learning_rate", "warmup_epochs", "uniform_weight_paths",
-            "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm", "estimator_options",
-            "objective", "freeze_weights", "weight_paths", "method_epochs", "rescore_top_k", "rescore_images")
+            "benchmark_table", "budget", "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm",
+            "estimator_options", "objective", "method_epochs", *(field.name for field in loop_fields()))
 # What a comparison recorded before a setting existed ran with (the default of that time).
-RECORDED_BEFORE = {"uniform_weight_paths": 0.0, "table_learning_rate": 0.1, "table_noise": 0.0,
-                   "weight_learning_rate": 0.025, "batch_norm": "nni", "estimator_options": {},
-                   "objective": {"supernet": 1.0}, "freeze_weights": False, "weight_paths": "uniform",
-                   "method_epochs": {}, "rescore_top_k": 0, "rescore_images": 8192}
+RECORDED_BEFORE = {"table_learning_rate": 0.1, "table_noise": 0.0, "weight_learning_rate": 0.025, "batch_norm": "nni",
+                   "estimator_options": {}, "method_epochs": {}, **settings_before()}
 
 
 @dataclasses.dataclass
-class CompareConfig:
-    """What ``nas-estimators compare`` runs; the command line's options map one to one."""
+class CompareConfig(LoopSettings):
+    """What ``nas-estimators compare`` runs; the command line's options map one to one. The search loop's
+    settings (:class:`~nas_estimators.settings.LoopSettings`) are our methods'; NNI's keep their own."""
 
     methods: tuple[str, ...] = DEFAULT_METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -77,13 +77,8 @@ class CompareConfig:
                                          "every epoch; the multi-trial and table methods look every query up",
                                          metavar="CSV")
     budget: int = option(100, "architectures each multi-trial and table method queries", type=int)
-    arc_learning_rate: float = shared(SearchConfig, "arc_learning_rate")
-    warmup_epochs: int | None = shared(SearchConfig, "warmup_epochs",
-                                       help="epochs that train weights only, of our methods (NNI's start at once)")
     weight_learning_rate: float = shared(SearchConfig, "weight_learning_rate")
     batch_norm: str = shared(SearchConfig, "batch_norm")
-    uniform_weight_paths: float = shared(SearchConfig, "uniform_weight_paths")
-    weight_paths: str = shared(SearchConfig, "weight_paths")
     panel_images: int = shared(SearchConfig, "panel_images")
     table_learning_rate: float = option(0.1, "sf-table, relax-table, ram-table: Adam learning rate of the logits",
                                         type=float)
@@ -92,20 +87,17 @@ class CompareConfig:
     # Hyperparameters of our estimators by registry name (samples_per_step, baseline_decay, ...); each
     # estimator reads its own, the rest keep the registry's defaults. Used by sf, relax, ram and the -table methods.
     estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # What sf, relax and ram minimise (objective term -> weight); NNI's strategies minimise the supernet's loss.
-    # This and the next two: None is the recipe's (recipe.py) for ours; NNI's keep their own way.
+    # What sf, relax and ram minimise (objective term -> weight; None: the recipe's); NNI's strategies minimise
+    # the supernet's loss.
     objective: dict[str, float] | None = None
     threads: int | None = None  # every search's intra-op threads (see search.resolve_threads)
-    freeze_weights: bool | None = shared(SearchConfig, "freeze_weights")
-    rescore_top_k: int | None = shared(SearchConfig, "rescore_top_k")
-    rescore_images: int = shared(SearchConfig, "rescore_images")
     output: str = option("runs/compare", "output directory")
     progress: bool = True
     report_only: bool = option(False, "run nothing: write the tables and report of the runs already finished in "
                                "--output (the others are named and left out)", flag=True)
 
     def __post_init__(self) -> None:
-        for name, value in recipe.defaults(ours=True).items():
+        for name, value in unset_values(ours=True).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
 
@@ -314,15 +306,12 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
         estimator=method, space=config.space, dataset=config.dataset, data_root=config.data_root,
         output=str(directory), epochs=config.method_epochs.get(method, config.epochs), batch_size=config.batch_size, seed=seed, device=config.device,
         width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
-        arc_learning_rate=config.arc_learning_rate,
-        warmup_epochs=config.warmup_epochs if ours else None,  # NNI's start at once, as NNI runs them
         weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm,
-        uniform_weight_paths=config.uniform_weight_paths if ours else 0.0, benchmark_table=config.benchmark_table,
-        panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
-        # NNI's take their own (SearchConfig resolves None by the method's kind)
-        objective=dict(config.objective) if ours else None, freeze_weights=config.freeze_weights if ours else None,
-        rescore_top_k=config.rescore_top_k if ours else None, rescore_images=config.rescore_images,
-        weight_paths=config.weight_paths,
+        benchmark_table=config.benchmark_table, panel_images=config.panel_images if ours else 0,
+        progress=config.progress, threads=config.threads,
+        # NNI's run as NNI runs them: their own objective (SearchConfig resolves None by the method's kind)
+        objective=dict(config.objective) if ours else None,
+        **{**dataclasses.asdict(config.loop_settings()), **({} if ours else nni_values())},
         resume=RunFolder(directory).checkpoint.is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 

@@ -10,6 +10,8 @@ from typing import Any, Hashable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .checks import integer
+
 Architecture = dict  # label -> candidate value, as NNI's ``model_space.freeze`` takes it
 
 
@@ -177,8 +179,7 @@ class ArchitectureDistribution(nn.Module):
         takes" (as in k-best assignments): no enumeration of the space. Ties break towards lower
         per-label ranks, so the order is deterministic. ``k`` larger than the space is an error.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k: expected a positive integer, got {k!r}")
+        k = integer("k", k)
         if k > self.num_architectures:
             raise ValueError(f"k: the space holds {self.num_architectures} architectures, asked for {k}")
         sorted_log_probs, sorted_indices = [], []

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from .distribution import Architecture, ArchitectureDistribution
-from .schedules import Constant, Schedule, positive
+from .checks import positive_number as positive
+from .schedules import Constant, Schedule
 
 LossFn = Callable[[Architecture], Any]
 Gradients = dict[str, torch.Tensor]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import time
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from . import _nni
+from .checks import integer, positive_number
 from .budget import CostBudget
 from .checkpoints import read_checkpoint
 from .data import DeviceBatches, load_dataset, search_batches
@@ -136,10 +136,9 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     probable architecture within it, and the folder gets the cost record). Returns ``architecture``,
     ``history``, ``seconds`` and ``output``.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs: expected an integer >= 1, got {epochs!r}")
-    if arc_learning_rate is not None and not (math.isfinite(arc_learning_rate) and arc_learning_rate > 0):
-        raise ValueError(f"arc_learning_rate: expected a positive number, got {arc_learning_rate!r}")
+    epochs = integer("epochs", epochs)
+    if arc_learning_rate is not None:
+        positive_number("arc_learning_rate", arc_learning_rate)
     objective_terms = Objective.from_weights(objective)  # checked before anything is loaded
     if (cost is None) != (cost_target is None):
         raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")

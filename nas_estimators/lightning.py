@@ -16,35 +16,15 @@ from .distribution import Architecture, ArchitectureDistribution
 from .estimators import Estimator, host_values
 from .budget import CostBudget
 from .objective import Objective
-# The recipe's numbers live in recipe.py; these names stay importable from here.
-from .recipe import ARC_LEARNING_RATE, RESCORE_IMAGES, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE  # noqa: F401
-from .recipe import warmup_epochs as recipe_warmup_epochs  # noqa: F401
-from .weight_paths import WeightPaths, weight_paths as make_weight_paths
+from .recipe import weights_only_epochs
+from .settings import LoopSettings
+from .weight_paths import weight_paths as make_weight_paths
 
 CHECKPOINT_KEY = "nas_estimators"
 # Logits are kept within this distance of each label's largest: softmax cannot tell further apart in
 # float32 (e^-50 ~ 2e-22), and it keeps them finite under any learning rate.
 LOGIT_RANGE = 50.0
 PROGRESS_BAR_METRICS = ("val_acc", "entropy")
-
-def check_rescore_images(value: Any) -> int:
-    """``rescore_images`` as a positive integer, or a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"rescore_images: expected a positive integer, got {value!r}")
-    return value
-
-
-def check_uniform_weight_paths(value: float) -> float:
-    """``uniform_weight_paths`` as a float in [0, 1], or a ValueError naming it."""
-    try:
-        share = float(value)
-    except (TypeError, ValueError):
-        share = float("nan")
-    if isinstance(value, bool) or not 0.0 <= share <= 1.0:
-        raise ValueError(f"uniform_weight_paths: expected a number in [0, 1] (the share of weight steps on a "
-                         f"uniformly drawn path), got {value!r}")
-    return share
-
 
 class SearchDiverged(RuntimeError):
     """Too many consecutive steps had a non-finite loss, gradient or estimate."""
@@ -53,12 +33,6 @@ class SearchDiverged(RuntimeError):
 def arc_optimizer(distribution: ArchitectureDistribution, learning_rate: float) -> torch.optim.Optimizer:
     """The logits' optimizer: Adam with DARTS's architecture betas."""
     return torch.optim.Adam(distribution.parameters(), lr=learning_rate, betas=(0.5, 0.999))
-
-
-def check_rescore_top_k(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"rescore_top_k: expected an integer >= 0, got {value!r}")
-    return value
 
 
 def arc_update(distribution: ArchitectureDistribution, optimizer: torch.optim.Optimizer,
@@ -82,35 +56,26 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     """
 
     # No defaults here: the strategy (strategy.EstimatorStrategy) owns them, and builds this module.
-    def __init__(self, training_module: _nni.LightningModule, estimator: Estimator, *,
-                 arc_learning_rate: float, warmup_epochs: int | None, gradient_clip_val: float | None,
-                 log_probs_every_n_steps: int, max_bad_steps: int, uniform_weight_paths: float,
-                 objective: Objective, objective_seed: int, freeze_weights: bool, weight_paths: str | WeightPaths,
-                 rescore_top_k: int, rescore_images: int, budget: CostBudget | None = None,
-                 scoring_inputs: torch.Tensor | None = None, calibration_batch: Any = None,
-                 rescore_batch: Any = None) -> None:
+    def __init__(self, training_module: _nni.LightningModule, estimator: Estimator, *, settings: LoopSettings,
+                 gradient_clip_val: float | None, log_probs_every_n_steps: int, objective: Objective,
+                 objective_seed: int, budget: CostBudget | None = None, scoring_inputs: torch.Tensor | None = None,
+                 calibration_batch: Any = None, rescore_batch: Any = None) -> None:
         super().__init__(training_module)
+        self.settings = settings.check()
         self.budget = budget
-        self.rescore_top_k = check_rescore_top_k(rescore_top_k)
-        self.rescore_images = check_rescore_images(rescore_images)
         self.__dict__["_rescore_batch"] = rescore_batch  # None: the last epoch's first rescore_images held-out images
         self.__dict__["_rescore_pool"] = []
         self._rescore_pooled = 0
         self.rescored: list[dict[str, Any]] | None = None  # the top-k with their objective values, once scored
-        self.weight_paths = make_weight_paths(weight_paths)
-        self.freeze_weights = bool(freeze_weights)
+        self.weight_paths = make_weight_paths(settings.weight_paths)
         self.objective = objective
         self.objective_seed = int(objective_seed)
         self.__dict__["_scoring_inputs"] = scoring_inputs  # None: the first architecture step's training batch
         self.__dict__["_calibration_batch"] = calibration_batch  # None: the first architecture batch
         self.__dict__["_supernet"] = None
-        self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
         self.estimator = estimator
-        self.arc_learning_rate = arc_learning_rate
-        self.warmup_epochs = warmup_epochs
         self.gradient_clip_val = gradient_clip_val
         self.log_probs_every_n_steps = log_probs_every_n_steps
-        self.max_bad_steps = max_bad_steps
         self.consecutive_bad_steps = 0
         # Kept out of the module tree so that Lightning does not move them to the accelerator.
         self.__dict__["distribution"] = None
@@ -131,7 +96,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         if self.distribution is None:  # NNI calls set_model again before export: keep what was learnt
             distribution = ArchitectureDistribution.from_model_space(model)
             self.__dict__["distribution"] = distribution
-            self.__dict__["arc_optimizer"] = arc_optimizer(distribution, self.arc_learning_rate)
+            self.__dict__["arc_optimizer"] = arc_optimizer(distribution, self.settings.arc_learning_rate)
 
     @property
     def supernet(self):
@@ -154,10 +119,10 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
     @property
     def resolved_warmup_epochs(self) -> int:
         """``warmup_epochs``, or the recipe's share of the trainer's ``max_epochs`` when it was not given."""
-        if self.warmup_epochs is not None:
-            return int(self.warmup_epochs)
+        if self.settings.warmup_epochs is not None:
+            return int(self.settings.warmup_epochs)
         epochs = getattr(self.trainer, "max_epochs", None)
-        return recipe_warmup_epochs(epochs) if epochs and epochs > 0 else 0
+        return weights_only_epochs(epochs) if epochs and epochs > 0 else 0
 
     def apply(self, architecture: Mapping[str, Any]) -> None:
         """Make the supernet run ``architecture`` until the next call."""
@@ -170,7 +135,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         from the space by default, see :mod:`nas_estimators.weight_paths`), otherwise
         from the learnt distribution (see ``docs/estimators.md``, "Which paths train the weights").
         """
-        share = self.uniform_weight_paths
+        share = self.settings.uniform_weight_paths
         uniform = share >= 1.0 or (share > 0.0 and float(torch.rand(())) < share)
         if uniform:
             architecture = self.distribution.to_architecture(self.weight_paths.sample(self.distribution))
@@ -202,21 +167,20 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         """Score the ``rescore_top_k`` most probable architectures (within the budget, if any) by the whole
         objective, the supernet term on all of ``batch`` at once (the same images for each): a close call
         between cells is then not decided by one step's batch. Returns rows best first."""
-        within = self.budget is not None and self.budget.bound
-        ranked = self.distribution.top_k(min(max(self.rescore_top_k, 1000) if within else self.rescore_top_k,
-                                             self.distribution.num_architectures))
+        within, top_k = self.budget is not None and self.budget.bound, self.settings.rescore_top_k
+        ranked = self.distribution.top_k(min(max(top_k, 1000) if within else top_k, self.distribution.num_architectures))
         if within:
             ranked = [(a, p) for a, p in ranked if self.budget.within(a)] or ranked
         loss = self.objective.loss_fn(lambda architecture: self._score(batch, architecture))
         rows = [{"architecture": architecture, "probability": float(probability), "objective": float(loss(architecture))}
-                for architecture, probability in ranked[:self.rescore_top_k]]
+                for architecture, probability in ranked[:top_k]]
         self.rescored = sorted(rows, key=lambda row: row["objective"])
         return self.rescored
 
     def _pool_rescore_images(self, batch: Any) -> None:
-        if self._rescore_pooled < self.rescore_images:
+        if self._rescore_pooled < self.settings.rescore_images:
             inputs, targets = batch
-            left = self.rescore_images - self._rescore_pooled
+            left = self.settings.rescore_images - self._rescore_pooled
             self._rescore_pool.append((inputs[:left].detach(), targets[:left].detach()))
             self._rescore_pooled += len(self._rescore_pool[-1][1])
 
@@ -331,7 +295,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             return
         self.skipped_steps += 1
         self.consecutive_bad_steps += 1
-        if self.max_bad_steps and self.consecutive_bad_steps >= self.max_bad_steps:
+        if self.settings.max_bad_steps and self.consecutive_bad_steps >= self.settings.max_bad_steps:
             raise SearchDiverged(
                 f"{self.consecutive_bad_steps} consecutive steps had a non-finite {where} "
                 f"(epoch {self.trainer.current_epoch}, step {self.global_step}); nothing of them was applied")
@@ -361,7 +325,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         if self._scoring_inputs is None and isinstance(train_batch, (tuple, list)):
             self.__dict__["_scoring_inputs"] = train_batch[0]
         searching = self.trainer.current_epoch >= self.resolved_warmup_epochs
-        if searching and self.freeze_weights:
+        if searching and self.settings.freeze_weights:
             # Two stages: the supernet trained in the weights-only epochs is fixed; the step only moves the logits.
             output = None
             _, architecture_good = self.architecture_step(val_batch)
@@ -382,7 +346,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             self._count(weights_good and architecture_good,
                         "training loss or weight gradient" if not weights_good else "validation loss or architecture estimate")
         last_batch = batch_idx + 1 >= self.trainer.num_training_batches
-        if searching and self.rescore_top_k and self.trainer.current_epoch + 1 >= self.trainer.max_epochs:
+        if searching and self.settings.rescore_top_k and self.trainer.current_epoch + 1 >= self.trainer.max_epochs:
             if self._rescore_batch is None:
                 self._pool_rescore_images(val_batch)
             if last_batch:  # inside the last epoch: its seconds count

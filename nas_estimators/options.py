@@ -34,15 +34,16 @@ _MISSING = dataclasses.MISSING
 
 def option(default: Any = None, help: str = "", *, type: Callable[[str], Any] | None = None,
            choices: Sequence[Any] | None = None, metavar: str | None = None, flag: bool = False,
-           shown: str | None = None) -> Any:
+           shown: str | None = None, check: Callable[[str, Any], Any] | None = None, **extra: Any) -> Any:
     """A dataclass field that is also a command-line option ``--name-with-dashes``.
 
     ``shown`` is what ``--help`` says the default is when the field's value is not it (``None`` meaning
     "computed": for example "60% of --epochs"); ``flag`` makes a ``store_true`` option, or with a ``None``
-    default (set by another setting) a ``--name``/``--no-name`` pair.
+    default (set by another setting) a ``--name``/``--no-name`` pair. ``check(name, value)`` raises a
+    ValueError naming a bad value; ``extra`` is kept in the metadata for the configuration's own use.
     """
     metadata = {"help": help, "type": type, "choices": tuple(choices) if choices is not None else None,
-                "metavar": metavar, "flag": flag, "shown": shown}
+                "metavar": metavar, "flag": flag, "shown": shown, "check": check, **extra}
     return dataclasses.field(default=default, metadata={"option": metadata})
 
 

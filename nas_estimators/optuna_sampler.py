@@ -41,6 +41,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from . import registry
+from .checks import integer, positive_number
 from .distribution import ArchitectureDistribution
 from .lightning import arc_optimizer, arc_update
 
@@ -78,13 +79,11 @@ class EstimatorSampler(BaseSampler):
     def __init__(self, estimator: str = "sf", *, seed: int | None = None, learning_rate: float = 0.1,
                  independent_sampler: BaseSampler | None = None,
                  estimator_options: Mapping[str, Any] | None = None, redraws: int = 100) -> None:
-        if isinstance(redraws, bool) or not isinstance(redraws, int) or redraws < 0:
-            raise ValueError(f"redraws: expected an integer >= 0, got {redraws!r}")
+        integer("redraws", redraws, minimum=0)
         self.redraws = redraws
         if estimator not in SAMPLER_ESTIMATORS:
             raise ValueError(f"estimator: expected one of {', '.join(SAMPLER_ESTIMATORS)}, got {estimator!r}")
-        if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-            raise ValueError(f"learning_rate: expected a positive number, got {learning_rate!r}")
+        positive_number("learning_rate", learning_rate)
         if seed is not None and (isinstance(seed, bool) or int(seed) != seed):
             raise ValueError(f"seed: expected an integer or None, got {seed!r}")
         self.estimator_name = estimator

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from .budget import CostBudget
+from .checks import integer
 from .nasbench201 import LABELS, NNI_OPS, BenchmarkTable, CellCosts, from_arch_string
 
 __all__ = ["ESTIMATORS", "SAMPLERS", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
@@ -139,8 +140,7 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
         raise ValueError(f"seeds: expected integers >= 0, got {list(seeds)}")
     if not budgets or any(isinstance(b, bool) or int(b) != b or b < 1 for b in budgets):
         raise ValueError(f"queries: expected positive integers, got {list(budgets)}")
-    if isinstance(targets, bool) or int(targets) != targets or targets < 1:
-        raise ValueError(f"targets: expected a positive integer, got {targets!r}")
+    integer("targets", targets)
     costs = CellCosts(cost)
     front, reference = true_front(table, arch_string_cost(costs))
     best = hypervolume(front, reference)

@@ -4,8 +4,8 @@ Measured on the NAS-Bench-201 CPU proxy (docs/search-quality.md; chosen on tunin
 fresh seeds 10-12): train the supernet's weights alone on uniformly drawn paths for most of the epochs,
 then fix them and move only the logits, minimising the supernet's loss plus two training-free terms
 (synflow, the parameter count), and at the end re-score the most probable cells on many held-out images.
-``search``, ``compare``, ``tune`` and the NNI strategies (``nas_estimators.SF()`` ...) all take their
-defaults from here; NNI's own strategies run as NNI runs them.
+The settings that carry these numbers are declared in :mod:`~nas_estimators.settings`; ``search``,
+``compare``, ``tune`` and the NNI strategies (``nas_estimators.SF()`` ...) all take their defaults from there.
 """
 
 from __future__ import annotations
@@ -23,18 +23,7 @@ RESCORE_IMAGES = 8192
 #: What NNI's one-shot strategies run with: the supernet's loss alone, weights and logits trained together.
 NNI_OBJECTIVE = {"supernet": 1.0}
 
-#: What a search saved before a setting existed ran with: a resumed one keeps it.
-BEFORE_RECIPE = {"arc_learning_rate": 3e-3, "warmup_epochs": 0, "uniform_weight_paths": 0.0,
-                 "objective": NNI_OBJECTIVE, "freeze_weights": False, "rescore_top_k": 0}
 
-
-def warmup_epochs(epochs: int) -> int:
+def weights_only_epochs(epochs: int) -> int:
     """Weights-only epochs of a search of ``epochs``: WARMUP_SHARE of them, at least one left to the architecture."""
     return max(0, min(int(WARMUP_SHARE * int(epochs) + 1e-9), int(epochs) - 1))
-
-
-def defaults(ours: bool) -> dict:
-    """The settings a search leaves unset (``None``) take: the recipe for ours, NNI's way for NNI's strategies."""
-    if ours:
-        return {"objective": dict(OBJECTIVE), "freeze_weights": FREEZE_WEIGHTS, "rescore_top_k": RESCORE_TOP_K}
-    return {"objective": dict(NNI_OBJECTIVE), "freeze_weights": False, "rescore_top_k": 0}

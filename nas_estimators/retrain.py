@@ -19,6 +19,7 @@ from torch import nn
 
 from . import _nni
 from .checkpoints import read_checkpoint, write_checkpoint
+from .checks import integer
 from .files import atomic_write_text
 from .run_folder import RunFolder
 from .estimators import host_values
@@ -64,9 +65,10 @@ class RetrainConfig:
         """Raise :class:`RetrainError` for the first bad number."""
         positive = ("cells", "width", "batch_size", "epochs")
         for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RetrainError(f"--{name.replace('_', '-')}: expected a positive integer, got {value!r}")
+            try:
+                integer(f"--{name.replace('_', '-')}", getattr(self, name))
+            except ValueError as error:
+                raise RetrainError(str(error)) from None
         if self.cells < 3:
             raise RetrainError(f"--cells: the DARTS network needs at least 3 cells (two are reduction cells), got {self.cells}")
         for name in ("learning_rate", "weight_decay", "auxiliary_weight", "grad_clip", "momentum"):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+from .checks import integer
+from .checks import positive_number as positive
+
 
 class Schedule:
     """A value as a function of the step (0, 1, 2, ...)."""
@@ -15,14 +18,6 @@ class Schedule:
 
     def state(self) -> dict:
         return {"kind": self.kind, **{k: v for k, v in vars(self).items()}}
-
-
-def positive(name: str, value: float) -> float:
-    """``value`` as a float if it is a positive finite number, else a ValueError naming ``name``."""
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-    return value
 
 
 class Constant(Schedule):
@@ -46,9 +41,7 @@ class _Anneal(Schedule):
     def __init__(self, initial: float, final: float, steps: int) -> None:
         self.initial = positive("temperature initial", initial)
         self.final = positive("temperature final", final)
-        if int(steps) < 1:
-            raise ValueError(f"temperature steps: expected a positive integer, got {steps!r}")
-        self.steps = int(steps)
+        self.steps = integer("temperature steps", steps)
 
     def fraction(self, step: int) -> float:
         return min(max(step, 0), self.steps) / self.steps

@@ -9,13 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import signal
 import threading
 import time
 import warnings
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,29 +26,29 @@ from .budget import COSTS, CostBudget
 from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import DATASETS, DeviceBatches, ImageData, load_dataset, search_batches
 from . import recipe
-from .lightning import SearchDiverged, check_rescore_images, check_rescore_top_k, check_uniform_weight_paths  # noqa: F401
-from .recipe import ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, WARMUP_SHARE  # noqa: F401
+from .lightning import SearchDiverged
+from .recipe import WARMUP_SHARE  # noqa: F401 (importable from here, as before)
 from .nasbench201 import BenchmarkTable, benchmark_listener, check_table_space
 from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
 from .run_folder import RunFolder
 from .recorder import EpochListener, SearchInterrupted, SearchRecorder, exported
 from .options import option
+from .checks import integer, positive_number
+from .settings import LoopSettings, unset_values
+from .settings import before as saved_before
 from .spaces import BATCH_NORMS, SPACES, build_space, resolve_size
-from .weight_paths import WEIGHT_PATHS
-from .weight_paths import weight_paths as make_weight_paths
 
 __all__ = ["SearchConfig", "SearchParts", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
 PRECISIONS = ("bf16", "fp32")
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
 DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
-#: The defaults before the recipe became the default: a resumed search whose saved settings lack one ran with it.
-PRE_RECIPE_DEFAULTS = recipe.BEFORE_RECIPE
 
 
 @dataclasses.dataclass
-class SearchConfig:
-    """Everything a search needs; the command line's ``search`` options map one to one."""
+class SearchConfig(LoopSettings):
+    """Everything a search needs; the command line's ``search`` options map one to one (the search loop's
+    own settings are :class:`~nas_estimators.settings.LoopSettings`'s fields)."""
 
     estimator: str = "sf"  # its option is the command's (search also offers NNI's one-shot strategies)
     space: str = option("darts", "model space", choices=SPACES)
@@ -69,35 +67,11 @@ class SearchConfig:
                                shown="DARTS 8, nb201 5; on digits 5 and 1")
     weight_learning_rate: float = option(0.025, "SGD learning rate of the shared weights", type=float)
     weight_decay: float = 3e-4
-    # The recipe (recipe.py): logits fixed until a supernet trained on uniformly drawn paths ranks better
-    # than chance, then moved fast enough to settle in the epochs left.
-    arc_learning_rate: float = option(ARC_LEARNING_RATE, "Adam learning rate of the logits (NNI's strategies keep "
-                                                         "their own)", type=float)
-    warmup_epochs: int | None = option(None, "epochs that train weights only", type=int,
-                                       shown=f"{Fraction(WARMUP_SHARE).limit_denominator(12)} of --epochs for ours, "
-                                             "0 for NNI's")
-    uniform_weight_paths: float = option(UNIFORM_WEIGHT_PATHS, "share of steps whose weights train a uniformly "
-                                         "drawn path, in [0, 1] (1: single-path one-shot; 0: paths from the learnt "
-                                         "distribution)", type=float, metavar="SHARE")
-    weight_paths: str = option("uniform", "how those uniformly drawn paths are drawn: uniform, no-none (never a none "
-                               "edge), fair (each candidate once in every run of steps, as FairNAS) or shrinking "
-                               "(only candidates whose probability is at least half of uniform's)",
-                               choices=tuple(WEIGHT_PATHS))
     batch_norm: str = option("nni", "supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics "
                              "only, no affine parameters, as NAS-Bench-201's one-shot searches)", choices=BATCH_NORMS)
     gradient_clip: float | None = 5.0
-    # None: the method's kind decides (recipe.defaults): the recipe for ours, NNI's own way for NNI's.
-    freeze_weights: bool | None = option(None, "after the weights-only epochs keep the shared weights fixed: each step "
-                                         "only updates the distribution (two stages: train the supernet, then search "
-                                         "it); --no-freeze-weights trains them throughout", flag=True,
-                                         shown="on for ours, off for NNI's")
-    # What the estimators minimise: objective term name -> weight (see objective.py).
+    # What the estimators minimise: objective term name -> weight (see objective.py); None: the method's.
     objective: dict[str, float] | None = None
-    rescore_top_k: int | None = option(None, "at the end, score the K most probable cells by the whole objective on "
-                                       "--rescore-images held-out images (the same for each) and export the "
-                                       "best-scored (0: export the mode)", type=int,
-                                       shown=f"{recipe.RESCORE_TOP_K} for ours, 0 for NNI's")
-    rescore_images: int = option(recipe.RESCORE_IMAGES, "held-out images that score each re-scored cell", type=int)
     cost: str | None = option(None, "search under a budget on this cost of the sampled architecture: params (millions "
                               "of parameters) or flops (MFLOPs of one input as torch's FlopCounterMode counts them, "
                               "two per multiply-add)", choices=tuple(COSTS))
@@ -118,7 +92,6 @@ class SearchConfig:
                                          "every epoch and the top-k architectures", metavar="CSV")
     panel_images: int = option(512, "with --benchmark-table: held-out images on which a panel of 80 architectures is "
                                "scored each epoch (Kendall's tau in the history; 0: off)", type=int)
-    max_bad_steps: int = option(20, "stop after this many consecutive non-finite steps (0: never)", type=int)
     deterministic: bool = option(False, "deterministic algorithms only (CUDA: reproducible, slower)", flag=True)
     resume: bool = option(False, "continue the search in --output with its saved options (--epochs may extend it)",
                           flag=True)
@@ -134,7 +107,7 @@ class SearchConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name, value in recipe.defaults(not _nni_oneshot(self.estimator)).items():
+        for name, value in unset_values(not _nni_oneshot(self.estimator)).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
 
@@ -166,7 +139,7 @@ def load_saved_config(output: str | Path) -> SearchConfig:
         raise ValueError(f"resume: {error}") from None
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
     # A search saved before an option existed ran as if it were at the default of that time, not today's.
-    return SearchConfig(**{**PRE_RECIPE_DEFAULTS, **{key: value for key, value in record.items() if key in fields}})
+    return SearchConfig(**{**saved_before(), **{key: value for key, value in record.items() if key in fields}})
 
 
 def estimator_options(config: SearchConfig) -> dict[str, Any]:
@@ -189,9 +162,7 @@ def make_estimator(config: SearchConfig, steps: int = 1):
 def check_processes(config: SearchConfig, device: torch.device) -> None:
     """``devices`` and ``num_nodes``: positive integers, and no more devices than this machine has."""
     for name in ("devices", "num_nodes"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        integer(name, getattr(config, name))
     available = torch.cuda.device_count() if device.type == "cuda" else (os.cpu_count() or 1)
     if config.devices > available:
         kind = "CUDA devices" if device.type == "cuda" else "CPU cores"
@@ -253,7 +224,7 @@ class SearchParts:
     batches: tuple[DeviceBatches, DeviceBatches]  # (weights half, architecture half)
     strategy: Any  # an EstimatorStrategy, or one of NNI's strategies (baselines.make_oneshot_baseline)
     epochs: int
-    warmup_epochs: int
+    settings: LoopSettings  # resolved: the weights-only epochs counted, unset values the method's
     output: Path
     width: int | None
     cells: int | None
@@ -261,36 +232,39 @@ class SearchParts:
     precision: str
 
 
+def weights_trained(config: SearchConfig, parts: SearchParts) -> bool:
+    """Whether any step trains the shared weights: not when they are frozen from the first step and no term
+    reads them, and then their accuracy says nothing."""
+    settings = parts.settings
+    return "supernet" in config.objective or not settings.freeze_weights or settings.warmup_epochs > 0
+
+
 def schedule(config: SearchConfig) -> tuple[int, int]:
     """The search's epochs and weights-only epochs, defaults resolved (ValueError naming a bad one)."""
     epochs = DEFAULT_EPOCHS.get(config.dataset, 10) if config.epochs is None else config.epochs
-    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
-    warmup_epochs = config.warmup_epochs
-    if warmup_epochs is None:  # NNI's strategies start at once, as NNI runs them; ours leave at least one epoch
-        warmup_epochs = 0 if _nni_oneshot(config.estimator) else recipe.warmup_epochs(int(epochs))
-    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
-    return int(epochs), int(warmup_epochs)
+    epochs = integer("epochs", epochs)
+    # NNI's strategies start at once, as NNI runs them; ours leave at least one epoch
+    return int(epochs), int(loop_settings(config, int(epochs)).warmup_epochs)
 
 
-def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
+def loop_settings(config: SearchConfig, epochs: int) -> LoopSettings:
+    """The search loop's settings of ``config``, checked, with the method's kind resolving unset ones."""
+    return config.loop_settings().resolved(epochs, ours=not _nni_oneshot(config.estimator))
+
+
+def check_config(config: SearchConfig) -> tuple[int, LoopSettings, torch.device, str]:
     """Check every option that needs no data or files (ValueError naming the option, before any work).
 
-    Returns the epochs, weights-only epochs, device and precision the search will use. ``compare`` checks each of its
-    searches with this too, so an option is checked in one place.
+    Returns the epochs, the search loop's settings (resolved), device and precision the search will use.
+    ``compare`` checks each of its searches with this too, so an option is checked in one place.
     """
     from .baselines import check_oneshot_baseline
 
-    if int(config.batch_size) != config.batch_size or config.batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {config.batch_size!r}")
-    epochs, warmup_epochs = schedule(config)
-    if int(config.top_k) != config.top_k or config.top_k < 1:
-        raise ValueError(f"top_k: expected a positive integer, got {config.top_k!r}")
-    for name in ("weight_learning_rate", "arc_learning_rate"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name}: expected a positive number, got {getattr(config, name)!r}")
+    integer("batch_size", config.batch_size)
+    epochs = schedule(config)[0]
+    settings = loop_settings(config, epochs)  # checked
+    integer("top_k", config.top_k)
+    positive_number("weight_learning_rate", config.weight_learning_rate)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     resolve_threads(config.threads, device)
@@ -299,19 +273,12 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
         check_oneshot_baseline(config.estimator)
     else:
         make_estimator(config)  # checks the hyperparameters before any data is read
-    check_uniform_weight_paths(config.uniform_weight_paths)
-    make_weight_paths(config.weight_paths)
     Objective.from_weights(config.objective)
-    if _nni_oneshot(config.estimator) and config.freeze_weights:
-        raise ValueError(f"freeze_weights: {config.estimator} trains its weights and architecture together (as NNI "
-                         "runs it); freezing the weights is for sf, relax and ram")
+    if _nni_oneshot(config.estimator):
+        config.check_for_nni(config.estimator)
     if _nni_oneshot(config.estimator) and dict(config.objective) != recipe.NNI_OBJECTIVE:
         raise ValueError(f"objective: {config.estimator} minimises the supernet's loss alone (as NNI runs it); "
                          "objective terms are for sf, relax and ram")
-    check_rescore_top_k(config.rescore_top_k)
-    if config.rescore_top_k and _nni_oneshot(config.estimator):
-        raise ValueError("rescore_top_k: re-scoring is for sf, relax and ram")
-    check_rescore_images(config.rescore_images)
     if (config.cost is None) != (config.cost_target is None):
         raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")
     if config.cost is not None:
@@ -321,13 +288,8 @@ def check_config(config: SearchConfig) -> tuple[int, int, torch.device, str]:
         CostBudget(config.cost, config.cost_target)  # the cost's name and the target's value
     if config.batch_norm not in BATCH_NORMS:
         raise ValueError(f"batch_norm: expected one of {', '.join(BATCH_NORMS)}, got {config.batch_norm!r}")
-    if isinstance(config.panel_images, bool) or int(config.panel_images) != config.panel_images \
-            or config.panel_images < 0:
-        raise ValueError(f"panel_images: expected an integer >= 0, got {config.panel_images!r}")
-    if isinstance(config.max_bad_steps, bool) or int(config.max_bad_steps) != config.max_bad_steps \
-            or config.max_bad_steps < 0:
-        raise ValueError(f"max_bad_steps: expected an integer >= 0, got {config.max_bad_steps!r}")
-    return epochs, warmup_epochs, device, precision
+    integer("panel_images", config.panel_images, minimum=0)
+    return epochs, settings, device, precision
 
 
 def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
@@ -340,7 +302,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     from .baselines import make_oneshot_baseline
     from .strategy import EstimatorStrategy
 
-    epochs, warmup_epochs, device, precision = check_config(config)
+    epochs, settings, device, precision = check_config(config)
     torch.set_num_threads(resolve_threads(config.threads, device))
     output = Path(config.output)
     run = RunFolder(output)
@@ -365,20 +327,16 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
                              channels_last=config.channels_last)
     if _nni_oneshot(config.estimator):
         strategy = make_oneshot_baseline(config.estimator, gradient_clip_val=config.gradient_clip,
-                                         warmup_epochs=warmup_epochs)
+                                         weights_only_epochs=settings.warmup_epochs)
     else:
-        estimator = make_estimator(config, steps=max(1, (epochs - warmup_epochs) * len(batches[0])))
-        strategy = EstimatorStrategy(estimator, arc_learning_rate=config.arc_learning_rate,
-                                     warmup_epochs=warmup_epochs, gradient_clip_val=config.gradient_clip,
-                                     max_bad_steps=config.max_bad_steps,
-                                     uniform_weight_paths=config.uniform_weight_paths,
+        estimator = make_estimator(config, steps=max(1, (epochs - settings.warmup_epochs) * len(batches[0])))
+        strategy = EstimatorStrategy(estimator, **dataclasses.asdict(settings), gradient_clip_val=config.gradient_clip,
                                      objective=Objective.from_weights(config.objective), objective_seed=config.seed,
                                      scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0],
                                      calibration_batch=batches[1].fixed(CALIBRATION_IMAGES),
-                                     freeze_weights=config.freeze_weights, weight_paths=config.weight_paths,
                                      cost=config.cost, cost_target=config.cost_target,
-                                     rescore_top_k=config.rescore_top_k,
-                                     rescore_batch=batches[1].fixed(config.rescore_images) if config.rescore_top_k else None)
+                                     rescore_batch=batches[1].fixed(settings.rescore_images)
+                                     if settings.rescore_top_k else None)
         if strategy.budget is not None:  # an unreachable target is refused before any training
             import copy
 
@@ -389,8 +347,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
             strategy.budget.bind(supernet, batches[0].fixed(SCORING_IMAGES)[0])
             strategy.budget.check_reachable(ArchitectureDistribution.from_model_space(supernet))
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
-                       warmup_epochs=warmup_epochs,
-                       output=output, width=width, cells=cells, table=table, precision=precision)
+                       settings=settings, output=output, width=width, cells=cells, table=table, precision=precision)
 
 
 def resolve_threads(threads: int | None, device: torch.device) -> int:
@@ -401,9 +358,7 @@ def resolve_threads(threads: int | None, device: torch.device) -> int:
     another process holds the core slow both (docs/bench.md, "Threads"); on CUDA, PyTorch's default.
     """
     if threads is not None:
-        if isinstance(threads, bool) or int(threads) != threads or threads < 1:
-            raise ValueError(f"threads: expected a positive integer, got {threads!r}")
-        return int(threads)
+        return integer("threads", threads)
     environment = os.environ.get("OMP_NUM_THREADS", "")
     if environment.isdigit() and int(environment) >= 1:
         return int(environment)
@@ -550,7 +505,7 @@ def _loggers(output: Path) -> list:
 
 def _write_config(run: RunFolder, config: SearchConfig, parts: dict[str, Any]) -> None:
     record = dataclasses.asdict(config)
-    record.update(epochs=parts.epochs, warmup_epochs=parts.warmup_epochs, width=parts.width, cells=parts.cells,
+    record.update(epochs=parts.epochs, **dataclasses.asdict(parts.settings), width=parts.width, cells=parts.cells,
                   threads=torch.get_num_threads(), device=str(parts.device),
                   device_name=torch.cuda.get_device_name(parts.device) if parts.device.type == "cuda" else "cpu")
     run.write_config(record)

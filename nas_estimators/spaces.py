@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .checks import integer
+
 SPACES = ("darts", "nb201")
 #: How the search supernet normalises: NNI's layers as built (affine parameters, running averages), or
 #: batch statistics alone without affine parameters (NAS-Bench-201's own one-shot search setting).
@@ -39,8 +41,7 @@ def build_space(name: str, width: int | None = None, cells: int | None = None, n
     width = default_width if width is None else width
     cells = default_cells if cells is None else cells
     for option, value in (("width", width), ("cells", cells)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{option}: expected a positive integer, got {value!r}")
+        integer(option, value)
     from . import _nni  # noqa: F401  (silences NNI's import-time warning before the hub imports it)
 
     if name == "darts":

@@ -7,24 +7,14 @@ from typing import Any, Iterator, Mapping
 
 from . import _nni, recipe
 from .budget import COST_RATE, CostBudget
+from .checks import integer
 from .estimators import Estimator, Ram, Relax, ScoreFunction
-from .weight_paths import weight_paths as make_weight_paths
-from .lightning import (ARC_LEARNING_RATE, UNIFORM_WEIGHT_PATHS, EstimatorLightningModule, check_rescore_images,
-                        check_rescore_top_k, check_uniform_weight_paths)
+from .lightning import EstimatorLightningModule
 from .objective import Objective
 from .schedules import Schedule
+from .settings import LoopSettings, loop_fields
 
 _logger = logging.getLogger(__name__)
-
-
-def _check_common(arc_learning_rate: float, warmup_epochs: int | None, log_probs_every_n_steps: int) -> None:
-    if not (float(arc_learning_rate) > 0):
-        raise ValueError(f"arc_learning_rate: expected a positive number, got {arc_learning_rate!r}")
-    if warmup_epochs is not None and (isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs
-                                      or warmup_epochs < 0):
-        raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
-    if int(log_probs_every_n_steps) < 0:
-        raise ValueError(f"log_probs_every_n_steps: expected an integer >= 0, got {log_probs_every_n_steps!r}")
 
 
 class EstimatorStrategy(_nni.OneShotStrategy):
@@ -36,71 +26,51 @@ class EstimatorStrategy(_nni.OneShotStrategy):
 
     Args:
         estimator: the gradient estimator of the architecture logits.
-        arc_learning_rate: Adam learning rate of the architecture logits.
-        warmup_epochs: epochs that train weights only, before the logits move.
+        settings: the search loop's settings as keywords, each a field of
+            :class:`~nas_estimators.settings.LoopSettings` (the logits' learning rate, the weights-only epochs,
+            which paths train the weights, re-scoring at the end ...; unset: the recipe's), checked there.
+            The other keywords go to NNI's ``OneShotStrategy``.
+        objective: what the estimator minimises: an :class:`~nas_estimators.objective.Objective`, term weights
+            or ``"supernet=1,synflow=1"`` (default: the recipe's terms).
         gradient_clip_val: clip the weights' gradients (None: no clipping).
         log_probs_every_n_steps: log every label's probabilities every N steps (0: never).
-        max_bad_steps: stop with :class:`~nas_estimators.lightning.SearchDiverged` after this many
-            consecutive steps with a non-finite loss, gradient or estimate (0: never stop). Such
-            steps are skipped: nothing non-finite reaches the weights or the logits.
-        uniform_weight_paths: the share of steps whose weight update trains a path drawn uniformly
-            from the space (1, the default: every step, as single-path one-shot NAS does; 0: every path is drawn
-            from the learnt distribution, as ENAS does). The estimator always scores its own draws
-            from the distribution.
-        weight_paths: how those paths are drawn: ``"uniform"`` (default), ``"no-none"`` (never a
-            ``none`` edge) or ``"fair"`` (every candidate once in each run of steps; see
-            :mod:`nas_estimators.weight_paths`).
         cost, cost_target: search under a budget (:class:`~nas_estimators.budget.CostBudget`):
             ``cost="flops"`` (MFLOPs of one input) or ``"params"`` (millions) of the sampled path, its
             expected value at most ``cost_target``; the export is then the most probable architecture
             within it. ``cost_rate``: the Lagrange multiplier's dual-ascent step.
-        rescore_top_k: at the end of the last epoch, score the K most probable architectures by the whole
-            objective on ``rescore_batch`` (held-out ``(inputs, targets)``; default: the first
-            ``rescore_images`` images of the last epoch's validation batches) and export the best-scored
-            (0: export the mode).
+        rescore_batch: held-out ``(inputs, targets)`` that score the re-scored cells (default: the first images
+            of the last epoch's validation batches, as many as the settings ask for).
 
     The defaults are the recipe (:mod:`nas_estimators.recipe`), as ``nas-estimators search`` runs it: the
     weights train alone on uniformly drawn paths for 5/6 of the epochs, then stay fixed while the logits
     minimise the supernet's loss plus synflow and the parameter count (``objective``), and the five most
-    probable architectures are re-scored at the end. ``freeze_weights=False, objective="supernet=1",
-    rescore_top_k=0`` is the one-term search of earlier versions.
+    probable architectures are re-scored at the end (``**settings.before()`` with ``objective="supernet=1"``
+    is the one-term search of earlier versions). A step with a non-finite loss, gradient or estimate is
+    skipped; too many in a row stop the search with :class:`~nas_estimators.lightning.SearchDiverged`.
     """
 
-    def __init__(self, estimator: Estimator, *, arc_learning_rate: float = ARC_LEARNING_RATE,
-                 warmup_epochs: int | None = None,
-                 gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
-                 max_bad_steps: int = 20, uniform_weight_paths: float = UNIFORM_WEIGHT_PATHS,
-                 objective: Objective | Mapping[str, float] | str | None = None, objective_seed: int = 0,
-                 scoring_inputs: Any = None, calibration_batch: Any = None,
-                 freeze_weights: bool = recipe.FREEZE_WEIGHTS, weight_paths: str = "uniform", cost: str | None = None,
-                 cost_target: float | None = None, cost_rate: float = COST_RATE,
-                 rescore_top_k: int = recipe.RESCORE_TOP_K, rescore_batch: Any = None,
-                 rescore_images: int = recipe.RESCORE_IMAGES, **kwargs: Any) -> None:
-        _check_common(arc_learning_rate, warmup_epochs, log_probs_every_n_steps)
+    def __init__(self, estimator: Estimator, *, objective: Objective | Mapping[str, float] | str | None = None,
+                 objective_seed: int = 0, gradient_clip_val: float | None = None, log_probs_every_n_steps: int = 50,
+                 scoring_inputs: Any = None, calibration_batch: Any = None, cost: str | None = None,
+                 cost_target: float | None = None, cost_rate: float = COST_RATE, rescore_batch: Any = None,
+                 **kwargs: Any) -> None:
+        names = {field.name for field in loop_fields()}
+        self.settings = LoopSettings(**{name: kwargs.pop(name) for name in list(kwargs) if name in names}).resolved()
+        integer("log_probs_every_n_steps", log_probs_every_n_steps, minimum=0)
         if (cost is None) != (cost_target is None):
             raise ValueError("cost, cost_target: give both (a cost and its budget) or neither")
         self.budget = None if cost is None else CostBudget(cost, cost_target, rate=cost_rate)
-        self.rescore_top_k, self.rescore_batch = check_rescore_top_k(rescore_top_k), rescore_batch
-        self.rescore_images = check_rescore_images(rescore_images)
+        self.rescore_batch = rescore_batch
         if isinstance(objective, str):
             objective = Objective.parse(objective)
         elif objective is None or isinstance(objective, Mapping):
             objective = Objective.from_weights(recipe.OBJECTIVE if objective is None else objective)
         self.objective, self.objective_seed, self.scoring_inputs = objective, int(objective_seed), scoring_inputs
-        self.freeze_weights = bool(freeze_weights)
         self.calibration_batch = calibration_batch
-        self.uniform_weight_paths = check_uniform_weight_paths(uniform_weight_paths)
-        make_weight_paths(weight_paths)
-        self.weight_paths = weight_paths
         super().__init__(**kwargs)
         self.estimator = estimator
-        self.arc_learning_rate = float(arc_learning_rate)
-        self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
         self.gradient_clip_val = gradient_clip_val
         self.log_probs_every_n_steps = int(log_probs_every_n_steps)
-        if isinstance(max_bad_steps, bool) or int(max_bad_steps) != max_bad_steps or max_bad_steps < 0:
-            raise ValueError(f"max_bad_steps: expected an integer >= 0, got {max_bad_steps!r}")
-        self.max_bad_steps = int(max_bad_steps)
         self._search_module: EstimatorLightningModule | None = None
 
     def default_mutation_hooks(self):
@@ -120,14 +90,10 @@ class EstimatorStrategy(_nni.OneShotStrategy):
 
     def configure_oneshot_module(self, training_module) -> EstimatorLightningModule:
         self._search_module = EstimatorLightningModule(
-            training_module, self.estimator, arc_learning_rate=self.arc_learning_rate,
-            warmup_epochs=self.warmup_epochs, gradient_clip_val=self.gradient_clip_val,
-            log_probs_every_n_steps=self.log_probs_every_n_steps, max_bad_steps=self.max_bad_steps,
-            uniform_weight_paths=self.uniform_weight_paths, objective=self.objective,
+            training_module, self.estimator, settings=self.settings, gradient_clip_val=self.gradient_clip_val,
+            log_probs_every_n_steps=self.log_probs_every_n_steps, objective=self.objective,
             objective_seed=self.objective_seed, scoring_inputs=self.scoring_inputs,
-            calibration_batch=self.calibration_batch, freeze_weights=self.freeze_weights,
-            weight_paths=self.weight_paths, budget=self.budget, rescore_top_k=self.rescore_top_k,
-            rescore_batch=self.rescore_batch, rescore_images=self.rescore_images)
+            calibration_batch=self.calibration_batch, budget=self.budget, rescore_batch=self.rescore_batch)
         return self._search_module
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):

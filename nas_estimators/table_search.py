@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from .budget import CostBudget
+from .checks import integer, positive_number
 from .distribution import ArchitectureDistribution
 from .estimators import Estimator
 from .lightning import arc_optimizer, arc_update
@@ -55,8 +56,7 @@ class TableSearch:
     def __init__(self, estimator: Estimator, choices: Mapping[str, Sequence[Any]],
                  accuracy: Callable[[dict], float], learning_rate: float = 0.1, noise: float = 0.0,
                  budget: CostBudget | None = None) -> None:
-        if not (math.isfinite(float(learning_rate)) and learning_rate > 0):
-            raise ValueError(f"learning_rate: expected a positive number, got {learning_rate!r}")
+        positive_number("learning_rate", learning_rate)
         if not (math.isfinite(float(noise)) and noise >= 0):
             raise ValueError(f"noise: expected a number >= 0, got {noise!r}")
         self.estimator = estimator
@@ -75,8 +75,7 @@ class TableSearch:
         budget also ``cost`` (of the query) and ``multiplier`` (after its step); ``mode_acc`` is then the
         accuracy of :meth:`CostBudget.export`'s architecture and ``best_so_far`` counts queries within it.
         """
-        if isinstance(budget, bool) or int(budget) != budget or budget < 1:
-            raise ValueError(f"budget: expected a positive integer, got {budget!r}")
+        integer("budget", budget)
         torch.manual_seed(seed)  # a RELAX surrogate's initial weights
         generator = torch.Generator().manual_seed(seed)
         noise_generator = torch.Generator().manual_seed(seed + 1_000_003)

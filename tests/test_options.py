@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from nas_estimators import methods, optuna_sampler, options, run_folder, weight_paths
+from nas_estimators import checks, methods, optuna_sampler, options, run_folder, settings, weight_paths
 from nas_estimators.cli import build_parser
 from nas_estimators.bench import BenchConfig
 from nas_estimators.compare import CompareConfig
@@ -65,6 +65,6 @@ def test_compare_runs_searches_with_the_search_commands_defaults():
     assert compare.space == "nb201"  # its own, said once in CompareConfig
 
 
-@pytest.mark.parametrize("module", [options, methods, run_folder, weight_paths, optuna_sampler])
+@pytest.mark.parametrize("module", [options, methods, run_folder, weight_paths, optuna_sampler, settings, checks])
 def test_the_examples_in_the_docstrings_run(module):
     assert doctest.testmod(module).failed == 0

@@ -197,8 +197,8 @@ def test_a_non_finite_epoch_is_a_divergence_except_validation_numbers_during_war
     trial = _study().ask()
     row = {"epoch": 0, "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5, column: float("nan")}
     with pytest.raises(SearchDiverged, match=f"epoch 0: {column} is nan"):
-        _EpochReporter(trial, warmup_epochs=0)(dict(row), _FakeModule())
-    reporter = _EpochReporter(trial, warmup_epochs=1)
+        _EpochReporter(trial, weights_only_epochs=0)(dict(row), _FakeModule())
+    reporter = _EpochReporter(trial, weights_only_epochs=1)
     if column == "train_loss":
         with pytest.raises(SearchDiverged):
             reporter(dict(row), _FakeModule())

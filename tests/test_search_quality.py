@@ -13,6 +13,7 @@ from nas_estimators import ArchitectureDistribution, Ram, Relax, ScoreFunction
 from nas_estimators.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
 from nas_estimators.weight_paths import weight_paths
 from nas_estimators.lightning import EstimatorLightningModule
+from nas_estimators.settings import LoopSettings
 from nas_estimators.ranking import RankingPanel, kendall_tau, panel_architectures
 from nas_estimators.table_search import TableSearch
 
@@ -43,7 +44,7 @@ class _Recorder(EstimatorLightningModule):
     def __init__(self, share):
         torch.nn.Module.__init__(self)
         self.__dict__["distribution"] = peaked_distribution()
-        self.uniform_weight_paths = share
+        self.settings = LoopSettings(uniform_weight_paths=share)
         self.weight_paths = weight_paths("uniform")
         self.applied = []
 

@@ -202,8 +202,9 @@ def test_the_strategies_default_to_the_search_recipe_inside_nas_experiment(tmp_p
     watch = Watch()
     evaluator = tiny_evaluator(epochs=5, callbacks=[watch])
     strategy = nas_estimators.SF()
-    assert (strategy.arc_learning_rate, strategy.uniform_weight_paths, strategy.warmup_epochs) == (0.03, 1.0, None)
-    assert (strategy.freeze_weights, strategy.rescore_top_k) == (True, recipe.RESCORE_TOP_K)
+    settings = strategy.settings
+    assert (settings.arc_learning_rate, settings.uniform_weight_paths, settings.warmup_epochs) == (0.03, 1.0, None)
+    assert (settings.freeze_weights, settings.rescore_top_k) == (True, recipe.RESCORE_TOP_K)
     assert strategy.objective.weights() == recipe.OBJECTIVE
     in_folder(NasExperiment(tiny_space("nb201"), evaluator, strategy), tmp_path).run()
     assert len(watch.logits) == 5

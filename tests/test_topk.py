@@ -79,8 +79,9 @@ def test_the_rescoring_pool_keeps_exactly_rescore_images_held_out_images():
     import torch
 
     from nas_estimators.lightning import EstimatorLightningModule
+    from nas_estimators.settings import LoopSettings
 
-    pool = types.SimpleNamespace(rescore_images=10, _rescore_pool=[], _rescore_pooled=0)
+    pool = types.SimpleNamespace(settings=LoopSettings(rescore_images=10), _rescore_pool=[], _rescore_pooled=0)
     for start in (0, 4, 8, 12):  # batches of 4: the third is cut to 2, the fourth adds nothing
         batch = (torch.arange(start, start + 4).float().unsqueeze(1), torch.arange(start, start + 4))
         EstimatorLightningModule._pool_rescore_images(pool, batch)

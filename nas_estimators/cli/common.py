@@ -10,6 +10,7 @@ from .. import methods, recipe, registry
 from ..objective import TERMS, parse_weights
 from ..options import add_options
 from ..search import SearchConfig
+from ..settings import loop_fields
 
 
 class UsageError(Exception):
@@ -26,8 +27,7 @@ optional_int = registry.int_or_all  # a positive integer or all (None)
 
 #: The search options every command that runs searches takes (their fields, defaults and help: SearchConfig's).
 SEARCH_OPTIONS = ("space", "dataset", "data_root", "download", "epochs", "batch_size", "seed", "device", "width", "cells",
-                  "weight_learning_rate", "arc_learning_rate", "warmup_epochs", "batch_norm", "uniform_weight_paths",
-                  "weight_paths", "freeze_weights")
+                  "weight_learning_rate", "batch_norm", *(field.name for field in loop_fields()))
 
 
 def add_search_arguments(parser: argparse.ArgumentParser, nni_strategies: bool = False) -> None:

@@ -19,9 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                              f"{run_folder.TOP_K_JSON} and {run_folder.CHECKPOINT} to --output.")
     add_search_arguments(search, nni_strategies=True)
     search.add_argument("--output", default=None, help="output directory (default: runs/ESTIMATOR-SPACE-DATASET-sSEED)")
-    add_options(search, SearchConfig, ("top_k", "benchmark_table", "panel_images", "resume", "max_bad_steps",
-                                       "precision", "channels_last", "deterministic", "rescore_top_k", "rescore_images",
-                                       "cost", "cost_target"))
+    add_options(search, SearchConfig, ("top_k", "benchmark_table", "panel_images", "resume", "precision",
+                                       "channels_last", "deterministic", "cost", "cost_target"))
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.add_argument("--devices", type=int, default=None,
                         help="processes on this machine (GPUs, or CPU processes with --device cpu), each sampling "
@@ -98,9 +97,10 @@ def _run(config, prepare, run_search, diverged, interrupted, uniform_draws: int)
         # where every search of ours starts
         uniform = "" if values is None else f" (uniform: {sum(math.log(len(v)) for v in values.values()):.3f})"
         print(f"final epoch: {accuracy}entropy {last['entropy']:.3f}{uniform}  search time {result['seconds']:.1f} s")
-    scored = methods.get(config.estimator).kind == "estimator"  # NNI's supernet mixes candidates: no single path
-    if "supernet" not in config.objective and config.freeze_weights and not parts.warmup_epochs:
-        scored = False  # the shared weights never trained: their accuracy says nothing
+    from ..search import weights_trained
+
+    # NNI's supernet mixes candidates (no single path to score); untrained weights' accuracy says nothing
+    scored = methods.get(config.estimator).kind == "estimator" and weights_trained(config, parts)
     if scored:
         from ..evaluate import exported_val_accuracy, uniform_val_accuracies
 

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .. import registry, run_folder
+from .. import registry, run_folder, settings
 from .common import UsageError, add_search_arguments, search_config
 
 SAMPLERS = ("tpe", "random")
@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``tune`` subcommand to ``nas-estimators``' subparsers."""
     parser = commands.add_parser("tune", help="tune an estimator's hyperparameters with Optuna",
                                  description="Tune an estimator's hyperparameters with Optuna, one short search "
-                                 "a trial. --arc-learning-rate and the estimator hyperparameters given on the "
+                                 "a trial. The hyperparameters given on the "
                                  "command line are fixed; the others are tuned. Creates or resumes the study "
                                  "(--storage, --study-name); writes "
                                  f"{run_folder.BEST_ARCHITECTURE}, {run_folder.BEST_TRIAL}, {run_folder.TRIALS} "
@@ -60,9 +60,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _tunable() -> tuple[str, ...]:
-    """What tune draws unless the command line fixes it: the architecture learning rate and every registered
-    estimator hyperparameter with a search space."""
-    return ("arc_learning_rate", *(h.name for h in registry.hyperparameters().values() if h.suggest is not None))
+    """What tune draws unless the command line fixes it: the search loop's settings with a range and every
+    registered estimator hyperparameter with a search space."""
+    return (*settings.tuned(), *(h.name for h in registry.hyperparameters().values() if h.suggest is not None))
 
 
 def _search_config(args: argparse.Namespace, output: Path):
