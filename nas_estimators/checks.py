@@ -1,7 +1,7 @@
 """Checks of values a user gives: each returns the value, or raises a one-line ValueError naming it and what is allowed.
 
 Example:
-    >>> integer("batch_size", 64), integer("top_k", 0, minimum=0), share("uniform_weight_paths", 0.5)
+    >>> integer("batch_size", 64), integer("top_k", 0, minimum=0), share("dropout", 0.5)
     (64, 0, 0.5)
     >>> integer("batch_size", 0)
     Traceback (most recent call last):

@@ -34,26 +34,28 @@ from .errors import InputError
 from .files import atomic_write_text
 from .options import option, shared
 from .run_folder import TRIALS, RunFolder
-from .search import (SearchConfig, check_config, make_estimator, prepare, resolve_device,
-                     resolve_precision, run_search)
-from .settings import LoopSettings, loop_fields, nni_values, unset_values
+from .search import (SearchConfig, SupernetSettings, check_config, make_estimator, prepare, resolve_device,
+                     resolve_precision, run_search, supernet_settings)
+from .settings import nni_values, unset_values
 from .settings import before as settings_before
 from .spaces import SPACES
 
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 # The settings a resumed comparison must share with the runs already in its output directory.
-SETTINGS = ("space", "dataset", "epochs", "batch_size", "width", "cells", "precision", "channels_last",
-            "benchmark_table", "budget", "table_learning_rate", "table_noise", "weight_learning_rate", "batch_norm",
-            "estimator_options", "objective", "method_epochs", *(field.name for field in loop_fields()))
+# Where the data lie and which device runs them may change; every other supernet setting may not.
+SETTINGS = (*(field.name for field in dataclasses.fields(SupernetSettings) if field.name not in ("data_root", "device")),
+            "benchmark_table", "budget", "table_learning_rate", "table_noise", "estimator_options", "objective",
+            "method_epochs")
 # What a comparison recorded before a setting existed ran with (the default of that time).
 RECORDED_BEFORE = {"table_learning_rate": 0.1, "table_noise": 0.0, "weight_learning_rate": 0.025, "batch_norm": "nni",
                    "estimator_options": {}, "method_epochs": {}, **settings_before()}
 
 
 @dataclasses.dataclass
-class CompareConfig(LoopSettings):
-    """What ``nas-estimators compare`` runs; the command line's options map one to one. The search loop's
-    settings (:class:`~nas_estimators.settings.LoopSettings`) are our methods'; NNI's keep their own."""
+class CompareConfig(SupernetSettings):
+    """What ``nas-estimators compare`` runs; the command line's options map one to one. Every one-shot
+    search gets the :class:`~nas_estimators.search.SupernetSettings`; the search loop's
+    (:class:`~nas_estimators.settings.LoopSettings`) are our methods', and NNI's keep their own."""
 
     methods: tuple[str, ...] = DEFAULT_METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -61,24 +63,14 @@ class CompareConfig(LoopSettings):
     # and applied as search applies them (NNI's strategies keep their own learning rate, no warm-up by
     # default, and train the paths their own way).
     space: str = shared(SearchConfig, "space", default="nb201")  # the benchmark table's space
-    dataset: str = shared(SearchConfig, "dataset")
-    data_root: str | None = shared(SearchConfig, "data_root")
     epochs: int | None = shared(SearchConfig, "epochs", help="search epochs of every one-shot method")
     # Epochs of named one-shot methods instead of ``epochs``: a step of NNI's DARTS runs every candidate
     # of every edge, so equal wall-clock means fewer of its epochs (docs/search-quality.md, "Equal seconds").
     method_epochs: dict[str, int] = dataclasses.field(default_factory=dict)
-    batch_size: int = shared(SearchConfig, "batch_size")
-    width: int | None = shared(SearchConfig, "width")
-    cells: int | None = shared(SearchConfig, "cells")
-    device: str = shared(SearchConfig, "device")
-    precision: str = shared(SearchConfig, "precision")
-    channels_last: bool = shared(SearchConfig, "channels_last")
     benchmark_table: str | None = option(None, "NAS-Bench-201 accuracies (arch, accuracy columns): score the mode "
                                          "every epoch; the multi-trial and table methods look every query up",
                                          metavar="CSV")
     budget: int = option(100, "architectures each multi-trial and table method queries", type=int)
-    weight_learning_rate: float = shared(SearchConfig, "weight_learning_rate")
-    batch_norm: str = shared(SearchConfig, "batch_norm")
     panel_images: int = shared(SearchConfig, "panel_images")
     table_learning_rate: float = option(0.1, "sf-table, relax-table, ram-table: Adam learning rate of the logits",
                                         type=float)
@@ -302,17 +294,13 @@ def _write_outputs(output: Path, pairs: list[tuple[str, int]], table, report) ->
 def oneshot_search_config(config: CompareConfig, method: str, seed: int, directory: Path) -> SearchConfig:
     """The search a one-shot method runs for ``seed`` in ``directory`` (ours get the estimator options)."""
     ours = get_method(method).accepts_objective
+    # NNI's run as NNI runs them: their own loop settings and objective (SearchConfig resolves None by the kind)
+    settings = {**supernet_settings(config), **({} if ours else nni_values()),
+                "epochs": config.method_epochs.get(method, config.epochs)}
     search_config = SearchConfig(
-        estimator=method, space=config.space, dataset=config.dataset, data_root=config.data_root,
-        output=str(directory), epochs=config.method_epochs.get(method, config.epochs), batch_size=config.batch_size, seed=seed, device=config.device,
-        width=config.width, cells=config.cells, precision=config.precision, channels_last=config.channels_last,
-        weight_learning_rate=config.weight_learning_rate, batch_norm=config.batch_norm,
-        benchmark_table=config.benchmark_table, panel_images=config.panel_images if ours else 0,
-        progress=config.progress, threads=config.threads,
-        # NNI's run as NNI runs them: their own objective (SearchConfig resolves None by the method's kind)
-        objective=dict(config.objective) if ours else None,
-        **{**dataclasses.asdict(config.loop_settings()), **({} if ours else nni_values())},
-        resume=RunFolder(directory).checkpoint.is_file())
+        **settings, estimator=method, output=str(directory), seed=seed, benchmark_table=config.benchmark_table,
+        panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
+        objective=dict(config.objective) if ours else None, resume=RunFolder(directory).checkpoint.is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 
 

@@ -38,7 +38,7 @@ from .settings import LoopSettings, unset_values
 from .settings import before as saved_before
 from .spaces import BATCH_NORMS, SPACES, build_space, resolve_size
 
-__all__ = ["SearchConfig", "SearchParts", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
+__all__ = ["SupernetSettings", "SearchConfig", "SearchParts", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
 PRECISIONS = ("bf16", "fp32")
 # Epochs when none are asked for: the digits default finishes in minutes on a laptop CPU.
@@ -46,29 +46,44 @@ DEFAULT_EPOCHS = {"digits": 100, "cifar10": 50}
 
 
 @dataclasses.dataclass
-class SearchConfig(LoopSettings):
-    """Everything a search needs; the command line's ``search`` options map one to one (the search loop's
-    own settings are :class:`~nas_estimators.settings.LoopSettings`'s fields)."""
+class SupernetSettings(LoopSettings):
+    """What every one-shot search of a comparison shares, ours and NNI's: the data, the supernet, how its
+    weights train and on what hardware, beside the search loop's settings (``compare`` passes them on)."""
 
-    estimator: str = "sf"  # its option is the command's (search also offers NNI's one-shot strategies)
     space: str = option("darts", "model space", choices=SPACES)
     dataset: str = option("digits", "digits (ships with scikit-learn) or cifar10 (needs --data-root)", choices=DATASETS)
     data_root: str | None = option(None, "CIFAR-10: torchvision's cifar-10-batches-py files or DIR/train/<class>/, "
                                          "DIR/test/<class>/ image folders")
-    download: bool = option(False, "let torchvision download CIFAR-10 into --data-root", flag=True)
-    output: str = "runs/search"
     epochs: int | None = option(None, "search epochs", type=int,
                                 shown=", ".join(f"{n} on {d}" for d, n in DEFAULT_EPOCHS.items()))
     batch_size: int = option(64, "images per batch", type=int)
-    seed: int = option(0, "random seed", type=int)
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     width: int | None = option(None, "initial channels", type=int, shown="16; 8 on digits")
     cells: int | None = option(None, "DARTS: cells in the network; nb201: cells per stage", type=int,
                                shown="DARTS 8, nb201 5; on digits 5 and 1")
     weight_learning_rate: float = option(0.025, "SGD learning rate of the shared weights", type=float)
-    weight_decay: float = 3e-4
     batch_norm: str = option("nni", "supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics "
                              "only, no affine parameters, as NAS-Bench-201's one-shot searches)", choices=BATCH_NORMS)
+    precision: str = option("auto", "bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU",
+                            choices=("auto", *PRECISIONS))
+    channels_last: bool = option(False, "channels-last memory format (CUDA)", flag=True)
+
+
+def supernet_settings(config: SupernetSettings) -> dict[str, Any]:
+    """``config``'s :class:`SupernetSettings` (search-loop settings included), by field name."""
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(SupernetSettings)}
+
+
+@dataclasses.dataclass
+class SearchConfig(SupernetSettings):
+    """Everything a search needs; the command line's ``search`` options map one to one (the settings it
+    shares with every search of a comparison are :class:`SupernetSettings`' fields)."""
+
+    estimator: str = "sf"  # its option is the command's (search also offers NNI's one-shot strategies)
+    download: bool = option(False, "let torchvision download CIFAR-10 into --data-root", flag=True)
+    output: str = "runs/search"
+    seed: int = option(0, "random seed", type=int)
+    weight_decay: float = 3e-4
     gradient_clip: float | None = 5.0
     # What the estimators minimise: objective term name -> weight (see objective.py); None: the method's.
     objective: dict[str, float] | None = None
@@ -96,9 +111,6 @@ class SearchConfig(LoopSettings):
     resume: bool = option(False, "continue the search in --output with its saved options (--epochs may extend it)",
                           flag=True)
     progress: bool = True
-    precision: str = option("auto", "bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU",
-                            choices=("auto", *PRECISIONS))
-    channels_last: bool = option(False, "channels-last memory format (CUDA)", flag=True)
     # Data-parallel search (Lightning's DDP): processes per machine and machines; each process samples
     # its own architectures, and the estimator averages their estimates (see distributed.py).
     devices: int = 1

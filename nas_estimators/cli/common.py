@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from .. import methods, recipe, registry
 from ..objective import TERMS, parse_weights
 from ..options import add_options
-from ..search import SearchConfig
+from ..search import SearchConfig, SupernetSettings
 from ..settings import loop_fields
 
 
@@ -26,8 +26,9 @@ optional_int = registry.int_or_all  # a positive integer or all (None)
 
 
 #: The search options every command that runs searches takes (their fields, defaults and help: SearchConfig's).
-SEARCH_OPTIONS = ("space", "dataset", "data_root", "download", "epochs", "batch_size", "seed", "device", "width", "cells",
-                  "weight_learning_rate", "batch_norm", *(field.name for field in loop_fields()))
+_LOOP = tuple(field.name for field in loop_fields())
+SEARCH_OPTIONS = (*(field.name for field in dataclasses.fields(SupernetSettings) if field.name not in _LOOP),
+                  "download", "seed", *_LOOP)  # what is searched, then how
 
 
 def add_search_arguments(parser: argparse.ArgumentParser, nni_strategies: bool = False) -> None:

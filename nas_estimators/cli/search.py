@@ -19,8 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                              f"{run_folder.TOP_K_JSON} and {run_folder.CHECKPOINT} to --output.")
     add_search_arguments(search, nni_strategies=True)
     search.add_argument("--output", default=None, help="output directory (default: runs/ESTIMATOR-SPACE-DATASET-sSEED)")
-    add_options(search, SearchConfig, ("top_k", "benchmark_table", "panel_images", "resume", "precision",
-                                       "channels_last", "deterministic", "cost", "cost_target"))
+    add_options(search, SearchConfig, ("top_k", "benchmark_table", "panel_images", "resume", "deterministic", "cost",
+                                       "cost_target"))
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.add_argument("--devices", type=int, default=None,
                         help="processes on this machine (GPUs, or CPU processes with --device cpu), each sampling "
