@@ -38,10 +38,34 @@ from .distribution import ArchitectureDistribution
 from .lightning import arc_optimizer, arc_update
 from .nasbench201 import BenchmarkTable, check_table_space
 from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
+from .options import option, shared
 from .run_folder import RunFolder
-from .search import (SearchConfig, estimator_options, load_saved_config, make_estimator,
+from .search import (SearchConfig, SupernetSettings, estimator_options, load_saved_config, make_estimator,
                      resolve_device, resolve_threads)
 from .spaces import build_space
+
+
+@dataclasses.dataclass
+class FrozenConfig:
+    """``frozen-search``'s settings (its command-line options map one to one); unset ones are the search's."""
+
+    epochs: int = option(4, "passes over the architecture half", type=int)
+    arc_learning_rate: float | None = shared(SupernetSettings, "arc_learning_rate", default=None,
+                                             help="Adam learning rate of the logits", shown="the search's")
+    seed: int = option(0, "random seed of the sampled architectures", type=int)
+    data_root: str | None = option(None, "the data set's location", shown="the search's")
+    benchmark_table: str | None = option(None, "nb201: a NAS-Bench-201 table that scores the mode every epoch",
+                                         metavar="CSV", shown="the search's")
+    device: str = shared(SupernetSettings, "device")
+    cost: str | None = shared(SearchConfig, "cost")
+    cost_target: float | None = shared(SearchConfig, "cost_target")
+
+    def check(self) -> None:
+        integer("epochs", self.epochs)
+        if self.arc_learning_rate is not None:
+            positive_number("arc_learning_rate", self.arc_learning_rate)
+        if (self.cost is None) != (self.cost_target is None):
+            raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")
 
 
 @dataclasses.dataclass
@@ -117,13 +141,13 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     return FrozenSupernet(config, model, architecture_half, table, weights_half.fixed(SCORING_IMAGES)[0])
 
 
-def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: int = 4,
-                  arc_learning_rate: float | None = None, seed: int = 0, destination: str | Path | None = None,
-                  data_root: str | None = None, device: str = "auto", options: Mapping[str, Any] | None = None,
-                  benchmark_table: str | None = None, objective: Mapping[str, float] | None = None,
-                  cost: str | None = None, cost_target: float | None = None,
-                  threads: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def frozen_search(output: str | Path, *, estimator: str | None = None, destination: str | Path | None = None,
+                  options: Mapping[str, Any] | None = None, objective: Mapping[str, float] | None = None,
+                  threads: int | None = None, progress: Callable[[str], None] | None = None,
+                  **settings: Any) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
+
+    ``settings`` are :class:`FrozenConfig`'s fields by name (``epochs=2, seed=1, data_root=...``).
 
     Writes a run folder (:class:`~nas_estimators.run_folder.RunFolder`): the history (a row an epoch: the
     mode, its benchmark accuracy with a table, the entropy, the mean loss of the sampled architectures,
@@ -136,13 +160,11 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     probable architecture within it, and the folder gets the cost record). Returns ``architecture``,
     ``history``, ``seconds`` and ``output``.
     """
-    epochs = integer("epochs", epochs)
-    if arc_learning_rate is not None:
-        positive_number("arc_learning_rate", arc_learning_rate)
+    frozen = FrozenConfig(**settings)
+    frozen.check()
+    epochs, seed = frozen.epochs, frozen.seed
     objective_terms = Objective.from_weights(objective)  # checked before anything is loaded
-    if (cost is None) != (cost_target is None):
-        raise ValueError("cost: --cost and --cost-target go together (a cost and its budget)")
-    budget = None if cost is None else CostBudget(cost, cost_target)
+    budget = None if frozen.cost is None else CostBudget(frozen.cost, frozen.cost_target)
     saved = load_saved_config(output)
     estimator = estimator or saved.estimator
     if estimator not in _registered_estimators():
@@ -150,11 +172,12 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     destination = Path(destination) if destination is not None else Path(output) / f"frozen-{estimator}"
     if destination.exists():
         raise ValueError(f"output: {destination} already exists; choose another --output")
-    torch.set_num_threads(resolve_threads(threads, resolve_device(device)))
-    supernet = load_supernet(output, data_root=data_root, device=device, benchmark_table=benchmark_table)
+    torch.set_num_threads(resolve_threads(threads, resolve_device(frozen.device)))
+    supernet = load_supernet(output, data_root=frozen.data_root, device=frozen.device,
+                             benchmark_table=frozen.benchmark_table)
     config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
     gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
-    learning_rate = arc_learning_rate or config.arc_learning_rate
+    learning_rate = frozen.arc_learning_rate or config.arc_learning_rate
     if budget is not None:
         budget.bind(supernet.model, supernet.scoring_inputs)
         budget.check_reachable(supernet.distribution())
@@ -165,7 +188,7 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, epochs: i
     history = pd.DataFrame(rows)
     settings = {"search": str(output), "estimator": estimator, "options": estimator_options(config), "epochs": epochs,
                 "arc_learning_rate": learning_rate, "seed": seed, "objective": objective_terms.weights(),
-                "cost": cost, "cost_target": cost_target, "threads": torch.get_num_threads()}
+                "cost": frozen.cost, "cost_target": frozen.cost_target, "threads": torch.get_num_threads()}
     # Written beside, then renamed: a kill leaves either the whole folder or none of it.
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

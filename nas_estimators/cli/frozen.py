@@ -6,8 +6,8 @@ import argparse
 
 from .. import registry, run_folder
 from ..objective import DEFAULT_OBJECTIVE
-from ..options import add_options
-from ..search import SearchConfig
+from ..frozen import FrozenConfig
+from ..options import add_options, values
 from .common import (add_estimator_arguments, add_objective_argument, add_threads_argument, estimator_values,
                      objective_weights, usage_error)
 
@@ -23,17 +23,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("search", metavar="SEARCH_DIR", help=f"a search output directory ({run_folder.CONFIG}, {run_folder.CHECKPOINT})")
     parser.add_argument("--estimator", choices=registry.names(),
                         help="default: the search's estimator; its hyperparameters default to the search's")
-    parser.add_argument("--epochs", type=int, default=4, help="passes over the architecture half (default: 4)")
-    parser.add_argument("--arc-learning-rate", type=float, help="Adam learning rate of the logits (default: the search's)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled architectures (default: 0)")
-    parser.add_argument("--data-root", help="the data set's location (default: the search's)")
-    parser.add_argument("--benchmark-table", metavar="CSV",
-                        help="nb201: a NAS-Bench-201 table that scores the mode every epoch (default: the search's)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--output", help="output directory, must not exist (default: SEARCH_DIR/frozen-ESTIMATOR)")
     parser.add_argument("--quiet", action="store_true", help="no line per epoch")
     add_objective_argument(parser, DEFAULT_OBJECTIVE)  # the supernet's own preference
-    add_options(parser, SearchConfig, ("cost", "cost_target"))
+    add_options(parser, FrozenConfig)
     add_threads_argument(parser)
     add_estimator_arguments(parser)
     # Unset hyperparameters keep the search's values, not the registry's defaults.
@@ -50,11 +43,9 @@ def _frozen_search(args: argparse.Namespace) -> int:
     from ..frozen import frozen_search
 
     try:
-        result = frozen_search(args.search, estimator=args.estimator, epochs=args.epochs,
-                               arc_learning_rate=args.arc_learning_rate, seed=args.seed, destination=args.output,
-                               data_root=args.data_root, device=args.device,
-                               benchmark_table=args.benchmark_table, objective=objective_weights(args.objective),
-                               cost=args.cost, cost_target=args.cost_target, threads=args.threads,
+        result = frozen_search(args.search, estimator=args.estimator, destination=args.output,
+                               objective=objective_weights(args.objective), threads=args.threads,
+                               **values(args, FrozenConfig),
                                options={k: v for k, v in estimator_values(args).items() if v is not None},
                                progress=None if args.quiet else lambda line: print(line, flush=True))
     except (ValueError, TypeError, FileNotFoundError, DataError, CheckpointError) as error:
