@@ -46,10 +46,6 @@ DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random"
 SETTINGS = (*(field.name for field in dataclasses.fields(SupernetSettings) if field.name not in ("data_root", "device")),
             "benchmark_table", "budget", "table_learning_rate", "table_noise", "estimator_options", "objective",
             "method_epochs")
-# What a comparison recorded before a setting existed ran with (the default of that time).
-RECORDED_BEFORE = {"table_learning_rate": 0.1, "table_noise": 0.0, "weight_learning_rate": 0.025, "batch_norm": "nni",
-                   "estimator_options": {}, "method_epochs": {}, **settings_before()}
-
 
 @dataclasses.dataclass
 class CompareConfig(SupernetSettings):
@@ -73,9 +69,10 @@ class CompareConfig(SupernetSettings):
     budget: int = option(100, "architectures each multi-trial and table method queries", type=int)
     panel_images: int = shared(SearchConfig, "panel_images")
     table_learning_rate: float = option(0.1, "sf-table, relax-table, ram-table: Adam learning rate of the logits",
-                                        type=float)
+                                        type=float, before=0.1)
     table_noise: float = option(0.0, "table and multi-trial methods: standard deviation of Gaussian noise added to "
-                                "each queried error (1 - accuracy/100); they return their best-scored query", type=float)
+                                "each queried error (1 - accuracy/100); they return their best-scored query", type=float,
+                                before=0.0)
     # Hyperparameters of our estimators by registry name (samples_per_step, baseline_decay, ...); each
     # estimator reads its own, the rest keep the registry's defaults. Used by sf, relax, ram and the -table methods.
     estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -92,6 +89,10 @@ class CompareConfig(SupernetSettings):
         for name, value in unset_values(ours=True).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+
+
+# What a comparison recorded before a setting existed ran with (the default of that time).
+RECORDED_BEFORE = {"estimator_options": {}, "method_epochs": {}, **settings_before(CompareConfig)}
 
 
 def check(config: CompareConfig):

@@ -41,8 +41,7 @@ from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
 from .options import option, shared
 from .run_folder import RunFolder
 from .search import (SearchConfig, SupernetSettings, estimator_options, load_saved_config, make_estimator,
-                     resolve_device, resolve_threads)
-from .spaces import build_space
+                     resolve_device, resolve_threads, supernet_space)
 
 
 @dataclasses.dataclass
@@ -127,8 +126,7 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
         raise ValueError(f"{output}: no {checkpoint_path.name} (the search's weights)")
     checkpoint = read_checkpoint(checkpoint_path)
     data = load_dataset(config.dataset, data_root or config.data_root, download=False)
-    space = build_space(config.space, config.width, config.cells, num_classes=data.num_classes,
-                        batch_norm=config.batch_norm)
+    space = supernet_space(config, config.width, config.cells, data.num_classes)
     model = path_sampling_supernet(space)
     model.load_state_dict(_nni.supernet_state(checkpoint["state_dict"]))
     torch_device = resolve_device(device)

@@ -23,7 +23,7 @@ import torch
 
 from . import _nni, methods, registry
 from .budget import COSTS, CostBudget
-from .checkpoints import VerifiedCheckpointIO, check_belongs, read_checkpoint
+from .checkpoints import IDENTITY, VerifiedCheckpointIO, check_belongs, read_checkpoint
 from .data import DATASETS, DeviceBatches, ImageData, load_dataset, search_batches
 from . import recipe
 from .lightning import SearchDiverged
@@ -61,9 +61,10 @@ class SupernetSettings(LoopSettings):
     width: int | None = option(None, "initial channels", type=int, shown="16; 8 on digits")
     cells: int | None = option(None, "DARTS: cells in the network; nb201: cells per stage", type=int,
                                shown="DARTS 8, nb201 5; on digits 5 and 1")
-    weight_learning_rate: float = option(0.025, "SGD learning rate of the shared weights", type=float)
+    weight_learning_rate: float = option(0.025, "SGD learning rate of the shared weights", type=float, before=0.025)
     batch_norm: str = option("nni", "supernet batch norm: nni (as NNI builds it) or no-affine (batch statistics "
-                             "only, no affine parameters, as NAS-Bench-201's one-shot searches)", choices=BATCH_NORMS)
+                             "only, no affine parameters, as NAS-Bench-201's one-shot searches)", choices=BATCH_NORMS,
+                             before="nni")
     precision: str = option("auto", "bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU",
                             choices=("auto", *PRECISIONS))
     channels_last: bool = option(False, "channels-last memory format (CUDA)", flag=True)
@@ -134,10 +135,10 @@ class SearchConfig(SupernetSettings):
         return dataclasses.replace(self, estimator_options=options, **{k: v for k, v in values.items() if k in fields})
 
     def identity(self, width: int | None = None, cells: int | None = None) -> dict[str, Any]:
-        """What a checkpoint must share with the search that resumes it."""
-        return {"estimator": self.estimator, "space": self.space, "dataset": self.dataset, "batch_norm": self.batch_norm,
-                "width": self.width if width is None else width, "cells": self.cells if cells is None else cells,
-                "batch_size": self.batch_size, "seed": self.seed, "processes": self.processes}
+        """What a checkpoint must share with the search that resumes it (``checkpoints.IDENTITY``), with the
+        resolved ``width`` and ``cells`` when given."""
+        resolved = {"width": self.width if width is None else width, "cells": self.cells if cells is None else cells}
+        return {name: resolved[name] if name in resolved else getattr(self, name) for name in IDENTITY}
 
 
 def load_saved_config(output: str | Path) -> SearchConfig:
@@ -151,7 +152,7 @@ def load_saved_config(output: str | Path) -> SearchConfig:
         raise ValueError(f"resume: {error}") from None
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
     # A search saved before an option existed ran as if it were at the default of that time, not today's.
-    return SearchConfig(**{**saved_before(), **{key: value for key, value in record.items() if key in fields}})
+    return SearchConfig(**{**saved_before(SearchConfig), **{key: value for key, value in record.items() if key in fields}})
 
 
 def estimator_options(config: SearchConfig) -> dict[str, Any]:
@@ -244,6 +245,11 @@ class SearchParts:
     precision: str
 
 
+def supernet_space(config: SupernetSettings, width: int, cells: int, num_classes: int) -> Any:
+    """The NNI model space ``config`` searches, at the resolved ``width`` and ``cells``."""
+    return build_space(config.space, width, cells, num_classes=num_classes, batch_norm=config.batch_norm)
+
+
 def weights_trained(config: SearchConfig, parts: SearchParts) -> bool:
     """Whether any step trains the shared weights: not when they are frozen from the first step and no term
     reads them, and then their accuracy says nothing."""
@@ -334,7 +340,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     if checkpoint is not None:
         check_belongs(checkpoint_path, checkpoint, config.identity(width, cells))
     pl.seed_everything(config.seed, workers=False, verbose=False)  # the supernet's initial weights
-    space = build_space(config.space, width, cells, num_classes=data.num_classes, batch_norm=config.batch_norm)
+    space = supernet_space(config, width, cells, data.num_classes)
     batches = search_batches(data, int(config.batch_size), device=device, seed=config.seed,
                              channels_last=config.channels_last)
     if _nni_oneshot(config.estimator):

@@ -147,11 +147,12 @@ def ours_only() -> tuple[str, ...]:
     return tuple(field.name for field in loop_fields() if field.metadata["option"].get("ours_only"))
 
 
-def before() -> dict[str, Any]:
-    """What a run saved before each setting existed ran with (a resumed one keeps it): the one-term search
-    of the supernet's loss, weights and logits trained together from the first step."""
-    return {"objective": dict(recipe.NNI_OBJECTIVE), **{field.name: field.metadata["option"]["before"]
-                                                        for field in loop_fields() if "before" in field.metadata["option"]}}
+def before(config_class: type = LoopSettings) -> dict[str, Any]:
+    """What a run saved before each setting of ``config_class`` existed ran with (a resumed one keeps it); for
+    the search loop, the one-term search of the supernet's loss, weights and logits trained together."""
+    return {"objective": dict(recipe.NNI_OBJECTIVE),
+            **{field.name: field.metadata["option"]["before"] for field in dataclasses.fields(config_class)
+               if "before" in field.metadata.get("option", {})}}
 
 
 def nni_values() -> dict[str, Any]:

@@ -44,8 +44,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
     The defaults are the recipe (:mod:`nas_estimators.recipe`), as ``nas-estimators search`` runs it: the
     weights train alone on uniformly drawn paths for 5/6 of the epochs, then stay fixed while the logits
     minimise the supernet's loss plus synflow and the parameter count (``objective``), and the five most
-    probable architectures are re-scored at the end (``**settings.before()`` with ``objective="supernet=1"``
-    is the one-term search of earlier versions). A step with a non-finite loss, gradient or estimate is
+    probable architectures are re-scored at the end (``SF(**settings.before())`` is the one-term search of
+    earlier versions). A step with a non-finite loss, gradient or estimate is
     skipped; too many in a row stop the search with :class:`~nas_estimators.lightning.SearchDiverged`.
     """
 

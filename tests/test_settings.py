@@ -64,3 +64,11 @@ def test_tune_draws_the_logits_learning_rate_from_its_fields_range():
     drawn = [suggest(study.ask(), "arc_learning_rate") for _ in range(200)]
     assert 1e-4 <= min(drawn) < 3e-4 and 1e-2 < max(drawn) <= 3e-2  # log-uniform over [1e-4, 3e-2]
     assert sum(value < 1.7e-3 for value in drawn) == pytest.approx(100, abs=25)  # half below the log midpoint
+
+
+def test_the_strategies_take_the_old_defaults_as_the_readme_says():
+    strategy = SF(**settings.before())
+    assert strategy.objective.weights() == recipe.NNI_OBJECTIVE
+    assert (strategy.settings.arc_learning_rate, strategy.settings.warmup_epochs) == (3e-3, 0)
+    assert (strategy.settings.freeze_weights, strategy.settings.rescore_top_k) == (False, 0)
+    assert settings.before(CompareConfig)["batch_norm"] == "nni"  # what comparisons recorded before it existed
