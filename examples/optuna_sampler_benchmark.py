@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--budgets", default="100,300,1000")
     parser.add_argument("--samplers", default=",".join(name for name in SAMPLERS if name != "gp"),
                         help="comma-separated (default: all but gp, which is slow past a few hundred trials)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--objectives", default="nb201,synthetic")
+    parser.add_argument("--out", required=True, help="folder; a study already in its results.csv is not run again")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -81,9 +82,16 @@ def main() -> None:
     synthetic, synthetic_best = synthetic_objective()
     objectives = {"nb201": (nb201_objective(table), 100.0 - max(table.accuracy(a) for a in table)),
                   "synthetic": (synthetic, synthetic_best)}
-    rows = []
+    objectives = {name: objectives[name] for name in args.objectives.split(",")}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = pd.read_csv(out / "results.csv") if (out / "results.csv").is_file() else pd.DataFrame()
+    rows = done.to_dict("records")
+    finished = {(row["objective"], row["sampler"], row["seed"]) for row in rows}
     for (name, (objective, optimum)), sampler_name, seed in itertools.product(
             objectives.items(), args.samplers.split(","), map(int, args.seeds.split(","))):
+        if (name, sampler_name, seed) in finished:
+            continue
         spent = [0.0]
 
         def timed(trial, objective=objective):
@@ -104,8 +112,7 @@ def main() -> None:
                          "best": min(values[:budget]), "optimum": optimum,
                          "sampler_seconds_per_trial": (total - spent[0]) / len(values)})
         print(rows[-1], flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out / "results.csv", index=False)  # each study as it finishes: resumable
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "results.csv", index=False)
     summary = frame.groupby(["objective", "trials", "sampler"], sort=False).agg(

@@ -30,6 +30,7 @@ from .settings import unset_values
 from .search import (SearchConfig, check_processes, prepare, resolve_device, resolve_precision,
                      run_search)
 from .spaces import SPACES, resolve_size
+from .threads import resolve_threads
 
 
 def strategies() -> tuple[str, ...]:
@@ -63,7 +64,7 @@ class BenchConfig:
     labels_per_step: int | None = option(1, "ram: labels marginalised per step, or 'all'", type=registry.int_or_all,
                                          shown="1, as in search")
     seed: int = shared(SearchConfig, "seed")
-    threads: int | None = None  # CPU threads of torch (None: torch's default)
+    threads: int | str | None = None  # as search's --threads (threads.resolve_threads), passed to each search
     repeats: int = option(1, "rounds over all strategies, interleaved; the median round is reported", type=int)
     variance_estimates: int = option(100, "estimates each of our estimators draws after the timed steps at the "
                                      "final logits and weights, none applied: its variance at fixed logits "
@@ -89,8 +90,9 @@ def check(config: BenchConfig) -> None:
     if config.space not in SPACES:
         raise InputError(f"space: expected one of {', '.join(SPACES)}, got {config.space!r}")
     try:
-        for name in ("width", "cells", "threads"):
+        for name in ("width", "cells"):
             integer(name, getattr(config, name), optional=True)
+        resolve_threads(config.threads, resolve_device(config.device))
         for name in ("batch_size", "steps", "repeats"):
             integer(name.replace("_", "-"), getattr(config, name))
         integer("warmup-steps", config.warmup_steps, minimum=0)
@@ -232,7 +234,7 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
         output=str(workdir / (name if devices == 1 else f"{name}-k{devices}")), epochs=1,
         batch_size=config.batch_size, seed=config.seed, device=config.device,
         width=width, cells=cells, labels_per_step=config.labels_per_step, precision=config.precision,
-        channels_last=config.channels_last, progress=False, devices=devices,
+        channels_last=config.channels_last, progress=False, devices=devices, threads=config.threads,
         # the step every strategy shares, weights and architecture alike (one epoch: no weights-only epochs): the
         # supernet term alone, no re-scoring
         **({} if name in methods.names("nni-oneshot") else unset_values(ours=False)))
@@ -291,8 +293,6 @@ def _measure_in_processes(request: dict[str, Any]) -> None:
 
     config = BenchConfig(**{**request["config"], "strategies": tuple(request["config"]["strategies"]),
                             "devices": tuple(request["config"]["devices"])})
-    if config.threads is not None:
-        torch.set_num_threads(int(config.threads))
     data, dataset = _data(config)
     measured = measure(config, request["name"], data, "cifar10" if dataset == "random" else dataset,
                        Path(request["workdir"]), devices=int(request["devices"]))
@@ -313,8 +313,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> d
     """Measure every strategy of ``config``; returns the JSON record (see ``docs/bench.md``)."""
     check(config)
     device = resolve_device(config.device)
-    if config.threads is not None:
-        torch.set_num_threads(int(config.threads))
+    threads = resolve_threads(config.threads, device)
     data, dataset = _data(config)
     width, cells = _size(config, dataset)
     runs = [(name, k) for name in config.strategies for k in config.devices]
@@ -340,7 +339,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> d
                 torch.cuda.empty_cache()
     results = {name: _median_round(measured) for name, measured in rounds.items()}
     record: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {threads} threads)",
         "space": config.space, "width": width, "cells": cells, "batch_size": config.batch_size,
         "data": dataset, "image_shape": list(data.image_shape),
         "precision": resolve_precision(config.precision, device), "channels_last": config.channels_last,

@@ -34,7 +34,7 @@ from .errors import InputError
 from .files import atomic_write_text
 from .options import option, shared
 from .run_folder import TRIALS, RunFolder
-from .search import (SearchConfig, SupernetSettings, check_config, make_estimator, prepare, resolve_device,
+from .search import (SearchConfig, SupernetSettings, check_config, prepare, resolve_device,
                      resolve_precision, run_search, supernet_settings)
 from .settings import nni_values, unset_values
 from .settings import before as settings_before
@@ -79,7 +79,7 @@ class CompareConfig(SupernetSettings):
     # What sf, relax and ram minimise (objective term -> weight; None: the recipe's); NNI's strategies minimise
     # the supernet's loss.
     objective: dict[str, float] | None = None
-    threads: int | None = None  # every search's intra-op threads (see search.resolve_threads)
+    threads: int | str | None = None  # every search's intra-op threads (see threads.resolve_threads)
     output: str = option("runs/compare", "output directory")
     progress: bool = True
     report_only: bool = option(False, "run nothing: write the tables and report of the runs already finished in "
@@ -128,7 +128,7 @@ def check(config: CompareConfig):
     for method in config.methods:  # bad estimator values of the -table methods fail here, before any run starts
         if get_method(method).kind == "table":
             try:
-                make_estimator(SearchConfig(estimator=get_method(method).estimator).with_hyperparameters(config.estimator_options))
+                SearchConfig(estimator=get_method(method).estimator).with_hyperparameters(config.estimator_options).build_estimator()
             except (ValueError, TypeError) as error:
                 raise InputError(f"{method}: {error}") from None
     if len(set(config.seeds)) != len(config.seeds):
@@ -350,7 +350,7 @@ def run_table_method(config: CompareConfig, method: str, seed: int, table, direc
 
     estimator_config = SearchConfig(estimator=get_method(method).estimator).with_hyperparameters(config.estimator_options)
     try:
-        estimator = make_estimator(estimator_config, steps=config.budget)
+        estimator = estimator_config.build_estimator(steps=config.budget)
     except (ValueError, TypeError) as error:
         raise InputError(f"{method}: {error}") from None
     search = TableSearch(estimator, {label: NNI_OPS for label in LABELS}, table.accuracy,

@@ -40,8 +40,8 @@ from .nasbench201 import BenchmarkTable, check_table_space
 from .objective import CALIBRATION_IMAGES, SCORING_IMAGES, Objective
 from .options import option, shared
 from .run_folder import RunFolder
-from .search import (SearchConfig, SupernetSettings, estimator_options, load_saved_config, make_estimator,
-                     resolve_device, resolve_threads, supernet_space)
+from .threads import AUTO, ThreadGovernor, record_threads, resolve_threads, start_threads
+from .search import SearchConfig, SupernetSettings, resolve_device, supernet_space
 
 
 @dataclasses.dataclass
@@ -117,7 +117,7 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
     from .strategy import path_sampling_supernet
 
     output = Path(output)
-    config = load_saved_config(output)
+    config = SearchConfig.saved(output)
     if config.estimator not in _registered_estimators():
         raise ValueError(f"{output}: a search by {config.estimator!r}; a frozen search needs one of our "
                          f"estimators' supernets ({', '.join(_registered_estimators())})")
@@ -141,7 +141,7 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
 
 def frozen_search(output: str | Path, *, estimator: str | None = None, destination: str | Path | None = None,
                   options: Mapping[str, Any] | None = None, objective: Mapping[str, float] | None = None,
-                  threads: int | None = None, progress: Callable[[str], None] | None = None,
+                  threads: int | str | None = None, progress: Callable[[str], None] | None = None,
                   **settings: Any) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
@@ -163,30 +163,32 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, destinati
     epochs, seed = frozen.epochs, frozen.seed
     objective_terms = Objective.from_weights(objective)  # checked before anything is loaded
     budget = None if frozen.cost is None else CostBudget(frozen.cost, frozen.cost_target)
-    saved = load_saved_config(output)
+    saved = SearchConfig.saved(output)
     estimator = estimator or saved.estimator
     if estimator not in _registered_estimators():
         raise ValueError(f"estimator: expected one of {', '.join(_registered_estimators())}, got {estimator!r}")
     destination = Path(destination) if destination is not None else Path(output) / f"frozen-{estimator}"
     if destination.exists():
         raise ValueError(f"output: {destination} already exists; choose another --output")
-    torch.set_num_threads(resolve_threads(threads, resolve_device(frozen.device)))
+    governor = start_threads(resolve_threads(threads, resolve_device(frozen.device)))
     supernet = load_supernet(output, data_root=frozen.data_root, device=frozen.device,
                              benchmark_table=frozen.benchmark_table)
     config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
-    gradient_estimator = make_estimator(config, steps=epochs * len(supernet.batches))
+    gradient_estimator = config.build_estimator(steps=epochs * len(supernet.batches))
     learning_rate = frozen.arc_learning_rate or config.arc_learning_rate
     if budget is not None:
         budget.bind(supernet.model, supernet.scoring_inputs)
         budget.check_reachable(supernet.distribution())
     started = time.perf_counter()
     distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs, arc_learning_rate=learning_rate,
-                                       seed=seed, progress=progress, objective=objective_terms, budget=budget)
+                                       seed=seed, progress=progress, objective=objective_terms, budget=budget,
+                                       governor=governor)
     architecture = (budget.export(distribution) if budget is not None else None) or distribution.mode()
     history = pd.DataFrame(rows)
-    settings = {"search": str(output), "estimator": estimator, "options": estimator_options(config), "epochs": epochs,
+    settings = {"search": str(output), "estimator": estimator, "options": config.hyperparameter_values(), "epochs": epochs,
                 "arc_learning_rate": learning_rate, "seed": seed, "objective": objective_terms.weights(),
-                "cost": frozen.cost, "cost_target": frozen.cost_target, "threads": torch.get_num_threads()}
+                "cost": frozen.cost, "cost_target": frozen.cost_target,
+                "threads": AUTO if governor is not None else torch.get_num_threads()}
     # Written beside, then renamed: a kill leaves either the whole folder or none of it.
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -204,11 +206,13 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, destinati
 
 def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_rate: float, seed: int = 0,
                   progress: Callable[[str], None] | None = None, objective: Objective | None = None,
-                  budget: CostBudget | None = None) -> tuple[ArchitectureDistribution, list[dict]]:
+                  budget: CostBudget | None = None,
+                  governor: ThreadGovernor | None = None) -> tuple[ArchitectureDistribution, list[dict]]:
     """The loop of :func:`frozen_search`: ``estimator`` on ``supernet``'s losses, from the uniform distribution.
 
     ``supernet`` is a :class:`FrozenSupernet` or anything with its ``batches``, ``loss``, ``distribution``
-    and ``table``. Returns the final distribution and a row an epoch.
+    and ``table``; ``governor`` (if any) re-checks the threads after every step. Returns the final
+    distribution and a row an epoch.
     """
     torch.manual_seed(seed)
     distribution = supernet.distribution()
@@ -239,6 +243,8 @@ def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_ra
                 loss_sum = loss_sum + sampled[0]
             steps += 1
             arc_update(distribution, optimizer, gradients)
+            if governor is not None:
+                governor.update()
         mode = distribution.mode()
         row = {"epoch": epoch, "entropy": float(distribution.entropy().detach()),
                "sampled_loss": float(loss_sum) / max(steps, 1),
@@ -250,6 +256,7 @@ def search_frozen(supernet: Any, estimator: Any, *, epochs: int, arc_learning_ra
                         "cost/mode": budget.cost(mode), "seconds/cost": budget.seconds})
         if supernet.table is not None:
             row["benchmark_acc"] = supernet.table.accuracy(mode)
+        record_threads(governor)(row, None)
         rows.append(row)
         if progress is not None:
             accuracy = f", mode's benchmark accuracy {row['benchmark_acc']:.2f}" if "benchmark_acc" in row else ""

@@ -11,8 +11,8 @@ The command line (``--estimator`` and the hyperparameter options), ``search``, `
     ...     name="toy", summary="score function with a slow baseline",
     ...     hyperparameters=(registry.Hyperparameter("toy_decay", 0.99, "toy: baseline decay"),),
     ...     build=lambda options, steps: Toy(baseline_decay=options["toy_decay"])))
-    >>> from nas_estimators.search import SearchConfig, make_estimator
-    >>> make_estimator(SearchConfig(estimator="toy", estimator_options={"toy_decay": 0.5})).baseline_decay
+    >>> from nas_estimators.search import SearchConfig
+    >>> SearchConfig(estimator="toy", estimator_options={"toy_decay": 0.5}).build_estimator().baseline_decay
     0.5
     >>> registry.unregister("toy")
 
@@ -133,8 +133,8 @@ register(EstimatorSpec(
     hyperparameters=(
         Hyperparameter("baseline_decay", 0.9, "sf: moving-average decay, in [0, 1)",
                        suggest=lambda trial, n, values: trial.suggest_float("baseline_decay", 0.5, 0.99)),
-        Hyperparameter("samples_per_step", 1, "sf: architectures scored a step; >= 2 uses leave-one-out baselines "
-                       "(default: 1)", type=int),
+        Hyperparameter("samples_per_step", 1, "sf: architectures scored a step; >= 2 uses leave-one-out baselines",
+                       type=int),
     ),
     build=lambda options, steps: ScoreFunction(baseline_decay=options["baseline_decay"],
                                                samples=options["samples_per_step"])))
@@ -164,7 +164,7 @@ register(EstimatorSpec(
 register(EstimatorSpec(
     name="ram", summary="exact marginalisation of one label at a time at a shared sample",
     hyperparameters=(
-        Hyperparameter("labels_per_step", 1, "ram: labels marginalised per step, or 'all' (default: 1, at most "
+        Hyperparameter("labels_per_step", 1, "ram: labels marginalised per step, or 'all' (one: at most "
                        "~2x SF's time)", type=int_or_all,
                        suggest=lambda trial, n, values: trial.suggest_int("labels_per_step", 1, max(1, n))),
     ),

@@ -37,6 +37,7 @@ from .checks import integer, positive_number
 from .settings import LoopSettings, unset_values
 from .settings import before as saved_before
 from .spaces import BATCH_NORMS, SPACES, build_space, resolve_size
+from .threads import AUTO, GovernorCallback, ThreadGovernor, record_threads, resolve_threads, start_threads
 
 __all__ = ["SupernetSettings", "SearchConfig", "SearchParts", "prepare", "run_search", "SearchDiverged", "SearchInterrupted", "EpochListener"]
 
@@ -116,8 +117,9 @@ class SearchConfig(SupernetSettings):
     # its own architectures, and the estimator averages their estimates (see distributed.py).
     devices: int = 1
     num_nodes: int = 1
-    # Intra-op threads of this process (None: OMP_NUM_THREADS if set, else one on the CPU; see resolve_threads).
-    threads: int | None = None
+    # Intra-op threads of this process: a count or "auto" (None: OMP_NUM_THREADS if set, else one on the CPU;
+    # see threads.resolve_threads).
+    threads: int | str | None = None
 
     def __post_init__(self) -> None:
         for name, value in unset_values(not _nni_oneshot(self.estimator)).items():
@@ -134,6 +136,30 @@ class SearchConfig(SupernetSettings):
         options = {**self.estimator_options, **{k: v for k, v in values.items() if k not in fields}}
         return dataclasses.replace(self, estimator_options=options, **{k: v for k, v in values.items() if k in fields})
 
+    @classmethod
+    def saved(cls, output: str | Path) -> "SearchConfig":
+        """The configuration the search in ``output`` was started with (its run folder's settings)."""
+        run = RunFolder(output)
+        if not run.config.is_file():
+            raise ValueError(f"resume: no search in {output} (no {run.config.name})")
+        try:
+            record = run.read_config()
+        except ValueError as error:
+            raise ValueError(f"resume: {error}") from None
+        fields = {f.name for f in dataclasses.fields(cls)}
+        # A search saved before an option existed ran as if it were at the default of that time, not today's.
+        return cls(**{**saved_before(cls), **{key: value for key, value in record.items() if key in fields}})
+
+    def hyperparameter_values(self) -> dict[str, Any]:
+        """The values of ``estimator``'s hyperparameters (see :mod:`~nas_estimators.registry`)."""
+        fields = {field.name for field in dataclasses.fields(self)}
+        return {h.name: getattr(self, h.name) if h.name in fields else self.estimator_options.get(h.name, h.default)
+                for h in registry.get(self.estimator).hyperparameters}
+
+    def build_estimator(self, steps: int = 1) -> Any:
+        """The estimator ``estimator`` names; ``steps`` is the length of its temperature schedule."""
+        return registry.get(self.estimator).build(self.hyperparameter_values(), steps)
+
     def identity(self, width: int | None = None, cells: int | None = None) -> dict[str, Any]:
         """What a checkpoint must share with the search that resumes it (``checkpoints.IDENTITY``), with the
         resolved ``width`` and ``cells`` when given."""
@@ -141,35 +167,9 @@ class SearchConfig(SupernetSettings):
         return {name: resolved[name] if name in resolved else getattr(self, name) for name in IDENTITY}
 
 
-def load_saved_config(output: str | Path) -> SearchConfig:
-    """The configuration a search in ``output`` was started with (its run folder's settings)."""
-    run = RunFolder(output)
-    if not run.config.is_file():
-        raise ValueError(f"resume: no search in {output} (no {run.config.name})")
-    try:
-        record = run.read_config()
-    except ValueError as error:
-        raise ValueError(f"resume: {error}") from None
-    fields = {f.name for f in dataclasses.fields(SearchConfig)}
-    # A search saved before an option existed ran as if it were at the default of that time, not today's.
-    return SearchConfig(**{**saved_before(SearchConfig), **{key: value for key, value in record.items() if key in fields}})
-
-
-def estimator_options(config: SearchConfig) -> dict[str, Any]:
-    """The values of ``config.estimator``'s hyperparameters (see :mod:`~nas_estimators.registry`)."""
-    fields = {field.name for field in dataclasses.fields(SearchConfig)}
-    return {h.name: getattr(config, h.name) if h.name in fields else config.estimator_options.get(h.name, h.default)
-            for h in registry.get(config.estimator).hyperparameters}
-
-
 def _nni_oneshot(name: str) -> bool:
     """Whether ``name`` is one of NNI's one-shot strategies (run as NNI runs them) rather than our estimator."""
     return name in methods.names("nni-oneshot")
-
-
-def make_estimator(config: SearchConfig, steps: int = 1):
-    """The estimator the config names; ``steps`` is the length of the temperature schedule."""
-    return registry.get(config.estimator).build(estimator_options(config), steps)
 
 
 def check_processes(config: SearchConfig, device: torch.device) -> None:
@@ -243,6 +243,7 @@ class SearchParts:
     cells: int | None
     table: BenchmarkTable | None
     precision: str
+    governor: ThreadGovernor | None = None  # a CPU search's threads, when not fixed
 
 
 def supernet_space(config: SupernetSettings, width: int, cells: int, num_classes: int) -> Any:
@@ -259,10 +260,8 @@ def weights_trained(config: SearchConfig, parts: SearchParts) -> bool:
 
 def schedule(config: SearchConfig) -> tuple[int, int]:
     """The search's epochs and weights-only epochs, defaults resolved (ValueError naming a bad one)."""
-    epochs = DEFAULT_EPOCHS.get(config.dataset, 10) if config.epochs is None else config.epochs
-    epochs = integer("epochs", epochs)
-    # NNI's strategies start at once, as NNI runs them; ours leave at least one epoch
-    return int(epochs), int(loop_settings(config, int(epochs)).warmup_epochs)
+    epochs, settings = check_config(config)[:2]
+    return epochs, int(settings.warmup_epochs)
 
 
 def loop_settings(config: SearchConfig, epochs: int) -> LoopSettings:
@@ -279,7 +278,7 @@ def check_config(config: SearchConfig) -> tuple[int, LoopSettings, torch.device,
     from .baselines import check_oneshot_baseline
 
     integer("batch_size", config.batch_size)
-    epochs = schedule(config)[0]
+    epochs = integer("epochs", DEFAULT_EPOCHS.get(config.dataset, 10) if config.epochs is None else config.epochs)
     settings = loop_settings(config, epochs)  # checked
     integer("top_k", config.top_k)
     positive_number("weight_learning_rate", config.weight_learning_rate)
@@ -290,7 +289,7 @@ def check_config(config: SearchConfig) -> tuple[int, LoopSettings, torch.device,
     if _nni_oneshot(config.estimator):
         check_oneshot_baseline(config.estimator)
     else:
-        make_estimator(config)  # checks the hyperparameters before any data is read
+        config.build_estimator()  # checks the hyperparameters before any data is read
     Objective.from_weights(config.objective)
     if _nni_oneshot(config.estimator):
         config.check_for_nni(config.estimator)
@@ -321,7 +320,9 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
     from .strategy import EstimatorStrategy
 
     epochs, settings, device, precision = check_config(config)
-    torch.set_num_threads(resolve_threads(config.threads, device))
+    threads = resolve_threads(config.threads, device)
+    # A deterministic run keeps one thread: the count changes a reduction's order, so its numbers.
+    governor = start_threads(1 if threads == AUTO and config.deterministic else threads)
     output = Path(config.output)
     run = RunFolder(output)
     checkpoint_path = run.checkpoint
@@ -347,7 +348,7 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
         strategy = make_oneshot_baseline(config.estimator, gradient_clip_val=config.gradient_clip,
                                          weights_only_epochs=settings.warmup_epochs)
     else:
-        estimator = make_estimator(config, steps=max(1, (epochs - settings.warmup_epochs) * len(batches[0])))
+        estimator = config.build_estimator(steps=max(1, (epochs - settings.warmup_epochs) * len(batches[0])))
         strategy = EstimatorStrategy(estimator, **dataclasses.asdict(settings), gradient_clip_val=config.gradient_clip,
                                      objective=Objective.from_weights(config.objective), objective_seed=config.seed,
                                      scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0],
@@ -365,22 +366,8 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
             strategy.budget.bind(supernet, batches[0].fixed(SCORING_IMAGES)[0])
             strategy.budget.check_reachable(ArchitectureDistribution.from_model_space(supernet))
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
-                       settings=settings, output=output, width=width, cells=cells, table=table, precision=precision)
-
-
-def resolve_threads(threads: int | None, device: torch.device) -> int:
-    """The intra-op thread count a search runs with, chosen rather than inherited.
-
-    Given: that many. Else ``OMP_NUM_THREADS`` when the user set it; else one on the CPU, where the
-    supernets of these searches are too small to gain from more threads and threads that spin while
-    another process holds the core slow both (docs/bench.md, "Threads"); on CUDA, PyTorch's default.
-    """
-    if threads is not None:
-        return integer("threads", threads)
-    environment = os.environ.get("OMP_NUM_THREADS", "")
-    if environment.isdigit() and int(environment) >= 1:
-        return int(environment)
-    return 1 if device.type == "cpu" else torch.get_num_threads()
+                       settings=settings, output=output, width=width, cells=cells, table=table, precision=precision,
+                       governor=governor)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -413,7 +400,7 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
     # Lightning's and NNI's start-up banners are noise on a command line.
     logging.getLogger("nni").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    listeners = list(listeners)
+    listeners = [*listeners, record_threads(parts.governor)]
     if parts.table is not None:
         listeners.insert(0, benchmark_listener(parts.table))
         if config.panel_images:
@@ -425,6 +412,8 @@ def run_search(config: SearchConfig, parts: SearchParts | None = None,
                               config.identity(parts.width, parts.cells), listeners, strategy=strategy)
     # The strategy's own callbacks (a baseline's view) first: the recorder reads what they observed.
     trainer_callbacks = [*getattr(strategy, "callbacks", []), recorder, *callbacks]
+    if parts.governor is not None:
+        trainer_callbacks.insert(0, GovernorCallback(parts.governor))
     if config.progress:
         trainer_callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(parts.batches[0]) // 20)))
     trainer = _nni.Trainer(
@@ -524,6 +513,6 @@ def _loggers(output: Path) -> list:
 def _write_config(run: RunFolder, config: SearchConfig, parts: dict[str, Any]) -> None:
     record = dataclasses.asdict(config)
     record.update(epochs=parts.epochs, **dataclasses.asdict(parts.settings), width=parts.width, cells=parts.cells,
-                  threads=torch.get_num_threads(), device=str(parts.device),
+                  threads=AUTO if parts.governor is not None else torch.get_num_threads(), device=str(parts.device),
                   device_name=torch.cuda.get_device_name(parts.device) if parts.device.type == "cuda" else "cpu")
     run.write_config(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator, Mapping
 
-from . import _nni, recipe
+from . import _nni, recipe, registry
 from .budget import COST_RATE, CostBudget
 from .checks import integer
 from .estimators import Estimator, Ram, Relax, ScoreFunction
@@ -147,15 +147,17 @@ class SF(EstimatorStrategy):
         experiment.export_top_models(formatter='dict')
     """
 
-    def __init__(self, baseline_decay: float = 0.9, samples: int = 1, **kwargs: Any) -> None:
+    def __init__(self, baseline_decay: float = registry.default("baseline_decay"),
+                 samples: int = registry.default("samples_per_step"), **kwargs: Any) -> None:
         super().__init__(ScoreFunction(baseline_decay=baseline_decay, samples=samples), **kwargs)
 
 
 class RELAX(EstimatorStrategy):
     """Search with RELAX's learned control variate (:class:`~nas_estimators.Relax`)."""
 
-    def __init__(self, surrogate_width: int = 64, surrogate_lr: float = 1e-3,
-                 temperature: float | Schedule = 0.5, **kwargs: Any) -> None:
+    def __init__(self, surrogate_width: int = registry.default("surrogate_width"),
+                 surrogate_lr: float = registry.default("surrogate_lr"),
+                 temperature: float | Schedule = registry.default("temperature"), **kwargs: Any) -> None:
         super().__init__(Relax(surrogate_width=surrogate_width, surrogate_lr=surrogate_lr,
                                temperature=temperature), **kwargs)
 
@@ -169,7 +171,7 @@ class RAM(EstimatorStrategy):
     (``docs/bench.md``). Pass ``labels_per_step=None`` for every label.
     """
 
-    def __init__(self, labels_per_step: int | None = 1, **kwargs: Any) -> None:
+    def __init__(self, labels_per_step: int | None = registry.default("labels_per_step"), **kwargs: Any) -> None:
         super().__init__(Ram(labels_per_step=labels_per_step), **kwargs)
 
 

@@ -154,9 +154,9 @@ def test_a_registered_estimator_runs_from_the_command_line_with_its_own_option(t
     assert config["estimator"] == "half" and config["estimator_options"] == {"half_step": 0.25}
     history = pd.read_csv(output / "history.csv")
     assert len(history) == 2 and history["entropy"].iloc[-1] < 6 * math.log(5) - 1e-3  # the logits moved
-    from nas_estimators.search import load_saved_config, make_estimator
+    from nas_estimators.search import SearchConfig
 
-    estimator = make_estimator(load_saved_config(output))
+    estimator = SearchConfig.saved(output).build_estimator()
     assert isinstance(estimator, HalfBaseline) and estimator.baseline_decay == pytest.approx(0.75)
     # the resumed search rebuilds it from config.json, with its option
     assert main(["search", "--resume", "--output", str(output), "--epochs", "3", "--no-progress"]) == 0

@@ -44,3 +44,15 @@ def test_the_optuna_pipeline_runs_a_search_in_each_trial_and_continues_its_study
         f"cell/{i}_{j}" for j in range(1, 4) for i in range(j)} for t in trials)
     assert (output / "trial-2" / "architecture.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_the_thread_measurement_runs_each_setting_and_records_the_threads_used(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "threads.csv"
+    run_example("thread_contention.py", "--epochs", "2", "--copies", "1,2", "--variants", "1,auto", "--out", str(out),
+                cwd=tmp_path)
+    table = pd.read_csv(out)
+    assert list(zip(table["threads"].astype(str), table["copies"])) == [("1", 1), ("1", 2), ("auto", 1), ("auto", 2)]
+    assert (table.loc[table["threads"].astype(str) == "1", "thread_count"] == 1).all()
+    assert table["thread_count"].between(1, os.cpu_count()).all() and (table["x_one_thread_alone"] > 0).all()

@@ -185,7 +185,7 @@ def test_the_loop_under_a_budget_settles_on_the_best_within_it():
 
 
 def test_frozen_search_under_a_parameter_budget_writes_the_cost_record(finished_search, tmp_path, capsys):
-    from nas_estimators.search import load_saved_config
+    from nas_estimators.search import SearchConfig
     from nas_estimators.budget import CostBudget
 
     supernet = load_supernet(finished_search)
@@ -202,7 +202,7 @@ def test_frozen_search_under_a_parameter_budget_writes_the_cost_record(finished_
     architecture = json.loads((out / "architecture.json").read_text())
     assert record["target"] == pytest.approx(target) and record["architecture_cost"] == pytest.approx(probe.cost(architecture))
     assert record["within"] == (probe.cost(architecture) <= target) and len(record["multiplier"]) > 0
-    assert load_saved_config(finished_search).space  # the search's folder is untouched and still loads
+    assert SearchConfig.saved(finished_search).space  # the search's folder is untouched and still loads
     error = one_line_error(capsys, ["frozen-search", str(finished_search), "--cost", "params", "--output",
                                     str(tmp_path / "x")])
     assert "--cost and --cost-target go together" in error and not (tmp_path / "x").exists()

@@ -240,28 +240,6 @@ def test_the_architecture_walkthrough_registers_a_term_that_the_command_line_run
         parse_weights("convolutions=1")
 
 
-def test_threads_are_chosen_not_inherited(monkeypatch, tmp_path, capsys):
-    from nas_estimators.search import resolve_threads
-
-    cpu = torch.device("cpu")
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert resolve_threads(None, cpu) == 1
-    assert resolve_threads(3, cpu) == 3
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert resolve_threads(None, cpu) == 2
-    with pytest.raises(ValueError, match="threads: expected a positive integer"):
-        resolve_threads(0, cpu)
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    before = torch.get_num_threads()
-    try:
-        out = tiny_search(tmp_path / "run", "--space", "nb201", "--threads", "2")
-        assert json.loads((out / "config.json").read_text())["threads"] == 2
-        error = one_line_error(capsys, ["search", "--threads", "0", "--output", str(tmp_path / "bad")])
-        assert "threads" in error and not (tmp_path / "bad").exists()
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_freeze_weights_keeps_the_supernet_after_the_weights_only_epochs(tmp_path):
     from nas_estimators.search import SearchConfig, run_search
 

@@ -39,11 +39,11 @@ def test_a_default_search_trains_weights_first_and_a_resumed_one_keeps_its_warmu
 
 
 def test_a_search_saved_before_the_recipe_options_existed_resumes_as_it_ran(tmp_path):
-    from nas_estimators.search import load_saved_config
+    from nas_estimators.search import SearchConfig
 
     record = {"estimator": "sf", "space": "nb201", "epochs": 4}  # what an early config.json held
     (tmp_path / "config.json").write_text(json.dumps(record))
-    config = load_saved_config(tmp_path)
+    config = SearchConfig.saved(tmp_path)
     assert (config.warmup_epochs, config.uniform_weight_paths, config.arc_learning_rate) == (0, 0.0, 3e-3)
     assert (config.objective, config.freeze_weights, config.rescore_top_k) == ({"supernet": 1.0}, False, 0)
     assert schedule(config) == (4, 0)

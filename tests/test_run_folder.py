@@ -13,7 +13,7 @@ from nas_estimators import run_folder
 from nas_estimators.architectures import load_search
 from nas_estimators.retrain import table_rows
 from nas_estimators.run_folder import RunFolder, StudyFolder
-from nas_estimators.search import load_saved_config
+from nas_estimators.search import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_NAMES = {value for name, value in vars(run_folder).items() if name.isupper() and isinstance(value, str)}
@@ -91,7 +91,7 @@ def test_a_run_folder_in_the_format_written_before_the_change_still_loads(tmp_pa
     (tmp_path / "architecture.json").write_text(json.dumps(architecture, indent=2) + "\n")
     (tmp_path / "top_k.json").write_text(json.dumps([{"rank": 1, "probability": 0.25,
                                                        "architecture": architecture}], indent=2) + "\n")
-    config = load_saved_config(tmp_path)
+    config = SearchConfig.saved(tmp_path)
     assert (config.estimator, config.seed, config.epochs) == ("sf", 1, 4)
     assert config.warmup_epochs == 0  # saved before the recipe: it ran without warm-up
     assert load_search(tmp_path).architectures == [architecture]

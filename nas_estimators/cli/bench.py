@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import UsageError
+from .common import UsageError, add_threads_argument
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -22,8 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help=f"comma- or space-separated, from {', '.join(strategies())} "
                              f"(default: {','.join(DEFAULT_STRATEGIES)})")
     add_options(parser, BenchConfig)
-    parser.add_argument("--threads", type=int,
-                        help="torch CPU threads (default: torch's); 1 gives steadier CPU timings on a busy machine")
+    add_threads_argument(parser)
     parser.add_argument("--devices", default="1", metavar="K[,K...]",
                         help="processes of a data-parallel search to time, e.g. 1,2 (ours only; rows sf-k2, ...; "
                              "default: 1)")

@@ -45,9 +45,10 @@ def add_search_arguments(parser: argparse.ArgumentParser, nni_strategies: bool =
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=None,
-                        help="intra-op threads of this process (default: OMP_NUM_THREADS if set, else 1 on the CPU, "
-                             "which measured fastest for these small supernets, alone and beside other jobs)")
+    parser.add_argument("--threads", default=None, metavar="{auto,N}",
+                        help="intra-op threads of this process; auto: one, plus the cores other processes leave idle, "
+                             "re-checked every second (numbers then depend on the load) (default: OMP_NUM_THREADS "
+                             "if set, else 1 on the CPU)")
 
 
 def objective_weights(text: str | None) -> dict[str, float] | None:
@@ -73,12 +74,18 @@ def add_objective_argument(parser: argparse.ArgumentParser, default: Mapping[str
                              f"(default: {shown}; training-free terms are standardised, higher scores better)")
 
 
-def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per registered estimator hyperparameter (``--baseline-decay``, ``--samples-per-step``, ...)."""
+def add_estimator_arguments(parser: argparse.ArgumentParser, unset: str | None = None) -> None:
+    """One option per registered estimator hyperparameter (``--baseline-decay``, ``--samples-per-step``, ...).
+
+    ``unset`` says what an option left out means where it is not the registry's default (its value is then None).
+    """
     estimators = parser.add_argument_group("estimator hyperparameters")
     for hyperparameter in registry.hyperparameters().values():
+        default = hyperparameter.default if unset is None else None
+        shown = unset if unset is not None else ("none" if default is None else default)
         estimators.add_argument(hyperparameter.option, dest=hyperparameter.name, type=hyperparameter.type,
-                                choices=hyperparameter.choices, default=hyperparameter.default, help=hyperparameter.help)
+                                choices=hyperparameter.choices, default=default,
+                                help=f"{hyperparameter.help} (default: {shown})")
 
 
 def estimator_values(args: argparse.Namespace) -> dict[str, Any]:

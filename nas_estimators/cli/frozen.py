@@ -28,9 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_objective_argument(parser, DEFAULT_OBJECTIVE)  # the supernet's own preference
     add_options(parser, FrozenConfig)
     add_threads_argument(parser)
-    add_estimator_arguments(parser)
-    # Unset hyperparameters keep the search's values, not the registry's defaults.
-    parser.set_defaults(**{name: None for name in registry.hyperparameters()})
+    add_estimator_arguments(parser, unset="the search's")
     parser.set_defaults(handler=_frozen_search)
     return parser
 

@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from ..search import SearchDiverged, SearchInterrupted, load_saved_config, prepare, run_search
+    from ..search import SearchConfig, SearchDiverged, SearchInterrupted, prepare, run_search
 
     output = args.output or f"runs/{args.estimator}-{args.space}-{args.dataset}-s{args.seed}"
     if isinstance(args.uniform_draws, bool) or args.uniform_draws < 0:
@@ -45,7 +45,7 @@ def _search(args: argparse.Namespace) -> int:
         if args.output is None:
             raise UsageError("resume: name the search to continue with --output DIR")
         try:
-            config = load_saved_config(output)
+            config = SearchConfig.saved(output)
         except ValueError as error:
             raise UsageError(str(error)) from None
         # The directory given wins over the one saved: a search may have been moved or copied.
