@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .checks import integer
+from .pooling import box_average_pools
 
 SPACES = ("darts", "nb201")
 #: How the search supernet normalises: NNI's layers as built (affine parameters, running averages), or
@@ -56,6 +57,7 @@ def build_space(name: str, width: int | None = None, cells: int | None = None, n
         from nni.nas.hub.pytorch import NasBench201
 
         space = NasBench201(stem_out_channels=int(width), num_modules_per_stack=int(cells), num_labels=num_classes)
+    box_average_pools(space)  # the same average, about three times faster on the CPU
     return batch_statistics_only(space) if batch_norm == "no-affine" else space
 
 
