@@ -6,7 +6,7 @@ Chromium executable (the system's: Playwright's own browser download is not used
 
 Example:
     >>> with HeadlessChromium() as browser:                         # doctest: +SKIP
-    ...     page = browser.open("file:///tmp/report.html")   # a Playwright page
+    ...     page = browser.open("file:///tmp/page.html")   # a Playwright page
     ...     page.evaluate("document.title"), browser.errors
 """
 

@@ -1,7 +1,7 @@
 """``compare``'s figures and pages: the report of a comparison (plotly) and its summary as Markdown.
 
 ``nas-estimators compare`` passes :func:`report_html` to :func:`nas_estimators.compare.run_compare`, which
-writes it as ``report.html`` beside ``results.csv`` and ``summary.csv``.
+writes it beside the comparison's tables (see :class:`nas_estimators.run_folder.CompareFolder`).
 """
 
 from __future__ import annotations

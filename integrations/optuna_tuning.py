@@ -202,7 +202,8 @@ class SearchObjective:
             if self.cost is None:
                 return value
             budget = CostBudget(self.cost, 1.0)  # measured on the trial's supernet, never-trained copy
-            budget.bind(result["strategy"].search_module.supernet, parts.batches[0].fixed(1)[0])
+            module = result["strategy"].search_module
+            budget.bind(module.supernet, parts.batches[0].fixed(1)[0], module.distribution)
             cost = budget.cost(result["architecture"])
             trial.set_user_attr(self.cost, cost)
             return value, cost

@@ -1,4 +1,4 @@
-"""``report.html`` for one or more searches: probabilities, curves, estimator diagnostics, cell diagrams.
+"""The HTML report of one or more searches: probabilities, curves, estimator diagnostics, cell diagrams.
 
 The page is one self-contained file (plotly.js inlined once, diagrams as inline SVG), so it opens
 offline and can be mailed. Sections, each an HTML ``<section id=...>``: ``summary``, ``top-k``,

@@ -64,7 +64,8 @@ class BenchConfig:
     labels_per_step: int | None = option(1, "ram: labels marginalised per step, or 'all'", type=registry.int_or_all,
                                          shown="1, as in search")
     seed: int = shared(SearchConfig, "seed")
-    threads: int | str | None = None  # as search's --threads (threads.resolve_threads), passed to each search
+    threads: int | str | None = shared(SearchConfig, "threads", help="intra-op threads of each timed search, as "
+                                       "search's --threads")
     repeats: int = option(1, "rounds over all strategies, interleaved; the median round is reported", type=int)
     variance_estimates: int = option(100, "estimates each of our estimators draws after the timed steps at the "
                                      "final logits and weights, none applied: its variance at fixed logits "

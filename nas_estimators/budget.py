@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .checks import positive_number
@@ -40,7 +41,9 @@ COST_RATE = 0.02
 
 #: The costs a budget can bound, with their units (as ``--help`` and README state them).
 COSTS = {"params": "millions of parameters", "flops": "MFLOPs for one input as torch's FlopCounterMode counts them "
-                                                      "(two per multiply-add)"}
+                                                      "(two per multiply-add)",
+         "latency": "milliseconds for one input on the search's device and threads, as a per-candidate table "
+                    "measured there predicts them"}
 
 
 class CostBudget:
@@ -68,18 +71,36 @@ class CostBudget:
         self.cache: dict[str, float] = {}
         self.history: list[dict[str, float]] = []  # one row per step: multiplier, mean sampled cost
         self._step_costs: list[float] = []
+        self.latency_table: Path | None = None  # the cached table a latency budget reads
+        # Spent before the first epoch (the reachability check of a search): the recorder adds it to the next
+        # epoch's seconds, so that measuring a latency table counts in the search's time.
+        self.pre_search_seconds = 0.0
 
     @property
     def bound(self) -> bool:
         return self.cost_fn is not None
 
-    def bind(self, supernet: Any, inputs: Any) -> None:
-        """Measure a named cost on ``supernet``'s sampled path, in a never-trained copy, for one of ``inputs``."""
+    def bind(self, supernet: Any, inputs: Any, distribution: ArchitectureDistribution | None = None) -> None:
+        """Measure a named cost on ``supernet``'s sampled path, in a never-trained copy, for one of ``inputs``.
+
+        Latency reads a table of ``distribution``'s candidates (:mod:`~nas_estimators.latency`), measured here
+        unless cached; the measuring counts in :attr:`seconds`.
+        """
         from . import training_free
         from .objective import ScoringNetwork
 
-        function = {"params": training_free.parameter_count, "flops": training_free.flops}[self.name]
         network = ScoringNetwork(supernet, inputs[:1])
+        if self.name == "latency":
+            from .latency import cached_table
+
+            if distribution is None:
+                raise ValueError("cost latency: the budget needs the distribution's candidates to measure its table")
+            started = time.perf_counter()
+            table, self.latency_table = cached_table(network.network, network.inputs, distribution, network.apply)
+            self.seconds += time.perf_counter() - started
+            self.cost_fn = table.predict
+            return
+        function = {"params": training_free.parameter_count, "flops": training_free.flops}[self.name]
         self.cost_fn = lambda architecture: network.score(architecture, function)
 
     def cheapest(self, distribution: ArchitectureDistribution) -> tuple[Architecture, float]:
@@ -154,6 +175,7 @@ class CostBudget:
         the multiplier's and sampled cost's history."""
         return {"cost": self.name, "target": self.target, "units": COSTS.get(self.name, self.name),
                 "architecture_cost": self.cost(architecture), "within": self.within(architecture),
+                **({} if self.latency_table is None else {"latency_table": str(self.latency_table)}),
                 "multiplier": [row["multiplier"] for row in self.history],
                 "sampled_cost": [row["mean_cost"] for row in self.history]}
 

@@ -8,7 +8,8 @@ current mode architecture at every epoch. Multi-trial methods (NNI's ``Regulariz
 (no training), into the run folder ``OUTPUT/runs/METHOD-sSEED``.
 
 A run whose output is complete is not redone, so an interrupted comparison continues where it
-stopped; ``compare.json`` records the settings, and a rerun with other settings is refused.
+stopped; the comparison folder (:class:`~nas_estimators.run_folder.CompareFolder`) records the settings, and
+a rerun with other settings is refused.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from .methods import get as get_method
 from .methods import names as method_names
 from .data import DATASETS
 from .errors import InputError
-from .files import atomic_write_text
 from .options import option, shared
-from .run_folder import TRIALS, RunFolder
+from .run_folder import CompareFolder, RunFolder
 from .search import (SearchConfig, SupernetSettings, check_config, prepare, resolve_device,
                      resolve_precision, run_search, supernet_settings)
 from .settings import nni_values, unset_values
@@ -43,7 +43,7 @@ from .spaces import SPACES
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 # The settings a resumed comparison must share with the runs already in its output directory.
 # Where the data lie and which device runs them may change; every other supernet setting may not.
-SETTINGS = (*(field.name for field in dataclasses.fields(SupernetSettings) if field.name not in ("data_root", "device")),
+SETTINGS = (*(field.name for field in dataclasses.fields(SupernetSettings) if field.name not in ("data_root", "device", "threads")),
             "benchmark_table", "budget", "table_learning_rate", "table_noise", "estimator_options", "objective",
             "method_epochs")
 
@@ -79,7 +79,6 @@ class CompareConfig(SupernetSettings):
     # What sf, relax and ram minimise (objective term -> weight; None: the recipe's); NNI's strategies minimise
     # the supernet's loss.
     objective: dict[str, float] | None = None
-    threads: int | str | None = None  # every search's intra-op threads (see threads.resolve_threads)
     output: str = option("runs/compare", "output directory")
     progress: bool = True
     report_only: bool = option(False, "run nothing: write the tables and report of the runs already finished in "
@@ -190,14 +189,13 @@ def settings(config: CompareConfig) -> dict[str, Any]:
     return record
 
 
-def _check_settings(output: Path, config: CompareConfig) -> None:
-    path = output / "compare.json"
-    if not path.is_file():
+def _check_settings(folder: CompareFolder, config: CompareConfig) -> None:
+    if not folder.has_settings():
         return
     try:
-        previous = json.loads(path.read_text())["settings"]
-    except (ValueError, KeyError, TypeError):
-        raise InputError(f"output: {path} is not a comparison record; choose another --output") from None
+        previous = folder.read_settings()
+    except ValueError as error:
+        raise InputError(f"output: {error}; choose another --output") from None
     current = settings(config)
     table = previous.get("benchmark_table")
     if isinstance(table, str) and not table.startswith("sha256:") and config.benchmark_table is not None \
@@ -207,18 +205,17 @@ def _check_settings(output: Path, config: CompareConfig) -> None:
     previous = {key: previous.get(key, RECORDED_BEFORE.get(key)) for key in SETTINGS}
     # A method's own epochs matter only for the methods this call runs that ran before: a baseline can join
     # a comparison later with its own.
-    ran = {path.name.rsplit("-s", 1)[0] for path in (output / "runs").glob("*-s*") if path.is_dir()}
-    ran &= set(config.methods)
+    ran = folder.methods_run() & set(config.methods)
     previous["method_epochs"] = {m: e for m, e in previous["method_epochs"].items() if m in ran}
     current = {**current, "method_epochs": {m: e for m, e in current["method_epochs"].items() if m in ran}}
     changed = [f"{key} {previous[key]!r} -> {current[key]!r}" for key in SETTINGS if previous[key] != current[key]]
     if changed:
-        raise InputError(f"output: {output} holds a comparison with other settings ({'; '.join(changed)}); "
+        raise InputError(f"output: {folder.path} holds a comparison with other settings ({'; '.join(changed)}); "
                          "choose another --output")
 
 
 def run_dir(output: Path, method: str, seed: int) -> Path:
-    return output / "runs" / f"{method}-s{seed}"
+    return CompareFolder(output).run(method, seed).path
 
 
 def is_finished(directory: Path, method: str) -> bool:
@@ -228,18 +225,19 @@ def is_finished(directory: Path, method: str) -> bool:
 
 def run_compare(config: CompareConfig, progress: Callable[[str], None] = print,
                 report: Callable[..., str] | None = None) -> dict[str, Any]:
-    """Run every (method, seed) not finished yet, then write results.csv, summary.csv and, given ``report``
+    """Run every (method, seed) not finished yet, then write the comparison's tables and, given ``report``
     (``report(results, trials, summary, table)`` returning a page, as the command passes
-    :func:`nas_estimators.integrations.compare_report.report_html`), report.html.
+    :func:`nas_estimators.integrations.compare_report.report_html`), its page (see ``CompareFolder``).
 
     With ``config.report_only`` nothing runs: the tables and report cover the finished runs (a
     comparison whose GPU time ran out, or one copied back from a GPU machine).
     """
     table = check(config)
     output = Path(config.output)
+    folder = CompareFolder(output)
     pairs = [(method, seed) for method in config.methods for seed in config.seeds]
     if config.report_only:  # the options that say how to run do not matter: nothing runs
-        if not (output / "compare.json").is_file():
+        if not folder.has_settings():
             raise InputError(f"output: {output} holds no comparison to report on")
         finished = [(m, s) for m, s in pairs if is_finished(run_dir(output, m, s), m)]
         missing = [f"{m} seed {s}" for m, s in pairs if (m, s) not in finished]
@@ -249,13 +247,11 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print,
         if missing:
             progress(f"not finished, left out: {', '.join(missing)}")
         return _write_outputs(output, finished, table, report)
-    _check_settings(output, config)
-    (output / "runs").mkdir(parents=True, exist_ok=True)
+    _check_settings(folder, config)
     record = settings(config)
-    if (output / "compare.json").is_file():  # keep the epochs of methods this call does not run
-        earlier = json.loads((output / "compare.json").read_text())["settings"].get("method_epochs", {})
-        record["method_epochs"] = {**earlier, **record["method_epochs"]}
-    atomic_write_text(output / "compare.json", json.dumps({"settings": record}, indent=2) + "\n")
+    if folder.has_settings():  # keep the epochs of methods this call does not run
+        record["method_epochs"] = {**folder.read_settings().get("method_epochs", {}), **record["method_epochs"]}
+    folder.write_settings(record)
     data = None
     for index, (method, seed) in enumerate(pairs, 1):
         directory = run_dir(output, method, seed)
@@ -283,12 +279,8 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print,
 def _write_outputs(output: Path, pairs: list[tuple[str, int]], table, report) -> dict[str, Any]:
     results, trials = collect(output, pairs)
     summary = summarize(results, trials)
-    atomic_write_text(output / "results.csv", results.to_csv(index=False))
-    if len(trials):
-        atomic_write_text(output / TRIALS, trials.to_csv(index=False))
-    atomic_write_text(output / "summary.csv", summary.to_csv(index=False))
-    if report is not None:
-        atomic_write_text(output / "report.html", report(results, trials, summary, table))
+    CompareFolder(output).write_tables(results, trials, summary,
+                                       None if report is None else report(results, trials, summary, table))
     return {"results": results, "trials": trials, "summary": summary, "output": output}
 
 
@@ -300,7 +292,7 @@ def oneshot_search_config(config: CompareConfig, method: str, seed: int, directo
                 "epochs": config.method_epochs.get(method, config.epochs)}
     search_config = SearchConfig(
         **settings, estimator=method, output=str(directory), seed=seed, benchmark_table=config.benchmark_table,
-        panel_images=config.panel_images if ours else 0, progress=config.progress, threads=config.threads,
+        panel_images=config.panel_images if ours else 0, progress=config.progress,
         objective=dict(config.objective) if ours else None, resume=RunFolder(directory).checkpoint.is_file())
     return search_config.with_hyperparameters(config.estimator_options) if ours else search_config
 

@@ -83,6 +83,16 @@ class Estimator:
     def hyperparameters(self) -> dict[str, Any]:
         return {}
 
+    def update_baseline(self, loss: float) -> None:
+        """Move the moving-average ``baseline`` toward ``loss`` at the estimator's ``baseline_decay``.
+
+        A non-finite loss must not poison the baseline: it, or an estimator without a decay, leaves it as it is.
+        """
+        decay = getattr(self, "baseline_decay", None)
+        if decay is None or not math.isfinite(loss):
+            return
+        self.baseline = loss if self.baseline is None else decay * self.baseline + (1 - decay) * loss
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({args})"
@@ -145,10 +155,7 @@ class ScoreFunction(Estimator):
                 score = -p
                 score[indices[label]] += 1.0
                 gradients[label] += advantage * score
-        mean_loss = sum(all_losses) / len(all_losses)  # the same in every process
-        if math.isfinite(mean_loss):  # a bad loss must not poison the baseline
-            self.baseline = mean_loss if self.baseline is None else (
-                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean_loss)
+        self.update_baseline(sum(all_losses) / len(all_losses))  # the same in every process
         self.diagnostics = {"loss": losses[0], "baseline": sum(baselines) / len(baselines),
                             "forward_evaluations": float(self.samples), "samples": float(len(all_losses))}
         return gradients
@@ -343,9 +350,7 @@ class Relax(Estimator):
                 self.optimizer.step()
         if self.baseline_decay is not None and math.isfinite(loss):
             losses = [loss] if self.collectives is None else self.collectives.gather_floats([loss])
-            mean_loss = sum(losses) / len(losses)  # every process keeps the same baseline
-            self.baseline = mean_loss if self.baseline is None else (
-                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean_loss)
+            self.update_baseline(sum(losses) / len(losses))  # every process keeps the same baseline
         self.step += 1
         self.diagnostics = {
             "loss": loss, "surrogate_loss": surrogate_loss, "control_variate": float(c_z_conditional.detach()),

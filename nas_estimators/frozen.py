@@ -58,6 +58,7 @@ class FrozenConfig:
     device: str = shared(SupernetSettings, "device")
     cost: str | None = shared(SearchConfig, "cost")
     cost_target: float | None = shared(SearchConfig, "cost_target")
+    threads: int | str | None = shared(SearchConfig, "threads")
 
     def check(self) -> None:
         integer("epochs", self.epochs)
@@ -141,11 +142,10 @@ def load_supernet(output: str | Path, *, data_root: str | None = None, device: s
 
 def frozen_search(output: str | Path, *, estimator: str | None = None, destination: str | Path | None = None,
                   options: Mapping[str, Any] | None = None, objective: Mapping[str, float] | None = None,
-                  threads: int | str | None = None, progress: Callable[[str], None] | None = None,
-                  **settings: Any) -> dict[str, Any]:
+                  progress: Callable[[str], None] | None = None, **settings: Any) -> dict[str, Any]:
     """Run ``estimator`` (default: the search's own) for ``epochs`` on the frozen supernet of ``output``.
 
-    ``settings`` are :class:`FrozenConfig`'s fields by name (``epochs=2, seed=1, data_root=...``).
+    ``settings`` are :class:`FrozenConfig`'s fields by name (``epochs=2, seed=1, data_root=..., threads=...``).
 
     Writes a run folder (:class:`~nas_estimators.run_folder.RunFolder`): the history (a row an epoch: the
     mode, its benchmark accuracy with a table, the entropy, the mean loss of the sampled architectures,
@@ -170,14 +170,14 @@ def frozen_search(output: str | Path, *, estimator: str | None = None, destinati
     destination = Path(destination) if destination is not None else Path(output) / f"frozen-{estimator}"
     if destination.exists():
         raise ValueError(f"output: {destination} already exists; choose another --output")
-    governor = start_threads(resolve_threads(threads, resolve_device(frozen.device)))
+    governor = start_threads(resolve_threads(frozen.threads, resolve_device(frozen.device)))
     supernet = load_supernet(output, data_root=frozen.data_root, device=frozen.device,
                              benchmark_table=frozen.benchmark_table)
     config = dataclasses.replace(supernet.config, estimator=estimator).with_hyperparameters(dict(options or {}))
     gradient_estimator = config.build_estimator(steps=epochs * len(supernet.batches))
     learning_rate = frozen.arc_learning_rate or config.arc_learning_rate
     if budget is not None:
-        budget.bind(supernet.model, supernet.scoring_inputs)
+        budget.bind(supernet.model, supernet.scoring_inputs, supernet.distribution())
         budget.check_reachable(supernet.distribution())
     started = time.perf_counter()
     distribution, rows = search_frozen(supernet, gradient_estimator, epochs=epochs, arc_learning_rate=learning_rate,

@@ -246,7 +246,7 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
         loss_fn = self.objective_loss_fn(batch)
         if self.budget is not None:
             if not self.budget.bound:
-                self.budget.bind(self._supernet, self._scoring_inputs)
+                self.budget.bind(self._supernet, self._scoring_inputs, self.distribution)
             loss_fn = self.budget.wrap(loss_fn)
         gradients = self.estimator.estimate(self.distribution, loss_fn)
         if self.budget is not None:

@@ -70,8 +70,12 @@ class ScoringNetwork:
         self.inputs = inputs.detach().to(next(self.network.parameters()).device, torch.float32)
         self._modules = _nni.supernet_modules(self.network)
 
-    def score(self, architecture: Architecture, function: Callable[[nn.Module, torch.Tensor], float]) -> float:
+    def apply(self, architecture: Architecture) -> None:
+        """Set the copy to ``architecture``'s path."""
         _nni.apply_sample(self._modules, architecture)
+
+    def score(self, architecture: Architecture, function: Callable[[nn.Module, torch.Tensor], float]) -> float:
+        self.apply(architecture)
         return function(self.network, self.inputs)
 
 

@@ -304,9 +304,7 @@ class EstimatorSampler(BaseSampler):
             score = -p
             score[indices[name]] += 1.0
             gradients[name] = advantage * score
-        if hasattr(self._estimator, "baseline_decay") and self._estimator.baseline_decay is not None:
-            decay = self._estimator.baseline_decay
-            self._estimator.baseline = loss if baseline is None else decay * baseline + (1 - decay) * loss
+        self._estimator.update_baseline(loss)
         return gradients
 
     def sync(self, study: optuna.Study) -> dict[str, dict[Any, float]]:

@@ -1,8 +1,9 @@
 """Accuracy against cost on the NAS-Bench-201 table: the Pareto front each method finds, and its hypervolume.
 
 Our estimators sweep cost targets (a :class:`~nas_estimators.budget.CostBudget` search per target, the
-query budget split evenly); Optuna's multi-objective samplers (NSGA-II, TPE) maximise accuracy and
-minimise cost at once. Every queried cell counts, for all methods: a method's front is the
+query budget split evenly); NNI's regularized evolution sweeps the same targets with a fixed penalty on the
+relative excess cost (:data:`EVOLUTION_PENALTY`); Optuna's multi-objective samplers (NSGA-II, TPE) maximise
+accuracy and minimise cost at once. Every queried cell counts, for all methods: a method's front is the
 non-dominated set of what it queried, scored exactly by the table. The hypervolume (the area the front
 dominates up to a reference point: the dearest cell's cost and the table's median accuracy) over the
 true front's, computed from all 15,625 cells, says how much of the best trade-off a method found. (With
@@ -29,11 +30,15 @@ from .budget import CostBudget
 from .checks import integer
 from .nasbench201 import LABELS, NNI_OPS, BenchmarkTable, CellCosts, from_arch_string
 
-__all__ = ["ESTIMATORS", "SAMPLERS", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
+__all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
            "default_targets"]
 
 ESTIMATORS = ("sf", "relax", "ram")
 SAMPLERS = ("optuna-nsga2", "optuna-tpe")
+EVOLUTION = "nni-evolution"
+#: Accuracy points NNI's evolution loses per 100% over a target (``accuracy - penalty * max(0, cost / target - 1)``):
+#: a cell 10% over the target scores 10 points lower, about the spread of the table's good cells.
+EVOLUTION_PENALTY = 100.0
 
 
 def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -100,6 +105,31 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
     return pd.concat(frames, ignore_index=True)[["target", "architecture", "cost", "benchmark_acc", "mode_acc"]]
 
 
+def evolution_sweep(table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int, seed: int,
+                    penalty: float = EVOLUTION_PENALTY) -> pd.DataFrame:
+    """NNI's regularized evolution under each target, ``queries // len(targets)`` queries each, maximising the
+    accuracy less ``penalty`` times the relative excess cost; one row per query, as :func:`sweep`'s."""
+    from . import _nni
+    from .spaces import build_space
+
+    per_target = max(1, queries // len(targets))
+    frames = []
+    for index, target in enumerate(sorted(targets, reverse=True)):
+        rows: list[dict] = []
+
+        def score(sample: dict, target: float = target) -> float:
+            architecture = {label: sample[label] for label in LABELS}
+            accuracy, cost = table.accuracy(architecture), costs(architecture)
+            rows.append({"target": target, "architecture": json.dumps(architecture), "cost": cost,
+                         "benchmark_acc": accuracy})
+            return accuracy - penalty * max(0.0, cost / target - 1.0)
+
+        strategy = _nni.multi_trial_strategy("RegularizedEvolution", seed * 1000 + index, per_target)
+        _nni.run_multi_trial(strategy, build_space("nb201", 1, 1), score, per_target)  # labels only: smallest
+        frames.append(pd.DataFrame(rows))
+    return pd.concat(frames, ignore_index=True)
+
+
 def optuna_front(method: str, table: BenchmarkTable, costs: CellCosts, queries: int, seed: int) -> pd.DataFrame:
     """An Optuna multi-objective study (accuracy up, cost down) of ``queries`` trials; one row per trial."""
     import optuna
@@ -133,9 +163,10 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
                ) -> dict[str, pd.DataFrame]:
     """Every method x seed x query budget: ``queries`` (every queried cell), ``fronts`` (each run's front
     and the table's, ``method == "table"``) and ``summary`` (hypervolume ratio per method and budget)."""
-    unknown = [m for m in methods if m not in ESTIMATORS + SAMPLERS]
+    known = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
-        raise ValueError(f"methods: expected some of {', '.join(ESTIMATORS + SAMPLERS)}, got {', '.join(methods) or 'none'}")
+        raise ValueError(f"methods: expected some of {', '.join(known)}, got {', '.join(methods) or 'none'}")
     if not seeds or any(isinstance(s, bool) or int(s) != s or s < 0 for s in seeds):
         raise ValueError(f"seeds: expected integers >= 0, got {list(seeds)}")
     if not budgets or any(isinstance(b, bool) or int(b) != b or b < 1 for b in budgets):
@@ -150,6 +181,8 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
             for seed in seeds:
                 if method in ESTIMATORS:
                     frame = sweep(method, table, costs, default_targets(costs, targets), budget, seed)
+                elif method == EVOLUTION:
+                    frame = evolution_sweep(table, costs, default_targets(costs, targets), budget, seed)
                 else:
                     frame = optuna_front(method, table, costs, budget, seed)
                 found = front_of(frame)

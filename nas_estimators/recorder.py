@@ -174,6 +174,8 @@ class SearchRecorder(pl.Callback):
             row.update({f"seconds/{name}": seconds for name, seconds in objective.seconds().items()})
         budget = getattr(search_module, "budget", None)
         if budget is not None:  # measuring the sampled cells' cost is too
+            row["seconds"] += budget.pre_search_seconds
+            budget.pre_search_seconds = 0.0
             row["seconds/cost"] = budget.seconds
         if trainer.is_global_zero:  # one search's tables, whatever the number of processes
             for listener in self.listeners:  # they may add columns (a benchmark score) or raise (pruning)

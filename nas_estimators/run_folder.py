@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pandas is imported where a table is read or written: the CL
     import pandas as pd
 
 __all__ = ["RunFolder", "ARCHITECTURE", "CONFIG", "HISTORY", "PROBABILITIES", "CHECKPOINT", "TOP_K_JSON",
-           "TOP_K_CSV", "TRIALS", "RETRAIN_HISTORY", "RETRAIN_RESULT", "StudyFolder"]
+           "TOP_K_CSV", "TRIALS", "RETRAIN_HISTORY", "RETRAIN_RESULT", "StudyFolder",
+           "CompareFolder", "SweepFolder", "RESULTS", "SUMMARY", "REPORT"]
 
 ARCHITECTURE = "architecture.json"
 CONFIG = "config.json"
@@ -46,6 +47,10 @@ RETRAIN_RESULT = "result.json"
 BEST_ARCHITECTURE = "best_architecture.json"
 BEST_TRIAL = "best_trial.json"
 IMPORTANCES = "importances.csv"
+COMPARE_SETTINGS = "compare.json"
+RESULTS = "results.csv"
+SUMMARY = "summary.csv"
+REPORT = "report.html"
 
 
 def _json_text(value: Any) -> str:
@@ -217,3 +222,99 @@ class StudyFolder:
 
         atomic_write_text(self.importances, pd.DataFrame(
             [{"parameter": k, "importance": v} for k, v in importances.items()]).to_csv(index=False))
+
+
+class CompareFolder:
+    """The files of a comparison in ``path``: ``compare.json`` (its settings), a :class:`RunFolder` per method
+    and seed under ``runs/``, and the tables and page over them: ``results.csv``, ``trials.csv``,
+    ``summary.csv`` and ``report.html``.
+
+    >>> import tempfile
+    >>> folder = CompareFolder(tempfile.mkdtemp())
+    >>> folder.write_settings({"seeds": [0]}); folder.read_settings()
+    {'seeds': [0]}
+    >>> folder.run("sf", 0).path.name
+    'sf-s0'
+    """
+
+    RUNS = "runs"  # the folder of the runs
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"CompareFolder({str(self.path)!r})"
+
+    @property
+    def settings(self) -> Path:
+        return self.path / COMPARE_SETTINGS
+
+    @property
+    def results(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def trials(self) -> Path:
+        return self.path / TRIALS
+
+    @property
+    def summary(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT
+
+    def run(self, method: str, seed: int) -> RunFolder:
+        return RunFolder(self.path / self.RUNS / f"{method}-s{seed}")
+
+    def methods_run(self) -> set[str]:
+        """The methods with a run folder here (finished or not)."""
+        return {path.name.rsplit("-s", 1)[0] for path in (self.path / self.RUNS).glob("*-s*") if path.is_dir()}
+
+    def has_settings(self) -> bool:
+        return self.settings.is_file()
+
+    def read_settings(self) -> dict[str, Any]:
+        """The recorded settings; ValueError when the file is not a comparison's record."""
+        try:
+            return dict(json.loads(self.settings.read_text())["settings"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{self.settings} is not a comparison record") from None
+
+    def write_settings(self, record: Mapping[str, Any]) -> None:
+        (self.path / self.RUNS).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.settings, _json_text({"settings": dict(record)}))
+
+    def write_tables(self, results: pd.DataFrame, trials: pd.DataFrame, summary: pd.DataFrame,
+                     report: str | None = None) -> None:
+        """``results.csv``, ``summary.csv``, ``trials.csv`` when there are trials, and the page when given."""
+        atomic_write_text(self.results, results.to_csv(index=False))
+        if len(trials):
+            atomic_write_text(self.trials, trials.to_csv(index=False))
+        atomic_write_text(self.summary, summary.to_csv(index=False))
+        if report is not None:
+            atomic_write_text(self.report, report)
+
+
+class SweepFolder:
+    """The files of a cost-target sweep on the benchmark table (``nas-estimators pareto``) in ``path``: a
+    table per name in :data:`SweepFolder.TABLES` and ``pareto.html``; ``summary.csv`` marks it finished."""
+
+    TABLES = ("queries", "fronts", "results", "summary")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def page(self) -> Path:
+        return self.path / "pareto.html"
+
+    def finished(self) -> bool:
+        return (self.path / SUMMARY).exists()
+
+    def write(self, tables: Mapping[str, pd.DataFrame], page: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        for name in self.TABLES:
+            atomic_write_text(self.path / f"{name}.csv", tables[name].to_csv(index=False))
+        atomic_write_text(self.page, page)

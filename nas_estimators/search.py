@@ -69,6 +69,10 @@ class SupernetSettings(LoopSettings):
     precision: str = option("auto", "bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU",
                             choices=("auto", *PRECISIONS))
     channels_last: bool = option(False, "channels-last memory format (CUDA)", flag=True)
+    threads: int | str | None = option(None, "intra-op threads of this process; auto: one, plus the cores other "
+                                       "processes leave idle, re-checked every second (numbers then depend on the "
+                                       "load); see threads.resolve_threads", metavar="{auto,N}",
+                                       shown="OMP_NUM_THREADS if set, else 1 on the CPU")
 
 
 def supernet_settings(config: SupernetSettings) -> dict[str, Any]:
@@ -90,8 +94,9 @@ class SearchConfig(SupernetSettings):
     # What the estimators minimise: objective term name -> weight (see objective.py); None: the method's.
     objective: dict[str, float] | None = None
     cost: str | None = option(None, "search under a budget on this cost of the sampled architecture: params (millions "
-                              "of parameters) or flops (MFLOPs of one input as torch's FlopCounterMode counts them, "
-                              "two per multiply-add)", choices=tuple(COSTS))
+                              "of parameters), flops (MFLOPs of one input as torch's FlopCounterMode counts them, "
+                              "two per multiply-add) or latency (milliseconds for one input on this device and "
+                              "threads, from a per-candidate table measured once and cached)", choices=tuple(COSTS))
     cost_target: float | None = option(None, "the budget: expected --cost at most this, in its units; the export is "
                                        "the most probable architecture within it (the run folder's cost record says how it went)", type=float)
     # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
@@ -117,9 +122,6 @@ class SearchConfig(SupernetSettings):
     # its own architectures, and the estimator averages their estimates (see distributed.py).
     devices: int = 1
     num_nodes: int = 1
-    # Intra-op threads of this process: a count or "auto" (None: OMP_NUM_THREADS if set, else one on the CPU;
-    # see threads.resolve_threads).
-    threads: int | str | None = None
 
     def __post_init__(self) -> None:
         for name, value in unset_values(not _nni_oneshot(self.estimator)).items():
@@ -363,8 +365,11 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
             from .strategy import path_sampling_supernet
 
             supernet = path_sampling_supernet(copy.deepcopy(space))
-            strategy.budget.bind(supernet, batches[0].fixed(SCORING_IMAGES)[0])
-            strategy.budget.check_reachable(ArchitectureDistribution.from_model_space(supernet))
+            started = time.perf_counter()
+            distribution = ArchitectureDistribution.from_model_space(supernet)
+            strategy.budget.bind(supernet, batches[0].fixed(SCORING_IMAGES)[0], distribution)
+            strategy.budget.check_reachable(distribution)
+            strategy.budget.pre_search_seconds = time.perf_counter() - started
     return SearchParts(device=device, data=data, space=space, batches=batches, strategy=strategy, epochs=epochs,
                        settings=settings, output=output, width=width, cells=cells, table=table, precision=precision,
                        governor=governor)

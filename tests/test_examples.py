@@ -56,3 +56,15 @@ def test_the_thread_measurement_runs_each_setting_and_records_the_threads_used(t
     assert list(zip(table["threads"].astype(str), table["copies"])) == [("1", 1), ("1", 2), ("auto", 1), ("auto", 2)]
     assert (table.loc[table["threads"].astype(str) == "1", "thread_count"] == 1).all()
     assert table["thread_count"].between(1, os.cpu_count()).all() and (table["x_one_thread_alone"] > 0).all()
+
+
+def test_the_latency_check_predicts_each_drawn_architecture_and_measures_it(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "latency.csv"
+    stdout = run_example("latency_table_check.py", "--width", "4", "--cells", "1", "--architectures", "4",
+                         "--repeats", "2", "--out", str(out), cwd=tmp_path)
+    frame = pd.read_csv(out)
+    assert len(frame) == 4 and (frame[["predicted_ms", "measured_ms"]] > 0).all().all()
+    assert "4 architectures: Pearson r" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latency.csv"]  # its table went to a temporary cache

@@ -7,7 +7,8 @@ import pytest
 
 from nas_estimators.cli import main
 from nas_estimators.nasbench201 import LABELS, NNI_OPS, BenchmarkTable, to_arch_string
-from nas_estimators.pareto import hypervolume, pareto_front, run_pareto
+from nas_estimators.nasbench201 import CellCosts
+from nas_estimators.pareto import EVOLUTION_PENALTY, evolution_sweep, hypervolume, pareto_front, run_pareto
 
 
 def test_the_front_keeps_exactly_the_non_dominated_points():
@@ -46,6 +47,30 @@ def test_each_run_finds_a_non_dominated_front_of_cells_it_queried(table):
     assert summary.loc["ram", "runs"] == 1 and summary.loc["ram", "hypervolume_ratio_mean"] > 0
 
 
+def test_nni_evolution_sweeps_each_target_with_the_penalty_and_queries_its_share(table, monkeypatch):
+    from nas_estimators import _nni
+
+    costs = CellCosts("params")
+    low, high = costs.bounds()
+    targets = [low + (high - low) / 3, low + 2 * (high - low) / 3]
+    frame = evolution_sweep(table, costs, targets, queries=60, seed=0)  # NNI's own evolution, for real
+    assert len(frame) == 60 and (frame.groupby("target").size() == 30).all()
+    assert list(frame["target"].unique()) == sorted(targets, reverse=True)
+    # what the strategy is told for a cell: its accuracy less the penalty on its relative excess cost
+    told = []
+    cheap = {label: "none" for label in LABELS}
+    dear = {label: "conv_3x3" for label in LABELS}
+
+    def fake_run(strategy, space, score, budget):
+        told.extend(score(dict(cell)) for cell in (cheap, dear))
+
+    monkeypatch.setattr(_nni, "run_multi_trial", fake_run)
+    evolution_sweep(table, costs, targets[:1], queries=2, seed=0)
+    assert told[0] == table.accuracy(cheap)  # within the target: no penalty
+    excess = costs(dear) / targets[0] - 1
+    assert excess > 0 and told[1] == pytest.approx(table.accuracy(dear) - EVOLUTION_PENALTY * excess)
+
+
 def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, capsys):
     def fails(*argv):
         with pytest.raises(SystemExit) as excinfo:
@@ -69,5 +94,5 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
 
 
 def test_unknown_methods_are_refused(table):
-    with pytest.raises(ValueError, match="methods: expected some of sf, relax, ram, optuna-nsga2, optuna-tpe"):
+    with pytest.raises(ValueError, match="methods: expected some of sf, relax, ram, nni-evolution, optuna-nsga2, optuna-tpe"):
         run_pareto(table, "flops", ["darts"], [0], [10])

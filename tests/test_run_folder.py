@@ -12,7 +12,7 @@ import pytest
 from nas_estimators import run_folder
 from nas_estimators.architectures import load_search
 from nas_estimators.retrain import table_rows
-from nas_estimators.run_folder import RunFolder, StudyFolder
+from nas_estimators.run_folder import CompareFolder, RunFolder, StudyFolder
 from nas_estimators.search import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +78,25 @@ def test_a_study_folder_holds_what_tune_writes(tmp_path):
     assert json.loads(study.best_trial.read_text())["value"] == 0.9
     assert pd.read_csv(study.importances)["parameter"].tolist() == ["baseline_decay", "arc_learning_rate"]
     assert pd.read_csv(study.trials)["number"].tolist() == [0]
+
+
+def test_a_compare_folder_holds_its_settings_runs_and_tables(tmp_path):
+    folder = CompareFolder(tmp_path / "cmp")
+    assert not folder.has_settings()
+    folder.write_settings({"seeds": [10, 11], "method_epochs": {"ram": 22}})
+    assert folder.read_settings() == {"seeds": [10, 11], "method_epochs": {"ram": 22}}
+    folder.run("sf", 10).path.mkdir(parents=True)
+    folder.run("sf", 10).write_architecture({"cell/0_1": "none"})
+    folder.run("nni-darts", 11).path.mkdir(parents=True)
+    assert folder.methods_run() == {"sf", "nni-darts"}
+    assert folder.run("sf", 10).finished()
+    frame = pd.DataFrame({"method": ["sf"]})
+    folder.write_tables(frame, frame.iloc[:0], frame, report="<html></html>")
+    assert pd.read_csv(folder.results)["method"].tolist() == ["sf"] and folder.summary.is_file()
+    assert folder.report.read_text() == "<html></html>" and not folder.trials.exists()  # no trials, no file
+    folder.settings.write_text("[]")
+    with pytest.raises(ValueError, match="is not a comparison record"):
+        folder.read_settings()
 
 
 def test_a_run_folder_in_the_format_written_before_the_change_still_loads(tmp_path):

@@ -125,3 +125,10 @@ def test_a_governed_search_records_its_threads(monkeypatch, tmp_path, capsys):
     for value, message in (("0", "threads: expected a positive integer"), ("many", "or 'auto'")):
         error = one_line_error(capsys, ["search", "--threads", value, "--output", str(tmp_path / "bad")])
         assert message in error and not (tmp_path / "bad").exists()
+    # The commands that take --threads from the search's settings refuse it alike, before writing anything.
+    error = one_line_error(capsys, ["frozen-search", str(out), "--threads", "many", "--output", str(tmp_path / "fz")])
+    assert "threads: expected a positive integer or 'auto'" in error and not (tmp_path / "fz").exists()
+    error = one_line_error(capsys, ["bench", "--threads", "0", "--json", str(tmp_path / "bench.json")])
+    assert "threads: expected a positive integer" in error and not (tmp_path / "bench.json").exists()
+    error = one_line_error(capsys, ["compare", "--threads", "many", "--output", str(tmp_path / "cmp")])
+    assert "threads: expected a positive integer or 'auto'" in error and not (tmp_path / "cmp").exists()

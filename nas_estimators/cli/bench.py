@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import UsageError, add_threads_argument
+from .common import UsageError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -22,7 +22,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help=f"comma- or space-separated, from {', '.join(strategies())} "
                              f"(default: {','.join(DEFAULT_STRATEGIES)})")
     add_options(parser, BenchConfig)
-    add_threads_argument(parser)
     parser.add_argument("--devices", default="1", metavar="K[,K...]",
                         help="processes of a data-parallel search to time, e.g. 1,2 (ours only; rows sf-k2, ...; "
                              "default: 1)")
@@ -36,7 +35,7 @@ def _bench(args: argparse.Namespace) -> int:
     from ..options import values
 
     config = BenchConfig(**values(args, BenchConfig), strategies=strategies_argument(args.strategies),
-                         threads=args.threads, devices=_devices(args.devices))
+                         devices=_devices(args.devices))
     json_path = Path(args.json_path) if args.json_path else None
     try:
         if json_path is not None and json_path.is_dir():

@@ -39,16 +39,8 @@ def add_search_arguments(parser: argparse.ArgumentParser, nni_strategies: bool =
                         help="gradient estimator" + (" or NNI's one-shot strategy, run with NNI's defaults"
                                                      if nni_strategies else "") + " (default: sf)")
     add_options(parser, SearchConfig, SEARCH_OPTIONS)
-    add_threads_argument(parser)
     add_objective_argument(parser)
     add_estimator_arguments(parser)
-
-
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", default=None, metavar="{auto,N}",
-                        help="intra-op threads of this process; auto: one, plus the cores other processes leave idle, "
-                             "re-checked every second (numbers then depend on the load) (default: OMP_NUM_THREADS "
-                             "if set, else 1 on the CPU)")
 
 
 def objective_weights(text: str | None) -> dict[str, float] | None:

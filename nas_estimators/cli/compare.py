@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (UsageError, add_estimator_arguments, add_objective_argument, add_threads_argument,
-                     estimator_values, objective_weights)
+from .common import (UsageError, add_estimator_arguments, add_objective_argument, estimator_values,
+                     objective_weights)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..run_folder import REPORT, RESULTS, SUMMARY
     from ..compare import DEFAULT_METHODS, CompareConfig
     from ..methods import names as methods
     from ..options import add_options
@@ -17,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "compare", help="compare search methods (ours and NNI's) over several seeds",
         description="Run each method with each seed on the same space, data, epochs and batch size; write "
-                    "results.csv, summary.csv and report.html to --output. Finished runs are not redone.")
+                    f"{RESULTS}, {SUMMARY} and {REPORT} to --output. Finished runs are not redone.")
     parser.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)], metavar="NAME",
                         help=f"comma- or space-separated, from {', '.join(methods())} (default: {','.join(DEFAULT_METHODS)})")
     parser.add_argument("--seeds", nargs="+", default=["0,1,2"], metavar="SEED", help="seeds (default: 0,1,2)")
@@ -27,7 +28,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "wall-clock (a step of NNI's DARTS runs every candidate: fewer epochs fill the same seconds)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_objective_argument(parser)
-    add_threads_argument(parser)
     add_estimator_arguments(parser)  # each of our estimators reads its own; the others ignore them
     parser.set_defaults(handler=_compare)
     return parser
@@ -46,10 +46,11 @@ def _compare(args: argparse.Namespace) -> int:
         config = CompareConfig(**values(args, CompareConfig), method_epochs=epochs,
                                methods=list_argument(args.methods), seeds=list_argument(args.seeds, int),
                                estimator_options=estimator_values(args), objective=objective_weights(args.objective),
-                               threads=args.threads, progress=not args.no_progress)
+                               progress=not args.no_progress)
     except ValueError as error:  # a seed that is not an integer
         raise UsageError(f"seeds: expected integers, {error}") from None
     from ..recorder import SearchInterrupted
+    from ..run_folder import CompareFolder
 
     try:
         result = run_compare(config, progress=lambda line: print(line, file=sys.stderr, flush=True), report=report_html)
@@ -62,6 +63,6 @@ def _compare(args: argparse.Namespace) -> int:
 
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 200):
         print(result["summary"].to_string(index=False))
-    print(f"results: {result['output'] / 'results.csv'}, summary: {result['output'] / 'summary.csv'}, "
-          f"report: {result['output'] / 'report.html'}")
+    folder = CompareFolder(result["output"])
+    print(f"results: {folder.results}, summary: {folder.summary}, report: {folder.report}")
     return 0

@@ -34,11 +34,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=_export)
 
     report = commands.add_parser(
-        "report", help="write report.html for one or more searches",
+        "report", help=f"write {run_folder.REPORT} for one or more searches",
         description="Write an HTML report: per-label probability heatmaps, entropy and validation accuracy, "
                     "the estimator's diagnostics and the found cells.")
     report.add_argument("paths", nargs="+", metavar="DIR", help="search output directories")
-    report.add_argument("--output", help="the HTML file (default: DIR/report.html, or ./report.html for several)")
+    report.add_argument("--output", help=f"the HTML file (default: DIR/{run_folder.REPORT}, or ./{run_folder.REPORT} for several)")
     report.add_argument("--diagrams", choices=("auto", "svg", "plotly"), default="auto",
                         help="cell drawings: Graphviz svg, plotly, or auto (svg when Graphviz is installed)")
     report.add_argument("--screenshot", help="also write a PNG screenshot of the page (needs Playwright and Chromium)")
@@ -101,7 +101,7 @@ def _report(args: argparse.Namespace) -> int:
     _needs_browser(args)
     if not 0.1 <= args.screenshot_scale <= 4:
         raise usage_error(ValueError(f"--screenshot-scale: expected 0.1..4, got {args.screenshot_scale}"))
-    default = Path(args.paths[0]) / "report.html" if len(args.paths) == 1 else Path("report.html")
+    default = Path(args.paths[0]) / run_folder.REPORT if len(args.paths) == 1 else Path(run_folder.REPORT)
     output = Path(args.output) if args.output else default
     if output.suffix.lower() not in (".html", ".htm"):
         raise usage_error(ValueError(f"--output: expected an .html file, got {output}"))

@@ -8,8 +8,8 @@ from .. import registry, run_folder
 from ..objective import DEFAULT_OBJECTIVE
 from ..frozen import FrozenConfig
 from ..options import add_options, values
-from .common import (add_estimator_arguments, add_objective_argument, add_threads_argument, estimator_values,
-                     objective_weights, usage_error)
+from .common import (add_estimator_arguments, add_objective_argument, estimator_values, objective_weights,
+                     usage_error)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +27,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no line per epoch")
     add_objective_argument(parser, DEFAULT_OBJECTIVE)  # the supernet's own preference
     add_options(parser, FrozenConfig)
-    add_threads_argument(parser)
     add_estimator_arguments(parser, unset="the search's")
     parser.set_defaults(handler=_frozen_search)
     return parser
@@ -42,7 +41,7 @@ def _frozen_search(args: argparse.Namespace) -> int:
 
     try:
         result = frozen_search(args.search, estimator=args.estimator, destination=args.output,
-                               objective=objective_weights(args.objective), threads=args.threads,
+                               objective=objective_weights(args.objective),
                                **values(args, FrozenConfig),
                                options={k: v for k, v in estimator_values(args).items() if v is not None},
                                progress=None if args.quiet else lambda line: print(line, flush=True))

@@ -11,20 +11,22 @@ from .common import UsageError
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..budget import COSTS
-    from ..pareto import ESTIMATORS, SAMPLERS
+    from ..pareto import ESTIMATORS, EVOLUTION, SAMPLERS
+    from ..run_folder import SweepFolder
 
     parser = subparsers.add_parser(
         "pareto", help="accuracy against cost on the NAS-Bench-201 table: the front each method finds",
         description="Our estimators sweep cost targets (one budgeted search a target, each starting from the "
                     "previous one's distribution); Optuna's NSGA-II and TPE optimise accuracy and cost together. "
-                    "Writes queries.csv, fronts.csv, results.csv, summary.csv (hypervolume ratio to the table's "
-                    "front) and pareto.html to --output.")
+                    f"Writes {', '.join(f'{name}.csv' for name in SweepFolder.TABLES)} (the summary: hypervolume ratio "
+                    "to the table's front) and pareto.html to --output.")
     parser.add_argument("--benchmark-table", required=True, metavar="CSV", help="NAS-Bench-201 accuracies")
     parser.add_argument("--cost", choices=list(COSTS), default="flops",
                         help="params (millions) or flops (MFLOPs of one 32x32 image) of NAS-Bench-201's C=16, N=5 "
                              "network (default: flops)")
-    parser.add_argument("--methods", default=",".join(ESTIMATORS + SAMPLERS),
-                        help=f"comma-separated, from {', '.join(ESTIMATORS + SAMPLERS)} (default: all)")
+    methods = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
+    parser.add_argument("--methods", default=",".join(methods),
+                        help=f"comma-separated, from {', '.join(methods)} (default: all)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated (default: 0,1,2)")
     parser.add_argument("--queries", default="1000", help="comma-separated query budgets of every run (default: 1000)")
     parser.add_argument("--targets", type=int, default=16, help="cost targets our estimators sweep (default: 16)")
@@ -42,13 +44,14 @@ def _integers(name: str, text: str) -> list[int]:
 
 def _pareto(args: argparse.Namespace) -> int:
     from ..budget import COSTS
-    from ..files import atomic_write_text
     from ..integrations.pareto_report import pareto_html
     from ..nasbench201 import read_full_table
     from ..pareto import run_pareto
+    from ..run_folder import SweepFolder
 
     output = Path(args.output)
-    if (output / "summary.csv").exists():
+    folder = SweepFolder(output)
+    if folder.finished():
         raise UsageError(f"output: {output} holds a finished sweep; choose another --output")
     seeds, budgets = _integers("seeds", args.seeds), _integers("queries", args.queries)
     try:
@@ -61,10 +64,7 @@ def _pareto(args: argparse.Namespace) -> int:
                             progress=lambda line: print(line, file=sys.stderr, flush=True))
     except ValueError as error:
         raise UsageError(" ".join(str(error).split())) from None
-    output.mkdir(parents=True, exist_ok=True)
-    for name in ("queries", "fronts", "results", "summary"):
-        atomic_write_text(output / f"{name}.csv", result[name].to_csv(index=False))
-    atomic_write_text(output / "pareto.html", pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
+    folder.write(result, pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
     print(result["summary"].to_string(index=False))
-    print(f"written: {output}/summary.csv, fronts.csv, pareto.html")
+    print(f"written: {', '.join(str(folder.path / f'{name}.csv') for name in folder.TABLES)}, {folder.page}")
     return 0
