@@ -137,8 +137,8 @@ class SearchObjective:
             table accuracy of the exported architecture instead of its validation accuracy (nb201 only).
         fixed: hyperparameters not to tune (SearchConfig field names -> values).
         suggest: replaces :func:`suggest_hyperparameters` (same signature) for another search space.
-        cost: ``params`` or ``flops``: a second objective, the exported architecture's cost (millions of
-            parameters, MFLOPs of one input), for a study that maximises accuracy and minimises cost
+        cost: ``params``, ``flops`` or ``latency``: a second objective, the exported architecture's cost
+            (millions of parameters, MFLOPs of one input, milliseconds from a latency table), for a study that maximises accuracy and minimises cost
             (``directions=["maximize", "minimize"]``; optuna-dashboard then shows the Pareto front).
 
     Every trial stores user attributes ``architecture`` (the exported one), ``search_seconds``,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import registry, run_folder, settings
+from ..budget import COSTS
 from .common import UsageError, add_search_arguments, search_config
 
 SAMPLERS = ("tpe", "random")
@@ -51,10 +52,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                         help="NAS-Bench-201 table (arch + accuracy columns): maximise the exported "
                              "architecture's table accuracy instead of its validation accuracy (nb201 only)")
     parser.add_argument("--benchmark-column", help="accuracy column of --benchmark (default: guessed)")
-    parser.add_argument("--cost-objective", choices=("params", "flops"),
-                        help="also minimise this cost of the exported architecture (millions of parameters, or "
-                             "MFLOPs of one input): a two-objective study whose Pareto front optuna-dashboard "
-                             "shows; trials are not pruned (Optuna prunes single-objective studies only)")
+    parser.add_argument("--cost-objective", choices=tuple(COSTS),
+                        help="also minimise this cost of the exported architecture (as search's --cost: millions "
+                             "of parameters, MFLOPs of one input, or milliseconds from a latency table): a "
+                             "two-objective study whose Pareto front optuna-dashboard shows; trials are not pruned "
+                             "(Optuna prunes single-objective studies only)")
     parser.set_defaults(handler=tune)
     return parser
 
