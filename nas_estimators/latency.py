@@ -36,6 +36,7 @@ from torch import nn
 
 from .distribution import Architecture, ArchitectureDistribution
 from .files import atomic_write_text
+from .pooling import native_pooling
 
 __all__ = ["LatencyTable", "measure_latency", "cache_directory", "device_name", "cached_table"]
 
@@ -125,7 +126,7 @@ class LatencyTable:
 
         def timed(architecture: Architecture) -> float:
             apply(architecture)
-            with torch.no_grad():
+            with torch.no_grad(), native_pooling():  # the frozen network's pooling, not the search's stand-in
                 return time_forward(lambda: network(one), device, repeats)
 
         try:

@@ -8,9 +8,28 @@ pixels of each window lie inside the image; forward and backward together run ab
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+_native = False
+
+
+@contextlib.contextmanager
+def native_pooling() -> Iterator[None]:
+    """Within it, every :class:`BoxAverage` runs PyTorch's own pooling: what NNI's frozen network runs, so that
+    a FLOP count (``FlopCounterMode`` counts no pooling, but would count the convolution) or a latency measured
+    on a supernet's path is the frozen network's."""
+    global _native
+    previous, _native = _native, True
+    try:
+        yield
+    finally:
+        _native = previous
 
 
 class BoxAverage(nn.Module):
@@ -44,6 +63,8 @@ class BoxAverage(nn.Module):
         return self._cache[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _native:
+            return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, count_include_pad=False)
         box, reciprocal_counts = self._box_and_counts(x)
         sums = F.conv2d(x, box, stride=self.stride, padding=self.padding, groups=x.shape[1])
         return sums * reciprocal_counts

@@ -144,8 +144,10 @@ def flops(network: nn.Module, inputs: torch.Tensor) -> float:
     """Millions of FLOPs of one input as PyTorch's ``FlopCounterMode`` counts them."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from .pooling import native_pooling
+
     counter = FlopCounterMode(display=False)
-    with _preserved(network), torch.no_grad(), counter:
+    with _preserved(network), torch.no_grad(), native_pooling(), counter:
         network.eval()
         network(inputs[:1])
     return counter.get_total_flops() / 1e6

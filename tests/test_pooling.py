@@ -41,6 +41,25 @@ def test_only_count_include_pad_false_square_pools_are_replaced():
     assert [type(m).__name__ for m in model.modules()][1:] == ["BoxAverage", "AvgPool2d", "Sequential", "AvgPool2d"]
 
 
+def test_flops_of_a_supernet_path_are_the_frozen_networks_pooling_included():
+    from nas_estimators import _nni, training_free
+    from nas_estimators.objective import ScoringNetwork
+    from nas_estimators.pooling import native_pooling
+    from nas_estimators.strategy import path_sampling_supernet
+    from nni.nas.hub.pytorch import NasBench201
+
+    pools = {label: "avg_pool_3x3" for label in ("cell/0_1", "cell/0_2", "cell/1_2", "cell/0_3", "cell/1_3", "cell/2_3")}
+    x = torch.randn(1, 3, 16, 16)
+    network = ScoringNetwork(path_sampling_supernet(build_space("nb201", 4, 1)), x)
+    frozen = _nni.freeze(NasBench201(stem_out_channels=4, num_modules_per_stack=1), pools)
+    assert network.score(pools, training_free.flops) == training_free.flops(frozen, x)
+    # the stand-in's convolution is what FlopCounterMode would count outside native_pooling
+    network.apply(pools)
+    op = BoxAverage(3, 1, 1)
+    with native_pooling():
+        assert torch.allclose(op(x), nn.AvgPool2d(3, 1, 1, count_include_pad=False)(x))
+
+
 @pytest.mark.parametrize("space, width, cells", [("nb201", 4, 1), ("darts", 4, 3)])
 def test_spaces_pool_with_box_averages_and_keep_their_state_keys(space, width, cells):
     from nni.nas.hub.pytorch import DARTS, NasBench201
