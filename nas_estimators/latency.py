@@ -28,6 +28,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -175,6 +176,9 @@ def cached_table(network: nn.Module, inputs: torch.Tensor, distribution: Archite
         except (ValueError, KeyError, TypeError):
             pass  # a damaged file is measured again and replaced
     table = LatencyTable.measure(network, inputs, distribution, apply, repeats, time_forward)
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"key": key, "table": table.to_dict()}, indent=2) + "\n")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"key": key, "table": table.to_dict()}, indent=2) + "\n")
+    except OSError as error:  # the cache only saves time: a search goes on with the table it measured
+        warnings.warn(f"latency table not cached ({error}); set NAS_ESTIMATORS_CACHE to a writable folder")
     return table, path

@@ -81,6 +81,14 @@ def test_a_table_is_measured_once_per_key_and_read_back(tmp_path, monkeypatch):
     assert other != path and len(calls_other) == 7
 
 
+def test_an_unwritable_cache_warns_and_the_measured_table_still_serves(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.warns(UserWarning, match="latency table not cached"):
+        (table, _), calls = measured(directory=blocker / "latency")
+    assert len(calls) == 7 and table.predict({"a": "y", "b": "q"}) == pytest.approx(10.0 + 4.0 + 3.0)
+
+
 def test_measure_latency_takes_the_median_after_two_untimed_calls():
     calls = []
     value = measure_latency(lambda: calls.append(1), torch.device("cpu"), repeats=3)
