@@ -39,6 +39,7 @@ from .search import (SearchConfig, SupernetSettings, check_config, prepare, reso
 from .settings import nni_values, unset_values
 from .settings import before as settings_before
 from .spaces import SPACES
+from .table_search import LEARNING_RATE
 
 DEFAULT_METHODS = ("sf", "relax", "ram", "nni-darts", "nni-gumbel", "nni-random")
 # The settings a resumed comparison must share with the runs already in its output directory.
@@ -68,8 +69,8 @@ class CompareConfig(SupernetSettings):
                                          metavar="CSV")
     budget: int = option(100, "architectures each multi-trial and table method queries", type=int)
     panel_images: int = shared(SearchConfig, "panel_images")
-    table_learning_rate: float = option(0.1, "sf-table, relax-table, ram-table: Adam learning rate of the logits",
-                                        type=float, before=0.1)
+    table_learning_rate: float = option(LEARNING_RATE, "sf-table, relax-table, ram-table: Adam learning rate of the "
+                                        "logits", type=float, before=0.1)
     table_noise: float = option(0.0, "table and multi-trial methods: standard deviation of Gaussian noise added to "
                                 "each queried error (1 - accuracy/100); they return their best-scored query", type=float,
                                 before=0.0)

@@ -21,13 +21,14 @@ Example:
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 import torch
 
 from .budget import CostBudget
-from .checks import integer
+from .checks import integer, positive_number
+from .table_search import LEARNING_RATE
 from .nasbench201 import LABELS, NNI_OPS, BenchmarkTable, CellCosts, from_arch_string
 
 __all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
@@ -76,12 +77,14 @@ def default_targets(costs: CellCosts, count: int = 16) -> list[float]:
 
 
 def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int,
-          seed: int, learning_rate: float = 0.1, carry: bool = True) -> pd.DataFrame:
+          seed: int, learning_rate: float = LEARNING_RATE, carry: bool = True,
+          options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One :class:`~nas_estimators.table_search.TableSearch` under each target, ``queries // len(targets)``
     queries each; one row per query (``target``, ``architecture``, ``cost``, ``benchmark_acc``).
 
     With ``carry`` the targets run from the dearest to the cheapest and each search starts from the
-    previous one's distribution (a continuation along the front), else each starts uniform."""
+    previous one's distribution (a continuation along the front), else each starts uniform. ``options``:
+    registered hyperparameters by name (those of other estimators are ignored; the rest keep defaults)."""
     distribution = None
     targets = sorted(targets, reverse=True) if carry else list(targets)
     from . import registry
@@ -93,7 +96,8 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
     for index, target in enumerate(targets):
         torch.manual_seed(seed)
         budget = CostBudget(costs, target, name=costs.cost)
-        estimator = spec.build({h.name: h.default for h in spec.hyperparameters}, max(1, queries // len(targets)))
+        values = {h.name: (options or {}).get(h.name, h.default) for h in spec.hyperparameters}
+        estimator = spec.build(values, max(1, queries // len(targets)))
         search = TableSearch(estimator, {label: list(NNI_OPS) for label in LABELS}, table.accuracy,
                              learning_rate=learning_rate, budget=budget)
         frame = search.run(budget=max(1, queries // len(targets)), seed=seed * 1000 + index,
@@ -160,9 +164,10 @@ def arch_string_cost(costs: CellCosts) -> Callable[[str], float]:
 
 def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: Sequence[int],
                budgets: Sequence[int], targets: int = 16, progress: Callable[[str], None] = print,
-               ) -> dict[str, pd.DataFrame]:
+               learning_rate: float = LEARNING_RATE, options: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """Every method x seed x query budget: ``queries`` (every queried cell), ``fronts`` (each run's front
-    and the table's, ``method == "table"``) and ``summary`` (hypervolume ratio per method and budget)."""
+    and the table's, ``method == "table"``) and ``summary`` (hypervolume ratio per method and budget).
+    ``learning_rate`` and ``options`` (hyperparameters by registry name) are our estimators'."""
     known = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
@@ -172,6 +177,12 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
     if not budgets or any(isinstance(b, bool) or int(b) != b or b < 1 for b in budgets):
         raise ValueError(f"queries: expected positive integers, got {list(budgets)}")
     integer("targets", targets)
+    positive_number("table_learning_rate", learning_rate)
+    from . import registry
+
+    for method in set(methods) & set(ESTIMATORS):  # a bad hyperparameter fails now, not after hours
+        spec = registry.get(method)
+        spec.build({h.name: (options or {}).get(h.name, h.default) for h in spec.hyperparameters}, 1)
     costs = CellCosts(cost)
     front, reference = true_front(table, arch_string_cost(costs))
     best = hypervolume(front, reference)
@@ -180,7 +191,8 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
         for method in methods:
             for seed in seeds:
                 if method in ESTIMATORS:
-                    frame = sweep(method, table, costs, default_targets(costs, targets), budget, seed)
+                    frame = sweep(method, table, costs, default_targets(costs, targets), budget, seed,
+                                  learning_rate, options=options)
                 elif method == EVOLUTION:
                     frame = evolution_sweep(table, costs, default_targets(costs, targets), budget, seed)
                 else:

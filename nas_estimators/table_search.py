@@ -33,6 +33,10 @@ from .estimators import Estimator
 from .lightning import arc_optimizer, arc_update
 
 
+#: Adam learning rate of the logits in a table search (``compare``'s and ``pareto``'s default).
+LEARNING_RATE = 0.1
+
+
 class BudgetExhausted(Exception):
     """Raised by the counting loss when an estimator asks for more queries than the budget holds."""
 
@@ -54,7 +58,7 @@ class TableSearch:
     """
 
     def __init__(self, estimator: Estimator, choices: Mapping[str, Sequence[Any]],
-                 accuracy: Callable[[dict], float], learning_rate: float = 0.1, noise: float = 0.0,
+                 accuracy: Callable[[dict], float], learning_rate: float = LEARNING_RATE, noise: float = 0.0,
                  budget: CostBudget | None = None) -> None:
         positive_number("learning_rate", learning_rate)
         if not (math.isfinite(float(noise)) and noise >= 0):

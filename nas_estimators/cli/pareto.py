@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UsageError
+from .common import UsageError, add_estimator_arguments, estimator_values
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..budget import COSTS
     from ..pareto import ESTIMATORS, EVOLUTION, SAMPLERS
     from ..run_folder import SweepFolder
+    from ..table_search import LEARNING_RATE
 
     parser = subparsers.add_parser(
         "pareto", help="accuracy against cost on the NAS-Bench-201 table: the front each method finds",
@@ -30,6 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated (default: 0,1,2)")
     parser.add_argument("--queries", default="1000", help="comma-separated query budgets of every run (default: 1000)")
     parser.add_argument("--targets", type=int, default=16, help="cost targets our estimators sweep (default: 16)")
+    parser.add_argument("--table-learning-rate", type=float, default=LEARNING_RATE,
+                        help=f"our estimators: Adam learning rate of the logits (default: {LEARNING_RATE})")
+    add_estimator_arguments(parser)
     parser.add_argument("--output", required=True, help="output directory (an existing summary is not replaced)")
     parser.set_defaults(handler=_pareto)
     return parser
@@ -61,7 +65,8 @@ def _pareto(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
         result = run_pareto(table, args.cost, methods, seeds, budgets, args.targets,
-                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+                            progress=lambda line: print(line, file=sys.stderr, flush=True),
+                            learning_rate=args.table_learning_rate, options=estimator_values(args))
     except ValueError as error:
         raise UsageError(" ".join(str(error).split())) from None
     folder.write(result, pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
