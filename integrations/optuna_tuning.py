@@ -73,14 +73,12 @@ def suggest_hyperparameters(trial: optuna.Trial, estimator: str, num_labels: int
                             fixed: Mapping[str, Any] = {}) -> dict[str, Any]:
     """Draw the estimator's hyperparameters from ``trial``; names in ``fixed`` are not drawn, their value is used.
 
-    Ranges: the logits' learning rate log-uniform in [1e-4, 3e-2] (all estimators: its
-    :class:`~nas_estimators.settings.LoopSettings` field holds the range); SF ``baseline_decay``
-    uniform in [0.5, 0.99]; RELAX ``surrogate_lr`` log-uniform in [1e-4, 1e-2], ``surrogate_width`` in
-    {16, 32, 64, 128}, ``temperature_schedule`` in {constant, linear, exponential, cosine},
-    ``temperature`` (initial) log-uniform in [0.1, 2], and, for a non-constant schedule only,
-    ``temperature_final`` log-uniform in [0.05, 1]; RAM ``labels_per_step`` an integer in [1, num_labels].
+    Ranges: the search-loop settings' from their :class:`~nas_estimators.settings.LoopSettings` fields (the
+    logits' learning rate for every estimator), then the estimator's own from its registry entry's ``suggest``
+    (:mod:`~nas_estimators.registry`; README, "Tuning with Optuna", lists them), given ``num_labels`` for ranges that
+    depend on the space and the values drawn before for conditional ones.
 
-    Returns the SearchConfig fields to set (drawn and fixed together).
+    Returns the settings and hyperparameters to set by name (drawn and fixed together).
     """
     spec = registry.get(estimator)
     values: dict[str, Any] = dict(fixed)
@@ -169,7 +167,7 @@ class SearchObjective:
 
     @property
     def num_labels(self) -> int:
-        """Labels of the searched space (RAM's ``labels_per_step`` ranges up to it)."""
+        """Labels of the searched space (a hyperparameter's range may depend on it)."""
         if self._num_labels is None:
             from nas_estimators.distribution import ArchitectureDistribution
             from nas_estimators.spaces import build_space, resolve_size

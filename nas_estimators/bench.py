@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pytorch_lightning as pl
 import torch
 
-from . import methods, registry
+from . import methods
 from .options import option, shared
 from .data import ImageData, load_dataset
 from .errors import InputError
@@ -61,8 +61,6 @@ class BenchConfig:
     random_data: bool = option(False, "random uint8 images of CIFAR-10's shape instead", flag=True)
     precision: str = shared(SearchConfig, "precision")
     channels_last: bool = shared(SearchConfig, "channels_last")
-    labels_per_step: int | None = option(1, "ram: labels marginalised per step, or 'all'", type=registry.int_or_all,
-                                         shown="1, as in search")
     seed: int = shared(SearchConfig, "seed")
     threads: int | str | None = shared(SearchConfig, "threads", help="intra-op threads of each timed search, as "
                                        "search's --threads")
@@ -73,6 +71,8 @@ class BenchConfig:
     # Processes of a data-parallel search to time (ours only): K > 1 runs K processes (Lightning's DDP,
     # gloo on the CPU), each sampling its own architectures; rows are named "sf-k2".
     devices: tuple[int, ...] = (1,)
+    # Our estimators' hyperparameters by registry name (the command line's --labels-per-step, ...); others: defaults.
+    estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def check(config: BenchConfig) -> None:
@@ -234,7 +234,7 @@ def measure(config: BenchConfig, name: str, data: ImageData, dataset: str, workd
         estimator=name, space=config.space, dataset=dataset, data_root=config.data_root,
         output=str(workdir / (name if devices == 1 else f"{name}-k{devices}")), epochs=1,
         batch_size=config.batch_size, seed=config.seed, device=config.device,
-        width=width, cells=cells, labels_per_step=config.labels_per_step, precision=config.precision,
+        width=width, cells=cells, estimator_options=dict(config.estimator_options), precision=config.precision,
         channels_last=config.channels_last, progress=False, devices=devices, threads=config.threads,
         # the step every strategy shares, weights and architecture alike (one epoch: no weights-only epochs): the
         # supernet term alone, no re-scoring

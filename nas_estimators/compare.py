@@ -74,7 +74,7 @@ class CompareConfig(SupernetSettings):
     table_noise: float = option(0.0, "table and multi-trial methods: standard deviation of Gaussian noise added to "
                                 "each queried error (1 - accuracy/100); they return their best-scored query", type=float,
                                 before=0.0)
-    # Hyperparameters of our estimators by registry name (samples_per_step, baseline_decay, ...); each
+    # Hyperparameters of our estimators by registry name; each
     # estimator reads its own, the rest keep the registry's defaults. Used by sf, relax, ram and the -table methods.
     estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     # What sf, relax and ram minimise (objective term -> weight; None: the recipe's); NNI's strategies minimise
@@ -215,10 +215,6 @@ def _check_settings(folder: CompareFolder, config: CompareConfig) -> None:
                          "choose another --output")
 
 
-def run_dir(output: Path, method: str, seed: int) -> Path:
-    return CompareFolder(output).run(method, seed).path
-
-
 def is_finished(directory: Path, method: str) -> bool:
     """Whether the run of ``method`` in ``directory`` wrote its answer (see ``RunFolder.finished``)."""
     return RunFolder(directory).finished(multi_trial=get_method(method).needs_table)
@@ -240,7 +236,7 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print,
     if config.report_only:  # the options that say how to run do not matter: nothing runs
         if not folder.has_settings():
             raise InputError(f"output: {output} holds no comparison to report on")
-        finished = [(m, s) for m, s in pairs if is_finished(run_dir(output, m, s), m)]
+        finished = [(m, s) for m, s in pairs if is_finished(folder.run(m, s).path, m)]
         missing = [f"{m} seed {s}" for m, s in pairs if (m, s) not in finished]
         if not finished:
             raise InputError(f"output: no run of {', '.join(config.methods)} with seeds "
@@ -255,7 +251,7 @@ def run_compare(config: CompareConfig, progress: Callable[[str], None] = print,
     folder.write_settings(record)
     data = None
     for index, (method, seed) in enumerate(pairs, 1):
-        directory = run_dir(output, method, seed)
+        directory = folder.run(method, seed).path
         if is_finished(directory, method):
             progress(f"[{index}/{len(pairs)}] {method} seed {seed}: finished before, skipped ({directory})")
             continue
@@ -357,7 +353,7 @@ def collect(output: Path, pairs: list[tuple[str, int]]) -> tuple[pd.DataFrame, p
     """results (one row per one-shot method, seed, epoch) and trials (one row per queried architecture)."""
     histories, trial_frames = [], []
     for method, seed in pairs:
-        directory = run_dir(output, method, seed)
+        directory = CompareFolder(output).run(method, seed).path
         if get_method(method).needs_table:
             frame = RunFolder(directory).read_trials()
             trial_frames.append(frame.assign(method=method, seed=seed))

@@ -67,7 +67,7 @@ class EstimatorSampler(BaseSampler):
         seed: seeds the draws and the replay; workers of one study must use the same seed.
         learning_rate: Adam learning rate of the logits.
         independent_sampler: samples the non-categorical parameters (default: ``RandomSampler(seed)``).
-        estimator_options: the estimator's hyperparameters by registry name (``baseline_decay``, ...).
+        estimator_options: the estimator's hyperparameters by registry name (see :mod:`~nas_estimators.registry`).
         redraws: when a draw repeats the categorical values of a trial the study already holds (running or
             finished), draw up to this many more from the distribution and take the first new one (0: never
             redraw). A settled distribution then tries the configurations next to its mode instead of its

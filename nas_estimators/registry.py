@@ -16,8 +16,8 @@ The command line (``--estimator`` and the hyperparameter options), ``search``, `
     0.5
     >>> registry.unregister("toy")
 
-A hyperparameter named like a :class:`~nas_estimators.search.SearchConfig` field (the built-in estimators'
-are) is read from that field; any other from ``SearchConfig.estimator_options``.
+A search keeps the values in ``SearchConfig.estimator_options`` (a name left out: its default here); the NNI
+strategies (``SF(baseline_decay=...)``) take the built-in ones as typed keywords with these defaults.
 """
 
 from __future__ import annotations

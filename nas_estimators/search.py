@@ -99,16 +99,9 @@ class SearchConfig(SupernetSettings):
                               "threads, from a per-candidate table measured once and cached)", choices=tuple(COSTS))
     cost_target: float | None = option(None, "the budget: expected --cost at most this, in its units; the export is "
                                        "the most probable architecture within it (the run folder's cost record says how it went)", type=float)
-    # The built-in estimators' hyperparameters, typed; their defaults, checks and ranges are the registry's.
-    baseline_decay: float = registry.default("baseline_decay")
-    samples_per_step: int = registry.default("samples_per_step")
-    surrogate_width: int = registry.default("surrogate_width")
-    surrogate_lr: float = registry.default("surrogate_lr")
-    temperature: float = registry.default("temperature")
-    temperature_final: float | None = registry.default("temperature_final")
-    temperature_schedule: str = registry.default("temperature_schedule")
-    labels_per_step: int | None = registry.default("labels_per_step")
-    estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # other registered estimators'
+    # The estimator's hyperparameters by registry name (those left out: the registry's defaults). The record
+    # writes each registered one beside the fields (see to_record).
+    estimator_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     top_k: int = option(5, "also write the K most probable architectures", type=int)
     benchmark_table: str | None = option(None, "nb201: NAS-Bench-201 accuracy table (arch, accuracy); scores the mode "
                                          "every epoch and the top-k architectures", metavar="CSV")
@@ -133,10 +126,28 @@ class SearchConfig(SupernetSettings):
         return int(self.devices) * int(self.num_nodes)
 
     def with_hyperparameters(self, values: Mapping[str, Any]) -> "SearchConfig":
-        """A copy with estimator hyperparameters set: fields by name, the others in ``estimator_options``."""
+        """A copy with ``values`` set: settings (fields) by name, estimator hyperparameters (registry names) in
+        ``estimator_options``."""
         fields = {field.name for field in dataclasses.fields(SearchConfig)}
         options = {**self.estimator_options, **{k: v for k, v in values.items() if k not in fields}}
         return dataclasses.replace(self, estimator_options=options, **{k: v for k, v in values.items() if k in fields})
+
+    def to_record(self) -> dict[str, Any]:
+        """The fields, with every registered hyperparameter's value beside them (the run folder's record)."""
+        record = dataclasses.asdict(self)
+        options = record.pop("estimator_options")
+        return {**record, **{h.name: options.get(h.name, h.default) for h in registry.hyperparameters().values()}}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "SearchConfig":
+        """The configuration :meth:`to_record` wrote (or an older layout: options nested in
+        ``estimator_options``, fields it no longer has ignored, fields it did not have yet at their old value)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        options = {**record.get("estimator_options", {}),
+                   **{name: record[name] for name in registry.hyperparameters() if name in record}}
+        # A search saved before an option existed ran as if it were at the default of that time, not today's.
+        return cls(**{**saved_before(cls), **{key: value for key, value in record.items() if key in fields},
+                      "estimator_options": options})
 
     @classmethod
     def saved(cls, output: str | Path) -> "SearchConfig":
@@ -148,15 +159,11 @@ class SearchConfig(SupernetSettings):
             record = run.read_config()
         except ValueError as error:
             raise ValueError(f"resume: {error}") from None
-        fields = {f.name for f in dataclasses.fields(cls)}
-        # A search saved before an option existed ran as if it were at the default of that time, not today's.
-        return cls(**{**saved_before(cls), **{key: value for key, value in record.items() if key in fields}})
+        return cls.from_record(record)
 
     def hyperparameter_values(self) -> dict[str, Any]:
         """The values of ``estimator``'s hyperparameters (see :mod:`~nas_estimators.registry`)."""
-        fields = {field.name for field in dataclasses.fields(self)}
-        return {h.name: getattr(self, h.name) if h.name in fields else self.estimator_options.get(h.name, h.default)
-                for h in registry.get(self.estimator).hyperparameters}
+        return {h.name: self.estimator_options.get(h.name, h.default) for h in registry.get(self.estimator).hyperparameters}
 
     def build_estimator(self, steps: int = 1) -> Any:
         """The estimator ``estimator`` names; ``steps`` is the length of its temperature schedule."""
@@ -256,14 +263,13 @@ def supernet_space(config: SupernetSettings, width: int, cells: int, num_classes
 def weights_trained(config: SearchConfig, parts: SearchParts) -> bool:
     """Whether any step trains the shared weights: not when they are frozen from the first step and no term
     reads them, and then their accuracy says nothing."""
-    settings = parts.settings
-    return "supernet" in config.objective or not settings.freeze_weights or settings.warmup_epochs > 0
+    return parts.settings.trains_weights(config.objective)
 
 
 def schedule(config: SearchConfig) -> tuple[int, int]:
     """The search's epochs and weights-only epochs, defaults resolved (ValueError naming a bad one)."""
     epochs, settings = check_config(config)[:2]
-    return epochs, int(settings.warmup_epochs)
+    return epochs, epochs - settings.searching_epochs(epochs)
 
 
 def loop_settings(config: SearchConfig, epochs: int) -> LoopSettings:
@@ -348,9 +354,9 @@ def prepare(config: SearchConfig, data: Any = None) -> SearchParts:
                              channels_last=config.channels_last)
     if _nni_oneshot(config.estimator):
         strategy = make_oneshot_baseline(config.estimator, gradient_clip_val=config.gradient_clip,
-                                         weights_only_epochs=settings.warmup_epochs)
+                                         weights_only_epochs=epochs - settings.searching_epochs(epochs))
     else:
-        estimator = config.build_estimator(steps=max(1, (epochs - settings.warmup_epochs) * len(batches[0])))
+        estimator = config.build_estimator(steps=max(1, settings.searching_epochs(epochs) * len(batches[0])))
         strategy = EstimatorStrategy(estimator, **dataclasses.asdict(settings), gradient_clip_val=config.gradient_clip,
                                      objective=Objective.from_weights(config.objective), objective_seed=config.seed,
                                      scoring_inputs=batches[0].fixed(SCORING_IMAGES)[0],
@@ -516,7 +522,7 @@ def _loggers(output: Path) -> list:
 
 
 def _write_config(run: RunFolder, config: SearchConfig, parts: dict[str, Any]) -> None:
-    record = dataclasses.asdict(config)
+    record = config.to_record()
     record.update(epochs=parts.epochs, **dataclasses.asdict(parts.settings), width=parts.width, cells=parts.cells,
                   threads=AUTO if parts.governor is not None else torch.get_num_threads(), device=str(parts.device),
                   device_name=torch.cuda.get_device_name(parts.device) if parts.device.type == "cuda" else "cpu")

@@ -115,6 +115,15 @@ class LoopSettings:
             values["warmup_epochs"] = recipe.weights_only_epochs(int(epochs)) if ours else 0
         return LoopSettings(**values).check()
 
+    def searching_epochs(self, epochs: int) -> int:
+        """Of ``epochs``, those after the weights-only ones (on :meth:`resolved` settings)."""
+        return int(epochs) - int(self.warmup_epochs)
+
+    def trains_weights(self, objective: Any) -> bool:
+        """Whether any step trains the shared weights: not when they are frozen from the first step and no
+        term of ``objective`` (term names) reads them (resolved settings)."""
+        return "supernet" in objective or not self.freeze_weights or self.warmup_epochs > 0
+
     def check_for_nni(self, method: str) -> None:
         """Refuse a setting that only our estimators read, set for NNI's strategy ``method``."""
         for name in ours_only():

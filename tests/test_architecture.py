@@ -151,7 +151,7 @@ def test_a_registered_estimator_runs_from_the_command_line_with_its_own_option(t
     assert main(["search", "--estimator", "half", "--half-step", "0.25", "--arc-learning-rate", "0.1",
                  "--space", "nb201", "--epochs", "2", "--batch-size", "256", "--no-progress", "--output", str(output)]) == 0
     config = json.loads((output / "config.json").read_text())
-    assert config["estimator"] == "half" and config["estimator_options"] == {"half_step": 0.25}
+    assert config["estimator"] == "half" and config["half_step"] == 0.25
     history = pd.read_csv(output / "history.csv")
     assert len(history) == 2 and history["entropy"].iloc[-1] < 6 * math.log(5) - 1e-3  # the logits moved
     from nas_estimators.search import SearchConfig
@@ -179,3 +179,22 @@ def test_registering_a_clashing_estimator_or_hyperparameter_is_refused(half_regi
     with pytest.raises(ValueError, match="'baseline_decay' is registered already"):
         registry.register(registry.EstimatorSpec("other", "x", (clash,), lambda options, steps: ScoreFunction()))
     assert "other" not in registry.names()
+
+
+def test_each_search_option_is_named_in_at_most_three_source_files():
+    """An option is declared once (a LoopSettings field, or a registry hyperparameter with the estimator's
+    constructor and the NNI strategy's typed keyword) and reaches every tool from there."""
+    import re
+
+    from nas_estimators.recorder import DIAGNOSTICS
+    from nas_estimators.settings import loop_fields
+
+    texts = {path: path.read_text() for path in _modules().values()}
+    # A name that is also a per-step diagnostic the estimators report (temperature) is read where reports are made.
+    names = [name for name in [*(field.name for field in loop_fields()), *registry.hyperparameters()]
+             if name not in DIAGNOSTICS]
+    assert "arc_learning_rate" in names and "labels_per_step" in names
+    spread = {name: sorted(path.name for path, text in texts.items() if re.search(rf"\b{name}\b", text))
+              for name in names}
+    assert all(spread.values()), "a declared option is named nowhere: the scan is broken"
+    assert {name: where for name, where in spread.items() if len(where) > 3} == {}

@@ -10,6 +10,7 @@ import torch
 
 from nas_estimators import compare
 from nas_estimators.cli import main
+from nas_estimators.run_folder import CompareFolder
 from nas_estimators.nasbench201 import LABELS, NNI_OPS, to_arch_string
 
 from nas_estimators.integrations.compare_report import FIGURES, figures, markdown_table, report_html
@@ -114,11 +115,11 @@ def test_a_rerun_skips_finished_runs_and_redoes_only_the_missing_one(comparison,
     import shutil
 
     config, _, _ = comparison
-    runs = compare.run_dir
-    outputs = [runs(compare.Path(config.output), m, s) / ("trials.csv" if m == "nni-evolution" else "history.csv")
+    folder = CompareFolder(config.output)
+    outputs = [folder.run(m, s).path / ("trials.csv" if m == "nni-evolution" else "history.csv")
                for m in METHODS for s in (0, 1)]
     before = {path: path.stat().st_mtime_ns for path in outputs}
-    shutil.rmtree(runs(compare.Path(config.output), "sf", 1))
+    shutil.rmtree(folder.run("sf", 1).path)
     calls = []
     real = compare.run_oneshot_method
     monkeypatch.setattr(compare, "run_oneshot_method", lambda *args: (calls.append(args[1:3]), real(*args)))
@@ -310,7 +311,7 @@ def test_an_interrupted_nni_run_continues_from_its_checkpoint(tmp_path, table_cs
 
     torch.set_num_threads(1)
     output = tmp_path / "out"
-    directory = compare.run_dir(output, "nni-darts", 0)
+    directory = CompareFolder(output).run("nni-darts", 0).path
     first = SearchConfig(estimator="nni-darts", output=str(directory), seed=0,
                          **{k: v for k, v in TINY.items()})
     run_search(first, prepare(first))

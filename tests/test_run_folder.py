@@ -116,3 +116,24 @@ def test_a_run_folder_in_the_format_written_before_the_change_still_loads(tmp_pa
     assert load_search(tmp_path).architectures == [architecture]
     row = table_rows([str(tmp_path)]).iloc[0]
     assert row["search_gpu_hours"] == pytest.approx(3.0 / 3600)
+
+
+@pytest.mark.parametrize("layout", ["session 14: built-in fields flat, others nested", "flat"])
+def test_estimator_hyperparameters_load_from_every_config_layout(tmp_path, layout):
+    """Session 14's config.json kept the built-in estimators' hyperparameters as fields and a registered
+    estimator's in ``estimator_options``; today every registered one sits beside the fields."""
+    record = {"estimator": "relax", "space": "nb201", "dataset": "digits", "epochs": 4, "surrogate_width": 8,
+              "temperature": 0.75, "baseline_decay": 0.5}
+    if layout == "flat":
+        record = SearchConfig.from_record(record).to_record()
+        assert record["surrogate_width"] == 8 and "estimator_options" not in record
+    else:
+        record["estimator_options"] = {"surrogate_lr": 0.02}
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    config = SearchConfig.saved(tmp_path)
+    estimator = config.build_estimator()
+    assert (estimator.surrogate_width, float(estimator.temperature.value), config.hyperparameter_values()["temperature"]) \
+        == (8, 0.75, 0.75)
+    assert config.estimator_options["baseline_decay"] == 0.5
+    if layout != "flat":
+        assert config.hyperparameter_values()["surrogate_lr"] == 0.02

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import UsageError
+from .common import UsageError, add_estimator_arguments, estimator_values
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help=f"comma- or space-separated, from {', '.join(strategies())} "
                              f"(default: {','.join(DEFAULT_STRATEGIES)})")
     add_options(parser, BenchConfig)
+    add_estimator_arguments(parser)
     parser.add_argument("--devices", default="1", metavar="K[,K...]",
                         help="processes of a data-parallel search to time, e.g. 1,2 (ours only; rows sf-k2, ...; "
                              "default: 1)")
@@ -35,7 +36,7 @@ def _bench(args: argparse.Namespace) -> int:
     from ..options import values
 
     config = BenchConfig(**values(args, BenchConfig), strategies=strategies_argument(args.strategies),
-                         devices=_devices(args.devices))
+                         devices=_devices(args.devices), estimator_options=estimator_values(args))
     json_path = Path(args.json_path) if args.json_path else None
     try:
         if json_path is not None and json_path.is_dir():
