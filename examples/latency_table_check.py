@@ -35,8 +35,8 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--architectures", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=15, help="timed forward passes an entry or architecture "
-                        "is the median of (default: 15)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed forward passes each checked architecture's "
+                        "measured latency is the median of (default: 15; the table is built as a search builds it)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="CSV of predicted and measured milliseconds")
@@ -49,8 +49,7 @@ def main() -> int:
     distribution = ArchitectureDistribution.from_model_space(supernet)
     network = ScoringNetwork(supernet, torch.randn(1, 3, 32, 32), seed=args.seed)
     with tempfile.TemporaryDirectory() as cache:  # a fresh table: this measures the measuring
-        table, _ = cached_table(network.network, network.inputs, distribution, network.apply, Path(cache),
-                                repeats=args.repeats)
+        table, _ = cached_table(network.network, network.inputs, distribution, network.apply, Path(cache))
     generator = torch.Generator().manual_seed(args.seed)
     rows = []
     network.network.eval()

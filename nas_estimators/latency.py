@@ -2,11 +2,11 @@
 
 Timing a whole sampled network at every step is slow and noisy. As ProxylessNAS and nn-Meter do, an
 architecture's latency is predicted as a sum: a reference architecture's measured latency plus, for each
-label, what its chosen candidate adds over the reference's candidate. Each entry is measured end to end on
+label, what its chosen candidate adds over the reference's candidate. The table is fitted end to end on
 the network it will predict (the search's own path-sampling network, in evaluation mode, one input, this
-process's threads): the median of ``repeats`` forward passes with that one label changed, less the reference
-measured just before and just after that label's passes (their mean: a slow drift of the machine does not
-enter the differences).
+process's threads): each of a few hundred architectures (the reference, every architecture one label away
+from it, then uniformly drawn ones) is timed by the median of ``repeats`` forward passes, and the entries are
+their least-squares fit, with a steady drift of the machine fitted apart (:meth:`LatencyTable.measure`).
 The table is kept in the user's cache directory (:func:`cache_directory`), keyed by the device, the thread
 count, the network's structure and the input's shape, so a second search on the same machine reuses it.
 ``docs/cost-aware.md`` says how well its sums predict measured latency.
@@ -41,8 +41,8 @@ from .pooling import native_pooling
 
 __all__ = ["LatencyTable", "measure_latency", "cache_directory", "device_name", "cached_table"]
 
-#: Forward passes a table entry is the median of.
-REPEATS = 15
+#: Forward passes each architecture the table is fitted on is timed by (their median).
+REPEATS = 5
 
 
 def device_name(device: torch.device) -> str:
@@ -112,37 +112,54 @@ class LatencyTable:
     @classmethod
     def measure(cls, network: nn.Module, inputs: torch.Tensor, distribution: ArchitectureDistribution,
                 apply: Callable[[Architecture], None], repeats: int = REPEATS,
-                time_forward: Callable[[Callable[[], Any], torch.device, int], float] | None = None) -> "LatencyTable":
-        """Measure the table on ``network`` for one of ``inputs``; ``apply(architecture)`` sets its path.
+                time_forward: Callable[[Callable[[], Any], torch.device, int], float] | None = None,
+                architectures: int | None = None, seed: int = 0) -> "LatencyTable":
+        """Fit the table on ``network`` for one of ``inputs``; ``apply(architecture)`` sets its path.
 
-        The reference is each label's first candidate. ``time_forward(forward, device, repeats)`` times a
+        Times end to end the reference (each label's first candidate), each architecture one label away from
+        it, then ``architectures`` uniformly drawn ones (default: twice the table's entries plus two), and fits
+        the reference's milliseconds and every entry by least squares, with a term linear in the order of
+        timing that the table leaves out (a machine slowing steadily does not enter the entries). On NNI's
+        DARTS cells a candidate's cost depends on the others (one changed label at a time mispredicted random
+        cells by 123%; the fit by 11%: docs/cost-aware.md). ``time_forward(forward, device, repeats)`` times a
         forward pass (default :func:`measure_latency`).
         """
         time_forward = time_forward or measure_latency
         device = inputs.device
         one = inputs[:1]
-        reference = distribution.to_architecture({label: 0 for label in distribution.labels})
+        columns = [(label, index) for label in distribution.labels
+                   for index in range(1, len(distribution.values[label]))]
+        reference = {label: 0 for label in distribution.labels}
+        drawn = [reference, *({**reference, label: index} for label, index in columns)]
+        generator = torch.Generator().manual_seed(seed)
+        count = 2 * (len(columns) + 2) if architectures is None else int(architectures)
+        drawn += [{label: int(value) for label, value in distribution.sample_indices(generator).items()}
+                  for _ in range(count)]
         was_training = network.training
         network.eval()
-
-        def timed(architecture: Architecture) -> float:
-            apply(architecture)
-            with torch.no_grad(), native_pooling():  # the frozen network's pooling, not the search's stand-in
-                return time_forward(lambda: network(one), device, repeats)
-
         try:
-            references, entries = [], {}
-            for label in distribution.labels:
-                before = timed(reference)
-                changed = [timed({**reference, label: distribution.value_of(label, index)})
-                           for index in range(1, len(distribution.values[label]))]
-                after = timed(reference)
-                references += [before, after]
-                entries[label] = [0.0] + [ms - (before + after) / 2 for ms in changed]
+            times = []
+            for indices in drawn:
+                apply(distribution.to_architecture(indices))
+                with torch.no_grad(), native_pooling():  # the frozen network's pooling, not the search's stand-in
+                    times.append(time_forward(lambda: network(one), device, repeats))
         finally:
-            apply(reference)
+            apply(distribution.to_architecture(reference))
             network.train(was_training)
-        return cls(distribution.values, reference, statistics.median(references), entries)
+        position = {column: offset for offset, column in enumerate(columns, 2)}
+        design = torch.zeros(len(drawn), len(columns) + 2, dtype=torch.float64)
+        design[:, 0] = 1.0
+        design[:, 1] = torch.arange(len(drawn), dtype=torch.float64) - (len(drawn) - 1) / 2  # the drift
+        for row, indices in enumerate(drawn):
+            for label, index in indices.items():
+                if index:
+                    design[row, position[(label, index)]] = 1.0
+        solution = torch.linalg.lstsq(design, torch.tensor(times, dtype=torch.float64).unsqueeze(1),
+                                      driver="gelsd").solution.squeeze(1).tolist()
+        entries = {label: [0.0] + [solution[position[(label, index)]]
+                                   for index in range(1, len(distribution.values[label]))]
+                   for label in distribution.labels}
+        return cls(distribution.values, distribution.to_architecture(reference), solution[0], entries)
 
     def to_dict(self) -> dict[str, Any]:
         return {"reference": self.reference, "reference_ms": self.reference_ms,
@@ -157,7 +174,8 @@ def table_key(network: nn.Module, inputs: torch.Tensor, repeats: int = REPEATS) 
     """What a cached table must share with the search that reuses it."""
     return {"device": device_name(inputs.device), "threads": torch.get_num_threads(),
             "network": hashlib.sha256(repr(network).encode()).hexdigest()[:16],
-            "input_shape": list(inputs[:1].shape), "torch": torch.__version__, "repeats": repeats}
+            "input_shape": list(inputs[:1].shape), "torch": torch.__version__, "repeats": repeats,
+            "fit": "least squares over random architectures"}
 
 
 def cached_table(network: nn.Module, inputs: torch.Tensor, distribution: ArchitectureDistribution,

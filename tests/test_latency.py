@@ -33,7 +33,7 @@ def fake_timer(network, drift):
     def time_forward(forward, device, repeats):
         forward()
         calls.append(1)
-        # the machine slows by `drift` ms a timing: differences against the label's own reference cancel most of it
+        # the machine slows by `drift` ms a timing: the fit's drift term takes it out of the entries
         return 10.0 + sum(COSTS[label][value] for label, value in network.architecture.items()) + drift * len(calls)
 
     return time_forward, calls
@@ -52,20 +52,41 @@ def measured(drift=0.0, directory=None):
     return cached_table(network, torch.zeros(2, 3), distribution, apply, directory, time_forward=time_forward), calls
 
 
+TIMED = 1 + 3 + 2 * (3 + 2)  # the reference, one label changed (3 entries), then twice (entries + 2) drawn
+
+
 def test_the_table_predicts_an_additive_latency_exactly_for_every_architecture():
     table, calls = measured()
-    assert len(calls) == 4 + 3  # per label: the reference, each other candidate, the reference again
+    assert len(calls) == TIMED
     for a, b in itertools.product(COSTS["a"], COSTS["b"]):
         assert table.predict({"a": a, "b": b}) == pytest.approx(10.0 + COSTS["a"][a] + COSTS["b"][b])
 
 
-def test_a_steady_drift_of_the_machine_cancels_out_of_the_entries():
-    table, _ = measured(drift=0.1)
-    # each entry is measured against the mean of the reference timed before and after its label's candidates:
-    # the middle candidate of three sits exactly between them
-    assert table.entries["a"][1] == pytest.approx(COSTS["a"]["y"] - COSTS["a"]["x"] - 0.05)
-    assert table.entries["a"][2] == pytest.approx(COSTS["a"]["z"] - COSTS["a"]["x"] + 0.05)
+def test_a_steady_drift_of_the_machine_is_fitted_apart_from_the_entries():
+    table, calls = measured(drift=0.1)
+    assert table.entries["a"][1] == pytest.approx(COSTS["a"]["y"] - COSTS["a"]["x"])
+    assert table.entries["a"][2] == pytest.approx(COSTS["a"]["z"] - COSTS["a"]["x"])
     assert table.entries["b"][1] == pytest.approx(COSTS["b"]["q"] - COSTS["b"]["p"])
+    # the reference at the middle of the timings: 10 + its costs + the drift at the mean position
+    assert table.reference_ms == pytest.approx(10.0 + 1.0 + 0.5 + 0.1 * (len(calls) + 1) / 2)
+
+
+def test_an_interaction_between_labels_is_averaged_over_drawn_architectures():
+    """The fit is the additive model closest to the timings of the drawn architectures: where two candidates
+    cost more together, the entries share the excess (one label changed at a time would not see it)."""
+    network = FakeNetwork()
+    distribution = ArchitectureDistribution({label: list(costs) for label, costs in COSTS.items()})
+
+    def time_forward(forward, device, repeats):
+        arch = network.architecture
+        return 10.0 + COSTS["a"][arch["a"]] + COSTS["b"][arch["b"]] + (4.0 if (arch["a"], arch["b"]) == ("y", "q") else 0.0)
+
+    table = LatencyTable.measure(network, torch.zeros(2, 3), distribution,
+                                 lambda architecture: setattr(network, "architecture", dict(architecture)),
+                                 time_forward=time_forward, architectures=200)
+    exact = 10.0 + 4.0 + 3.0 + 4.0
+    assert exact - 3.0 < table.predict({"a": "y", "b": "q"}) < exact - 0.5  # part of the excess, not none of it
+    assert table.predict({"a": "x", "b": "p"}) == pytest.approx(11.5, abs=1.0)
 
 
 def test_a_table_is_measured_once_per_key_and_read_back(tmp_path, monkeypatch):
@@ -75,10 +96,10 @@ def test_a_table_is_measured_once_per_key_and_read_back(tmp_path, monkeypatch):
     assert same == path and calls_again == [] and again.to_dict() == table.to_dict()
     path.write_text("{damaged")  # a damaged file is measured again and replaced
     (_, replaced), calls_replaced = measured(directory=tmp_path)
-    assert replaced == path and len(calls_replaced) == 7 and json.loads(path.read_text())["table"]
+    assert replaced == path and len(calls_replaced) == TIMED and json.loads(path.read_text())["table"]
     monkeypatch.setattr(torch, "get_num_threads", lambda: 99)  # another thread count: another table
     (_, other), calls_other = measured(directory=tmp_path)
-    assert other != path and len(calls_other) == 7
+    assert other != path and len(calls_other) == TIMED
 
 
 def test_an_unwritable_cache_warns_and_the_measured_table_still_serves(tmp_path):
@@ -86,7 +107,7 @@ def test_an_unwritable_cache_warns_and_the_measured_table_still_serves(tmp_path)
     blocker.write_text("not a folder")
     with pytest.warns(UserWarning, match="latency table not cached"):
         (table, _), calls = measured(directory=blocker / "latency")
-    assert len(calls) == 7 and table.predict({"a": "y", "b": "q"}) == pytest.approx(10.0 + 4.0 + 3.0)
+    assert len(calls) == TIMED and table.predict({"a": "y", "b": "q"}) == pytest.approx(10.0 + 4.0 + 3.0)
 
 
 def test_measure_latency_takes_the_median_after_two_untimed_calls():
