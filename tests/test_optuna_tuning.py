@@ -364,3 +364,27 @@ def test_tune_example_runs(tmp_path, monkeypatch, capsys):
     assert "optuna-dashboard sqlite:///" in out and "best value" in out
     study = optuna.load_study(study_name="relax-example", storage=f"sqlite:///{tmp_path / 'ex' / 'optuna.db'}")
     assert len(study.trials) == 1 and not math.isnan(study.trials[0].value)
+
+
+def test_a_latency_cost_objective_records_the_tables_prediction_for_each_trial(tmp_path, capsys, monkeypatch):
+    from nas_estimators import latency
+
+    monkeypatch.setenv("NAS_ESTIMATORS_CACHE", str(tmp_path / "cache"))
+    timings = iter(range(10_000))
+
+    def clock(forward, device, repeats):  # a deterministic, architecture-blind "latency": the table fits it
+        forward()
+        return 3.0 + 1e-3 * next(timings)
+
+    monkeypatch.setattr(latency, "measure_latency", clock)
+    output = tmp_path / "tune"
+    assert main(["tune", "--estimator", "sf", "--space", "nb201", "--epochs", "1", "--n-trials", "2",
+                 "--sampler-seed", "0", "--cost-objective", "latency", "--output", str(output)]) == 0
+    assert "Pareto front: trial " in capsys.readouterr().out
+    study = optuna.load_study(study_name="sf-nb201-digits", storage=f"sqlite:///{output / 'optuna.db'}")
+    tables = list((tmp_path / "cache" / "latency").glob("*.json"))
+    assert len(tables) == 1  # measured once, read back by the second trial
+    table = latency.LatencyTable.from_dict(json.loads(tables[0].read_text())["table"])
+    for trial in study.trials:
+        assert trial.values[1] == pytest.approx(table.predict(trial.user_attrs["architecture"]))
+        assert trial.user_attrs["latency"] == trial.values[1]
