@@ -28,7 +28,7 @@ import torch
 
 from .budget import CostBudget
 from .checks import integer, positive_number
-from .table_search import LEARNING_RATE
+from .table_search import LEARNING_RATE, TableSearch
 from .nasbench201 import LABELS, NNI_OPS, BenchmarkTable, CellCosts, from_arch_string
 
 __all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
@@ -40,6 +40,22 @@ EVOLUTION = "nni-evolution"
 #: Accuracy points NNI's evolution loses per 100% over a target (``accuracy - penalty * max(0, cost / target - 1)``):
 #: a cell 10% over the target scores 10 points lower, about the spread of the table's good cells.
 EVOLUTION_PENALTY = 100.0
+#: A sweep's logits take larger steps when each target has few queries: ``LEARNING_RATE`` at
+#: :data:`FULL_SHARE` queries a target (1,000 over 16 targets) or more, up to :data:`MOST_SCALE` times it with
+#: fewer; RELAX keeps ``LEARNING_RATE`` (larger steps lost it 0.07 at 200 queries). Chosen on tuning seeds 0-5
+#: (docs/cost-aware.md, "Session 15").
+FULL_SHARE, MOST_SCALE, UNSCALED = 62, 3.0, ("relax",)
+
+
+def sweep_learning_rate(method: str, per_target: int) -> float:
+    """The logits' learning rate of ``method``'s sweep with ``per_target`` queries a target.
+
+    >>> [round(sweep_learning_rate("sf", q), 3) for q in (12, 31, 62, 125)], sweep_learning_rate("relax", 12)
+    ([0.3, 0.2, 0.1, 0.1], 0.1)
+    """
+    if method in UNSCALED:
+        return LEARNING_RATE
+    return LEARNING_RATE * min(MOST_SCALE, max(1.0, FULL_SHARE / max(1, per_target)))
 
 
 def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -77,18 +93,18 @@ def default_targets(costs: CellCosts, count: int = 16) -> list[float]:
 
 
 def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int,
-          seed: int, learning_rate: float = LEARNING_RATE, carry: bool = True,
+          seed: int, learning_rate: float | None = None, carry: bool = True,
           options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One :class:`~nas_estimators.table_search.TableSearch` under each target, ``queries // len(targets)``
     queries each; one row per query (``target``, ``architecture``, ``cost``, ``benchmark_acc``).
 
     With ``carry`` the targets run from the dearest to the cheapest and each search starts from the
     previous one's distribution (a continuation along the front), else each starts uniform. ``options``:
-    registered hyperparameters by name (those of other estimators are ignored; the rest keep defaults)."""
+    registered hyperparameters by name (those of other estimators are ignored; the rest keep defaults);
+    ``learning_rate``: the logits' (None: :func:`sweep_learning_rate`'s)."""
     distribution = None
     targets = sorted(targets, reverse=True) if carry else list(targets)
     from . import registry
-    from .table_search import TableSearch
 
     spec = registry.get(method)
 
@@ -99,7 +115,8 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
         values = {h.name: (options or {}).get(h.name, h.default) for h in spec.hyperparameters}
         estimator = spec.build(values, max(1, queries // len(targets)))
         search = TableSearch(estimator, {label: list(NNI_OPS) for label in LABELS}, table.accuracy,
-                             learning_rate=learning_rate, budget=budget)
+                             learning_rate=learning_rate or sweep_learning_rate(method, queries // len(targets)),
+                             budget=budget)
         frame = search.run(budget=max(1, queries // len(targets)), seed=seed * 1000 + index,
                            distribution=distribution)
         if carry:
@@ -164,10 +181,11 @@ def arch_string_cost(costs: CellCosts) -> Callable[[str], float]:
 
 def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: Sequence[int],
                budgets: Sequence[int], targets: int = 16, progress: Callable[[str], None] = print,
-               learning_rate: float = LEARNING_RATE, options: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+               learning_rate: float | None = None, options: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """Every method x seed x query budget: ``queries`` (every queried cell), ``fronts`` (each run's front
     and the table's, ``method == "table"``) and ``summary`` (hypervolume ratio per method and budget).
-    ``learning_rate`` and ``options`` (hyperparameters by registry name) are our estimators'."""
+    ``learning_rate`` (None: :func:`sweep_learning_rate`'s) and ``options`` (hyperparameters by registry
+    name) are our estimators'."""
     known = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
@@ -177,7 +195,8 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
     if not budgets or any(isinstance(b, bool) or int(b) != b or b < 1 for b in budgets):
         raise ValueError(f"queries: expected positive integers, got {list(budgets)}")
     integer("targets", targets)
-    positive_number("table_learning_rate", learning_rate)
+    if learning_rate is not None:
+        positive_number("table_learning_rate", learning_rate)
     from . import registry
 
     for method in set(methods) & set(ESTIMATORS):  # a bad hyperparameter fails now, not after hours

@@ -96,3 +96,30 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
 def test_unknown_methods_are_refused(table):
     with pytest.raises(ValueError, match="methods: expected some of sf, relax, ram, nni-evolution, optuna-nsga2, optuna-tpe"):
         run_pareto(table, "flops", ["darts"], [0], [10])
+
+
+def test_a_sweep_steps_by_its_share_of_queries_and_takes_the_estimators_options(table, monkeypatch):
+    from nas_estimators import pareto, table_search
+
+    costs = CellCosts("params")
+    targets = pareto.default_targets(costs, 4)
+    seen = []
+    real = table_search.TableSearch.__init__
+
+    def spy(self, estimator, choices, accuracy, learning_rate=0.1, noise=0.0, budget=None):
+        seen.append((type(estimator).__name__, learning_rate, getattr(estimator, "baseline_decay", None)))
+        real(self, estimator, choices, accuracy, learning_rate, noise, budget)
+
+    monkeypatch.setattr(table_search.TableSearch, "__init__", spy)
+    pareto.sweep("sf", table, costs, targets, queries=48, seed=0, options={"baseline_decay": 0.5, "surrogate_lr": 1})
+    pareto.sweep("relax", table, costs, targets, queries=48, seed=0)
+    pareto.sweep("ram", table, costs, targets, queries=400, seed=0, learning_rate=0.05)
+    assert seen == [("ScoreFunction", pytest.approx(0.3), 0.5)] * 4 + [("Relax", 0.1, None)] * 4 + \
+        [("Ram", 0.05, None)] * 4
+
+
+def test_bad_estimator_options_are_refused_before_any_query(table):
+    with pytest.raises(ValueError, match="baseline_decay"):
+        run_pareto(table, "flops", ["sf"], [0], [10], options={"baseline_decay": 2.0})
+    with pytest.raises(ValueError, match="table_learning_rate"):
+        run_pareto(table, "flops", ["sf"], [0], [10], learning_rate=0.0)

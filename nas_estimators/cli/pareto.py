@@ -13,6 +13,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..budget import COSTS
     from ..pareto import ESTIMATORS, EVOLUTION, SAMPLERS
     from ..run_folder import SweepFolder
+    from ..pareto import FULL_SHARE, MOST_SCALE
     from ..table_search import LEARNING_RATE
 
     parser = subparsers.add_parser(
@@ -31,8 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated (default: 0,1,2)")
     parser.add_argument("--queries", default="1000", help="comma-separated query budgets of every run (default: 1000)")
     parser.add_argument("--targets", type=int, default=16, help="cost targets our estimators sweep (default: 16)")
-    parser.add_argument("--table-learning-rate", type=float, default=LEARNING_RATE,
-                        help=f"our estimators: Adam learning rate of the logits (default: {LEARNING_RATE})")
+    parser.add_argument("--table-learning-rate", type=float, default=None,
+                        help=f"our estimators: Adam learning rate of the logits (default: {LEARNING_RATE} with "
+                             f"{FULL_SHARE}+ queries a target, up to {MOST_SCALE:g}x with fewer; RELAX {LEARNING_RATE})")
     add_estimator_arguments(parser)
     parser.add_argument("--output", required=True, help="output directory (an existing summary is not replaced)")
     parser.set_defaults(handler=_pareto)
