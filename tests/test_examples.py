@@ -68,3 +68,25 @@ def test_the_latency_check_predicts_each_drawn_architecture_and_measures_it(tmp_
     assert len(frame) == 4 and (frame[["predicted_ms", "measured_ms"]] > 0).all().all()
     assert "4 architectures: Pearson r" in stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latency.csv"]  # its table went to a temporary cache
+
+
+def test_the_budget_term_ranking_scores_cells_within_the_budget(tmp_path):
+    import itertools
+
+    import pandas as pd
+
+    from nas_estimators.nasbench201 import LABELS, NNI_OPS, CellCosts, to_arch_string
+
+    cells = [dict(zip(LABELS, ops)) for ops in itertools.product(NNI_OPS, repeat=6)]
+    table = tmp_path / "table.csv"  # accuracy: the number of 3x3 convolutions, plus a spread
+    pd.DataFrame({"arch": [to_arch_string(c) for c in cells],
+                  "test_acc": [50 + 5 * list(c.values()).count("conv_3x3") + i % 7 for i, c in enumerate(cells)]}
+                 ).to_csv(table, index=False)
+    out = tmp_path / "ranking.csv"
+    stdout = run_example("budget_term_ranking.py", str(table), "--width", "2", "--stages", "1", "--cells", "8",
+                         "--out", str(out), cwd=tmp_path)
+    frame = pd.read_csv(out)
+    budget = CellCosts("flops", 2, 1, 32)({label: "conv_3x3" for label in LABELS}) / 2
+    assert len(frame) == 8 and (frame["flops"] <= budget + 1e-9).all()
+    assert frame[["params", "synflow"]].notna().all().all()
+    assert "within equal FLOPs" in stdout and "naswot" in stdout
