@@ -345,7 +345,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> d
         "data": dataset, "image_shape": list(data.image_shape),
         "precision": resolve_precision(config.precision, device), "channels_last": config.channels_last,
         "steps": config.steps, "warmup_steps": config.warmup_steps, "repeats": config.repeats,
-        "torch": torch.__version__,
+        "estimator_options": dict(config.estimator_options), "torch": torch.__version__,
         "results": results,
     }
     reference = results.get(REFERENCE)

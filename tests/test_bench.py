@@ -191,3 +191,14 @@ def test_fixed_logits_variance_is_the_variance_of_unapplied_estimates_on_success
     assert variance == pytest.approx(float(torch.stack(draws).var(0).sum()))
     assert fixed_logits_variance(type("NNI", (), {})(), batches, 7) is None
     assert fixed_logits_variance(module, batches, 0) is None
+
+
+def test_the_estimators_hyperparameters_reach_the_timed_search_and_the_record(tmp_path):
+    path = tmp_path / "bench.json"
+    assert main(["bench", *TINY, "--strategies", "ram,sf", "--labels-per-step", "all", "--samples-per-step", "2",
+                 "--variance-estimates", "0", "--json", str(path)]) == 0
+    record = json.loads(path.read_text())
+    assert record["estimator_options"]["labels_per_step"] is None and record["estimator_options"]["samples_per_step"] == 2
+    evaluations = {name: r["forward_evals_per_step"] for name, r in record["results"].items()}
+    # RAM with every label: 6 labels x 4 other ops besides the sample; SF scores two samples a step
+    assert evaluations == {"ram": 2 + 6 * 4, "sf": 1 + 2}
