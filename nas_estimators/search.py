@@ -7,6 +7,7 @@ The strategy is driven directly (``mutate_model``, ``mutate_evaluator``, ``evalu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -161,6 +162,12 @@ class SearchConfig(SupernetSettings):
             raise ValueError(f"resume: {error}") from None
         return cls.from_record(record)
 
+    def __getattr__(self, name: str) -> Any:
+        """A registered hyperparameter's value (``config.labels_per_step``), as when each was a field."""
+        if name != "estimator_options" and name in registry.hyperparameters():
+            return self.estimator_options.get(name, registry.default(name))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def hyperparameter_values(self) -> dict[str, Any]:
         """The values of ``estimator``'s hyperparameters (see :mod:`~nas_estimators.registry`)."""
         return {h.name: self.estimator_options.get(h.name, h.default) for h in registry.get(self.estimator).hyperparameters}
@@ -174,6 +181,23 @@ class SearchConfig(SupernetSettings):
         resolved ``width`` and ``cells`` when given."""
         resolved = {"width": self.width if width is None else width, "cells": self.cells if cells is None else cells}
         return {name: resolved[name] if name in resolved else getattr(self, name) for name in IDENTITY}
+
+
+def _init_with_hyperparameters(init: Any) -> Any:
+    """``SearchConfig(labels_per_step=2)`` as before the hyperparameters moved into ``estimator_options``: a
+    keyword naming a registered hyperparameter (and no field) goes there."""
+    @functools.wraps(init)
+    def __init__(self: SearchConfig, *args: Any, **kwargs: Any) -> None:
+        named = {name: kwargs.pop(name) for name in list(kwargs)
+                 if name in registry.hyperparameters() and name not in _FIELDS}
+        init(self, *args, **kwargs)
+        if named:
+            self.estimator_options = {**self.estimator_options, **named}
+    return __init__
+
+
+_FIELDS = frozenset(field.name for field in dataclasses.fields(SearchConfig))
+SearchConfig.__init__ = _init_with_hyperparameters(SearchConfig.__init__)  # type: ignore[method-assign]
 
 
 def _nni_oneshot(name: str) -> bool:

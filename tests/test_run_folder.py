@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 from pathlib import Path
 
@@ -137,3 +138,16 @@ def test_estimator_hyperparameters_load_from_every_config_layout(tmp_path, layou
     assert config.estimator_options["baseline_decay"] == 0.5
     if layout != "flat":
         assert config.hyperparameter_values()["surrogate_lr"] == 0.02
+
+
+def test_a_hyperparameter_keyword_and_attribute_still_work_on_search_config():
+    """Before the hyperparameters moved into estimator_options they were fields: code written then still runs."""
+    config = SearchConfig(estimator="ram", labels_per_step=2, seed=3)
+    assert config.estimator_options == {"labels_per_step": 2} and config.seed == 3
+    assert config.labels_per_step == 2 and config.baseline_decay == 0.9  # set, and the registry's default
+    assert config.build_estimator().labels_per_step == 2
+    assert dataclasses.replace(config, seed=4).labels_per_step == 2
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        config.no_such_thing
+    with pytest.raises(TypeError, match="no_such_option"):
+        SearchConfig(no_such_option=1)
