@@ -163,7 +163,7 @@ class SearchConfig(SupernetSettings):
         return cls.from_record(record)
 
     def __getattr__(self, name: str) -> Any:
-        """A registered hyperparameter's value (``config.labels_per_step``), as when each was a field."""
+        """A registered hyperparameter's value read as an attribute, as when each built-in one was a field."""
         if name != "estimator_options" and name in registry.hyperparameters():
             return self.estimator_options.get(name, registry.default(name))
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -184,8 +184,8 @@ class SearchConfig(SupernetSettings):
 
 
 def _init_with_hyperparameters(init: Any) -> Any:
-    """``SearchConfig(labels_per_step=2)`` as before the hyperparameters moved into ``estimator_options``: a
-    keyword naming a registered hyperparameter (and no field) goes there."""
+    """A keyword naming a registered hyperparameter (and no field) goes into ``estimator_options``, as code
+    written when each built-in hyperparameter was a field expects."""
     @functools.wraps(init)
     def __init__(self: SearchConfig, *args: Any, **kwargs: Any) -> None:
         named = {name: kwargs.pop(name) for name in list(kwargs)
