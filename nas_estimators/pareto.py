@@ -92,6 +92,14 @@ def default_targets(costs: CellCosts, count: int = 16) -> list[float]:
     return [low + (high - low) * (i + 1) / (count + 1) for i in range(count)]
 
 
+def _estimator(method: str, options: Mapping[str, Any] | None, steps: int) -> Any:
+    """``method``'s estimator with its hyperparameters from ``options`` (by registry name), others at defaults."""
+    from . import registry
+
+    spec = registry.get(method)
+    return spec.build({h.name: (options or {}).get(h.name, h.default) for h in spec.hyperparameters}, steps)
+
+
 def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int,
           seed: int, learning_rate: float | None = None, carry: bool = True,
           options: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -104,16 +112,11 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
     ``learning_rate``: the logits' (None: :func:`sweep_learning_rate`'s)."""
     distribution = None
     targets = sorted(targets, reverse=True) if carry else list(targets)
-    from . import registry
-
-    spec = registry.get(method)
-
     frames = []
     for index, target in enumerate(targets):
         torch.manual_seed(seed)
         budget = CostBudget(costs, target, name=costs.cost)
-        values = {h.name: (options or {}).get(h.name, h.default) for h in spec.hyperparameters}
-        estimator = spec.build(values, max(1, queries // len(targets)))
+        estimator = _estimator(method, options, max(1, queries // len(targets)))
         search = TableSearch(estimator, {label: list(NNI_OPS) for label in LABELS}, table.accuracy,
                              learning_rate=learning_rate or sweep_learning_rate(method, queries // len(targets)),
                              budget=budget)
@@ -197,11 +200,8 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
     integer("targets", targets)
     if learning_rate is not None:
         positive_number("table_learning_rate", learning_rate)
-    from . import registry
-
     for method in set(methods) & set(ESTIMATORS):  # a bad hyperparameter fails now, not after hours
-        spec = registry.get(method)
-        spec.build({h.name: (options or {}).get(h.name, h.default) for h in spec.hyperparameters}, 1)
+        _estimator(method, options, 1)
     costs = CellCosts(cost)
     front, reference = true_front(table, arch_string_cost(costs))
     best = hypervolume(front, reference)

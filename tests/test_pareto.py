@@ -90,6 +90,11 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
     assert (tmp_path / "done" / "summary.csv").read_text() == "kept\n"
     assert "seeds: expected comma-separated integers" in fails("--benchmark-table", str(csv), "--seeds", "a",
                                                                "--output", out)
+    full = tmp_path / "full.csv"
+    pd.DataFrame({"arch": list(table), "test_acc": [table.accuracy(a) for a in table]}).to_csv(full, index=False)
+    assert "table_learning_rate" in fails("--benchmark-table", str(full), "--table-learning-rate", "0", "--output", out)
+    assert "baseline_decay" in fails("--benchmark-table", str(full), "--methods", "sf", "--baseline-decay", "2",
+                                     "--output", out)
     assert not (tmp_path / "out").exists()
 
 
