@@ -84,8 +84,10 @@ def check(config: BenchConfig) -> None:
             raise InputError(f"strategies: unknown strategy {name!r}; expected some of {', '.join(strategies())}")
         try:
             methods.get(name).check()
+            if name not in methods.names("nni-oneshot"):  # a bad hyperparameter fails before any timing
+                SearchConfig(estimator=name, estimator_options=dict(config.estimator_options)).build_estimator()
         except ValueError as error:
-            raise InputError(str(error)) from None
+            raise InputError(f"{name}: {error}") from None
     if len(set(config.strategies)) != len(config.strategies):
         raise InputError(f"strategies: each strategy once, got {', '.join(config.strategies)}")
     if config.space not in SPACES:

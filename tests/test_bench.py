@@ -109,6 +109,7 @@ def test_the_speed_work_computes_what_nni_computes():
     (["--data-root", "/nonexistent/cifar"], "/nonexistent/cifar does not exist"),
     (["--device", "tpu"], "device: expected auto, cpu, cuda or cuda:N"),
     (["--threads", "0"], "threads: expected a positive integer"),
+    (["--labels-per-step", "0", "--strategies", "ram"], "labels_per_step"),
     (["--devices", "1,0"], "devices: expected positive integers"),
     (["--devices", "two"], "devices: expected comma-separated positive integers"),
     (["--devices", "999", "--device", "cpu", "--strategies", "sf"], "devices: 999 processes asked for"),
