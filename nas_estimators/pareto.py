@@ -31,7 +31,7 @@ from .checks import integer, positive_number
 from .table_search import LEARNING_RATE, TableSearch
 from .nasbench201 import LABELS, NNI_OPS, BenchmarkTable, CellCosts, from_arch_string
 
-__all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
+__all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "SPACINGS", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
            "default_targets"]
 
 ESTIMATORS = ("sf", "relax", "ram")
@@ -86,9 +86,24 @@ def true_front(table: BenchmarkTable, costs: Callable[[str], float]) -> tuple[li
     return pareto_front(points), reference
 
 
-def default_targets(costs: CellCosts, count: int = 16) -> list[float]:
-    """``count`` targets evenly spaced between the cheapest and the dearest network, both ends excluded."""
+#: How a sweep spaces its targets between the cheapest and the dearest network: ``even`` (equal steps) or
+#: ``geometric`` (equal ratios: denser among cheap networks, where a front's points are widest).
+SPACINGS = ("even", "geometric")
+
+
+def default_targets(costs: CellCosts, count: int = 16, spacing: str = "even") -> list[float]:
+    """``count`` targets between the cheapest and the dearest network, both ends excluded, spaced by ``spacing``.
+
+    >>> class Costs:
+    ...     def bounds(self): return 1.0, 16.0
+    >>> default_targets(Costs(), 3), [round(t, 6) for t in default_targets(Costs(), 3, "geometric")]
+    ([4.75, 8.5, 12.25], [2.0, 4.0, 8.0])
+    """
     low, high = costs.bounds()
+    if spacing not in SPACINGS:
+        raise ValueError(f"target_spacing: expected one of {', '.join(SPACINGS)}, got {spacing!r}")
+    if spacing == "geometric":
+        return [low * (high / low) ** ((i + 1) / (count + 1)) for i in range(count)]
     return [low + (high - low) * (i + 1) / (count + 1) for i in range(count)]
 
 
@@ -184,11 +199,12 @@ def arch_string_cost(costs: CellCosts) -> Callable[[str], float]:
 
 def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: Sequence[int],
                budgets: Sequence[int], targets: int = 16, progress: Callable[[str], None] = print,
-               learning_rate: float | None = None, options: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+               learning_rate: float | None = None, options: Mapping[str, Any] | None = None,
+               spacing: str = "even") -> dict[str, pd.DataFrame]:
     """Every method x seed x query budget: ``queries`` (every queried cell), ``fronts`` (each run's front
     and the table's, ``method == "table"``) and ``summary`` (hypervolume ratio per method and budget).
     ``learning_rate`` (None: :func:`sweep_learning_rate`'s) and ``options`` (hyperparameters by registry
-    name) are our estimators'."""
+    name) are our estimators'; ``spacing`` places the targets (:data:`SPACINGS`) of ours and of NNI's evolution."""
     known = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
@@ -203,6 +219,7 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
     for method in set(methods) & set(ESTIMATORS):  # a bad hyperparameter fails now, not after hours
         _estimator(method, options, 1)
     costs = CellCosts(cost)
+    targets_of_sweeps = default_targets(costs, targets, spacing)
     front, reference = true_front(table, arch_string_cost(costs))
     best = hypervolume(front, reference)
     queries, fronts, rows = [], [pd.DataFrame(front, columns=["cost", "benchmark_acc"]).assign(method="table")], []
@@ -210,10 +227,10 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
         for method in methods:
             for seed in seeds:
                 if method in ESTIMATORS:
-                    frame = sweep(method, table, costs, default_targets(costs, targets), budget, seed,
+                    frame = sweep(method, table, costs, targets_of_sweeps, budget, seed,
                                   learning_rate, options=options)
                 elif method == EVOLUTION:
-                    frame = evolution_sweep(table, costs, default_targets(costs, targets), budget, seed)
+                    frame = evolution_sweep(table, costs, targets_of_sweeps, budget, seed)
                 else:
                     frame = optuna_front(method, table, costs, budget, seed)
                 found = front_of(frame)

@@ -95,7 +95,23 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
     assert "table_learning_rate" in fails("--benchmark-table", str(full), "--table-learning-rate", "0", "--output", out)
     assert "baseline_decay" in fails("--benchmark-table", str(full), "--methods", "sf", "--baseline-decay", "2",
                                      "--output", out)
+    assert "target-spacing" in fails("--benchmark-table", str(full), "--target-spacing", "log", "--output", out)
     assert not (tmp_path / "out").exists()
+
+
+def test_geometric_targets_keep_equal_ratios_and_both_spacings_sweep_the_same_range():
+    from nas_estimators.pareto import default_targets
+
+    costs = CellCosts("flops")
+    low, high = costs.bounds()
+    even, geometric = default_targets(costs, 7), default_targets(costs, 7, "geometric")
+    assert low < geometric[0] < even[0] and geometric[-1] < high  # denser among cheap networks
+    ratios = [b / a for a, b in zip([low, *geometric], [*geometric, high])]
+    assert max(ratios) == pytest.approx(min(ratios))
+    steps = [b - a for a, b in zip([low, *even], [*even, high])]
+    assert max(steps) == pytest.approx(min(steps))
+    with pytest.raises(ValueError, match="target_spacing: expected one of even, geometric"):
+        default_targets(costs, 3, "log")
 
 
 def test_unknown_methods_are_refused(table):

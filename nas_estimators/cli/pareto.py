@@ -11,7 +11,7 @@ from .common import UsageError, add_estimator_arguments, estimator_values
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..budget import COSTS
-    from ..pareto import ESTIMATORS, EVOLUTION, SAMPLERS
+    from ..pareto import ESTIMATORS, EVOLUTION, SAMPLERS, SPACINGS
     from ..run_folder import SweepFolder
     from ..pareto import FULL_SHARE, MOST_SCALE
     from ..table_search import LEARNING_RATE
@@ -32,6 +32,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated (default: 0,1,2)")
     parser.add_argument("--queries", default="1000", help="comma-separated query budgets of every run (default: 1000)")
     parser.add_argument("--targets", type=int, default=16, help="cost targets our estimators sweep (default: 16)")
+    parser.add_argument("--target-spacing", choices=SPACINGS, default=SPACINGS[0],
+                        help="how the targets of our estimators and NNI's evolution are spaced between the cheapest "
+                             "and the dearest network: equal steps, or equal ratios (denser where networks are "
+                             f"cheap) (default: {SPACINGS[0]})")
     parser.add_argument("--table-learning-rate", type=float, default=None,
                         help=f"our estimators: Adam learning rate of the logits (default: {LEARNING_RATE} with "
                              f"{FULL_SHARE}+ queries a target, up to {MOST_SCALE:g}x with fewer; RELAX {LEARNING_RATE})")
@@ -68,7 +72,8 @@ def _pareto(args: argparse.Namespace) -> int:
     try:
         result = run_pareto(table, args.cost, methods, seeds, budgets, args.targets,
                             progress=lambda line: print(line, file=sys.stderr, flush=True),
-                            learning_rate=args.table_learning_rate, options=estimator_values(args))
+                            learning_rate=args.table_learning_rate, options=estimator_values(args),
+                            spacing=args.target_spacing)
     except ValueError as error:
         raise UsageError(" ".join(str(error).split())) from None
     folder.write(result, pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
