@@ -159,6 +159,17 @@ class EstimatorLightningModule(_nni.BaseOneShotLightningModule):
             return self.budget.export(self.distribution) or self.distribution.mode()
         return self.distribution.mode()
 
+    def top_architectures(self, k: int) -> list[Architecture]:
+        """The ``k`` architectures the search ranks first: the re-scored ones by their objective (the first is
+        :meth:`export`'s), then the most probable; under a cost budget only those within it (none if none of
+        the 1,000 most probable is)."""
+        first = [row["architecture"] for row in self.rescored or []]
+        within = self.budget is not None and self.budget.bound
+        count = max(1000, k) if within else k + len(first)
+        ranked = [a for a, _ in self.distribution.top_k(min(count, self.distribution.num_architectures))
+                  if (not within or self.budget.within(a)) and a not in first]
+        return (first + ranked)[:k]
+
     def exported_architecture(self) -> Architecture:
         """What the search exports now (see :meth:`export`): the recorder's and the benchmark's architecture."""
         return self.export()

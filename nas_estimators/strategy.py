@@ -31,7 +31,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             which paths train the weights, re-scoring at the end ...; unset: the recipe's), checked there.
             The other keywords go to NNI's ``OneShotStrategy``.
         objective: what the estimator minimises: an :class:`~nas_estimators.objective.Objective`, term weights
-            or ``"supernet=1,synflow=1"`` (default: the recipe's terms).
+            or ``"supernet=1,synflow=1"`` (default: the recipe's terms, those of a budget with ``cost``).
         gradient_clip_val: clip the weights' gradients (None: no clipping).
         log_probs_every_n_steps: log every label's probabilities every N steps (0: never).
         cost, cost_target: search under a budget (:class:`~nas_estimators.budget.CostBudget`):
@@ -43,7 +43,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
 
     The defaults are the recipe (:mod:`nas_estimators.recipe`), as ``nas-estimators search`` runs it: the
     weights train alone on uniformly drawn paths for 5/6 of the epochs, then stay fixed while the logits
-    minimise the supernet's loss plus synflow and the parameter count (``objective``), and the five most
+    minimise the supernet's loss plus synflow and the parameter count (``objective``; under a ``cost`` budget,
+    plus NASWOT instead), and the five most
     probable architectures are re-scored at the end (``SF(**settings.before())`` is the one-term search of
     earlier versions). A step with a non-finite loss, gradient or estimate is
     skipped; too many in a row stop the search with :class:`~nas_estimators.lightning.SearchDiverged`.
@@ -64,7 +65,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         if isinstance(objective, str):
             objective = Objective.parse(objective)
         elif objective is None or isinstance(objective, Mapping):
-            objective = Objective.from_weights(recipe.OBJECTIVE if objective is None else objective)
+            objective = Objective.from_weights(recipe.objective(cost is not None) if objective is None else objective)
         self.objective, self.objective_seed, self.scoring_inputs = objective, int(objective_seed), scoring_inputs
         self.calibration_batch = calibration_batch
         super().__init__(**kwargs)
@@ -118,21 +119,16 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         return self._search_module.distribution
 
     def list_models(self, sort: bool = True, limit: int | None = 1) -> Iterator[Any]:
-        """The ``limit`` most probable architectures, best first, each frozen as NNI does for one.
+        """The ``limit`` best architectures, best first, each frozen as NNI does for one: the re-scored ones by
+        their objective, then the most probable (under a budget, only those within it).
 
         Unlike NNI's own one-shot strategies this honours ``limit`` (``export_top_models(top_k=k)``):
         the distribution ranks every architecture by its probability. ``limit=None`` means 1.
         """
         if not sort:
             _logger.warning("Architectures are always returned best first; sort=False is ignored.")
-        k = 1 if limit is None else limit
         self.oneshot_module.set_model(self.supernet)
-        if self.budget is not None and self.budget.bound:  # the most probable ones within the budget
-            ranked = self.distribution.top_k(min(max(1000, k), self.distribution.num_architectures))
-            samples = [sample for sample, _ in ranked if self.budget.within(sample)][:k]
-        else:
-            samples = [sample for sample, _ in self.distribution.top_k(k)]
-        for sample in samples:
+        for sample in self.search_module.top_architectures(1 if limit is None else limit):
             yield self.model_space.freeze(sample)
 
 

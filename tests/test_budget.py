@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from nas_estimators import Ram, ScoreFunction
+from nas_estimators import Ram, ScoreFunction, recipe
 from nas_estimators.budget import CostBudget
 from nas_estimators.nasbench201 import LABELS, NNI_OPS, CellCosts
 from nas_estimators.pooling import native_pooling
@@ -109,8 +109,7 @@ def test_a_search_under_a_flops_budget_exports_a_cell_within_it_and_records_the_
     output = tmp_path / "out"
     assert main(["search", "--space", "nb201", "--epochs", "4", "--warmup-epochs", "1", "--arc-learning-rate", "0.3",
                  "--no-progress", "--uniform-draws", "0", "--cost", "flops", "--cost-target", "0.4",
-                 # the supernet term alone: the recipe's parameter-count term pulls against a budget this short
-                 # search's multiplier has not caught up with yet
+                 # the supernet term alone: the multiplier is then the only pull toward cheap cells
                  "--objective", "supernet=1", "--output", str(output)]) == 0
     record = json.loads((output / "cost.json").read_text())
     architecture = json.loads((output / "architecture.json").read_text())
@@ -148,6 +147,7 @@ def test_the_nni_strategy_under_a_parameter_budget_exports_cells_within_it(tmp_p
     target = low + 0.2 * (high - low)
     torch.manual_seed(0)
     strategy = nas_estimators.SF(cost="params", cost_target=target, arc_learning_rate=0.3, warmup_epochs=1)
+    assert strategy.objective.weights() == recipe.BUDGET_OBJECTIVE  # the budget's own recipe, NASWOT included
     space = NasBench201(stem_out_channels=4, num_modules_per_stack=1)
     experiment = in_folder(NasExperiment(space, tiny_evaluator(epochs=4), strategy), tmp_path)
     experiment.run()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas_estimators import ArchitectureDistribution
+from nas_estimators import ArchitectureDistribution, recipe
 from nas_estimators.latency import LatencyTable, cached_table, measure_latency
 from helpers import one_line_error
 
@@ -138,3 +138,4 @@ def test_a_latency_budget_search_records_its_table_and_refuses_an_unreachable_ta
     table = LatencyTable.from_dict(stored["table"])
     architecture = json.loads((out / "architecture.json").read_text())
     assert record["within"] and record["architecture_cost"] == pytest.approx(table.predict(architecture)) == 2.0
+    assert json.loads((out / "config.json").read_text())["objective"] == recipe.BUDGET_OBJECTIVE

@@ -6,6 +6,7 @@ import math
 import pandas as pd
 import pytest
 
+from nas_estimators import recipe
 from nas_estimators.cli import main
 from nas_estimators.search import WARMUP_SHARE, SearchConfig, schedule
 
@@ -62,3 +63,11 @@ def test_history_rows_of_an_older_checkpoint_take_todays_benchmark_column_name(t
              "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
     recorder.on_load_checkpoint(None, None, {SEARCH_KEY: state})
     assert recorder.rows == [{"epoch": 0, "benchmark_acc": 91.5}]
+
+
+def test_under_a_budget_the_default_objective_is_the_budget_recipes_and_a_given_one_is_kept():
+    assert SearchConfig().objective == recipe.OBJECTIVE
+    assert SearchConfig(cost="flops", cost_target=10.0).objective == recipe.BUDGET_OBJECTIVE != recipe.OBJECTIVE
+    assert SearchConfig(cost="flops", cost_target=10.0, objective={"supernet": 2.0}).objective == {"supernet": 2.0}
+    # NNI's strategies keep the supernet's loss alone, budget or not
+    assert SearchConfig(estimator="nni-darts", cost="flops", cost_target=1.0).objective == recipe.NNI_OBJECTIVE

@@ -72,10 +72,20 @@ def test_strategy_inside_nas_experiment(estimator, space_name, tmp_path):
     experiment.run()
     [exported] = experiment.export_top_models(formatter="dict")
     assert_valid_architecture(exported, tiny_space(space_name))
-    assert exported == strategy.distribution.mode()
+    assert exported == strategy.search_module.export()  # the recipe's: the best re-scored of the most probable
     assert_logits_moved(strategy.distribution)
     top3 = experiment.export_top_models(top_k=3, formatter="dict")
     assert len(top3) == 3 and top3[0] == exported and len({str(a) for a in top3}) == 3
+    assert top3 == [row["architecture"] for row in strategy.search_module.rescored[:3]]
+
+
+def test_without_rescoring_the_strategy_exports_the_most_probable_first(tmp_path):
+    torch.manual_seed(0)
+    strategy = nas_estimators.SF(rescore_top_k=0)
+    experiment = in_folder(NasExperiment(tiny_space("nb201"), tiny_evaluator(), strategy), tmp_path)
+    experiment.run()
+    top3 = experiment.export_top_models(top_k=3, formatter="dict")
+    assert top3[0] == strategy.distribution.mode() and len({str(a) for a in top3}) == 3
     probabilities = [float(strategy.distribution.log_prob(a).detach().exp()) for a in top3]
     assert probabilities == sorted(probabilities, reverse=True)
 
@@ -206,10 +216,16 @@ def test_the_strategies_default_to_the_search_recipe_inside_nas_experiment(tmp_p
     assert (settings.arc_learning_rate, settings.uniform_weight_paths, settings.warmup_epochs) == (0.03, 1.0, None)
     assert (settings.freeze_weights, settings.rescore_top_k) == (True, recipe.RESCORE_TOP_K)
     assert strategy.objective.weights() == recipe.OBJECTIVE
-    in_folder(NasExperiment(tiny_space("nb201"), evaluator, strategy), tmp_path).run()
+    experiment = in_folder(NasExperiment(tiny_space("nb201"), evaluator, strategy), tmp_path)
+    experiment.run()
     assert len(watch.logits) == 5
     assert all(float(logits.abs().max()) == 0.0 for logits in watch.logits[:4])  # int(5/6 * 5) weights-only epochs
     assert float(watch.logits[-1].abs().max()) > 1e-3
     assert not torch.equal(watch.weights[2], watch.weights[3]) and torch.equal(watch.weights[3], watch.weights[4])
     assert len(strategy.search_module.rescored) == recipe.RESCORE_TOP_K  # on the last epoch's held-out batches
+    # NNI's export ranks the re-scored cells first, by their objective, then the most probable
+    rescored = [row["architecture"] for row in strategy.search_module.rescored]
+    top = experiment.export_top_models(top_k=recipe.RESCORE_TOP_K + 2, formatter="dict")
+    assert top[0] == strategy.search_module.export() and top[:recipe.RESCORE_TOP_K] == rescored
+    assert not any(architecture in rescored for architecture in top[recipe.RESCORE_TOP_K:])
     assert watch.uniform_draws == 4 * 3  # every weight step of every warm-up epoch: 48 images / 16 a batch

@@ -39,7 +39,7 @@ def add_search_arguments(parser: argparse.ArgumentParser, nni_strategies: bool =
                         help="gradient estimator" + (" or NNI's one-shot strategy, run with NNI's defaults"
                                                      if nni_strategies else "") + " (default: sf)")
     add_options(parser, SearchConfig, SEARCH_OPTIONS)
-    add_objective_argument(parser)
+    add_objective_argument(parser, budget=nni_strategies)  # search alone takes --cost
     add_estimator_arguments(parser)
 
 
@@ -53,14 +53,17 @@ def objective_weights(text: str | None) -> dict[str, float] | None:
         raise UsageError(str(error)) from None
 
 
-def add_objective_argument(parser: argparse.ArgumentParser, default: Mapping[str, float] | None = None) -> None:
-    """``--objective``; unset (``default`` None) it is the method's: the recipe's terms for ours, the supernet's
-    loss alone for NNI's (see :mod:`~nas_estimators.recipe`)."""
+def add_objective_argument(parser: argparse.ArgumentParser, default: Mapping[str, float] | None = None,
+                           budget: bool = False) -> None:
+    """``--objective``; unset (``default`` None) it is the method's: the recipe's terms for ours (``budget``: the
+    help also names those under ``--cost``), the supernet's loss alone for NNI's (see :mod:`~nas_estimators.recipe`)."""
     def text(weights: Mapping[str, float]) -> str:
         return ",".join(f"{name}={weight:g}" for name, weight in weights.items())
 
     shown = text(default) if default is not None else \
-        f"{text(recipe.OBJECTIVE)} for sf, relax and ram, {text(recipe.NNI_OBJECTIVE)} for NNI's strategies"
+        f"{text(recipe.OBJECTIVE)} for sf, relax and ram" + \
+        (f" ({text(recipe.BUDGET_OBJECTIVE)} with --cost)" if budget else "") + \
+        f", {text(recipe.NNI_OBJECTIVE)} for NNI's strategies"
     parser.add_argument("--objective", default=None if default is None else text(default), metavar="TERM=W,...",
                         help=f"what the estimator minimises, as weighted terms from {', '.join(TERMS)} "
                              f"(default: {shown}; training-free terms are standardised, higher scores better)")
