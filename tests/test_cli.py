@@ -107,7 +107,13 @@ def _fails(capsys, *argv, code=2):
     (["bench", "--labels-per-step", "some"], "--labels-per-step: expected an integer >= 1 or 'all', got 'some'"),
 ])
 def test_unknown_choices_are_usage_errors_listing_the_choices(capsys, argv, expected):
-    assert expected in _fails(capsys, *argv)
+    error = _fails(capsys, *argv)
+    assert expected in error and error.count("\n") == 1, error  # one line: no usage block
+
+
+def test_a_missing_or_unknown_command_is_one_line_too(capsys):
+    assert "required: COMMAND" in _fails(capsys).strip() and _fails(capsys).count("\n") == 1
+    assert "invalid choice: 'serch'" in _fails(capsys, "serch")
 
 
 @pytest.mark.parametrize("argv, expected", [

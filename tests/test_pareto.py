@@ -114,6 +114,19 @@ def test_geometric_targets_keep_equal_ratios_and_both_spacings_sweep_the_same_ra
         default_targets(costs, 3, "log")
 
 
+def test_the_command_writes_its_tables_and_a_page_that_opens_offline(tmp_path, table, capsys):
+    full = tmp_path / "full.csv"
+    pd.DataFrame({"arch": list(table), "test_acc": [table.accuracy(a) for a in table]}).to_csv(full, index=False)
+    out = tmp_path / "sweep"
+    assert main(["pareto", "--benchmark-table", str(full), "--methods", "ram,optuna-nsga2", "--seeds", "0",
+                 "--queries", "32", "--targets", "2", "--output", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["method"]) == {"ram", "optuna-nsga2"} and summary["hypervolume_ratio_mean"].between(0, 1).all()
+    page = (out / "pareto.html").read_text()
+    assert 'src="https://cdn.plot.ly' not in page and "plotly.js v" in page  # the library is in the page itself
+    assert "ram seed 0" in page and "the table's front" in page
+
+
 def test_unknown_methods_are_refused(table):
     with pytest.raises(ValueError, match="methods: expected some of sf, relax, ram, nni-evolution, optuna-nsga2, optuna-tpe"):
         run_pareto(table, "flops", ["darts"], [0], [10])

@@ -14,8 +14,16 @@ from .common import UsageError
 COMMANDS = (search, frozen, bench, compare, pareto, export, tune, retrain, benchmark_table)  # in the order ``--help`` lists them
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line (``prog: error: ...``), without the usage block: a bad
+    choice or a missing value reads as every other refused input does. ``--help`` shows the usage."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas-estimators", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="nas-estimators", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)
