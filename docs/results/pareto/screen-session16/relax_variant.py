@@ -2,14 +2,13 @@
 Keys are Relax() keywords (baseline_decay=0.9, surrogate_steps=4, ...); tuning seeds 0-5, 200/500/1000 queries."""
 import sys, json
 from pathlib import Path
-from nas_estimators import pareto, registry
+from nas_estimators import pareto
 from nas_estimators.estimators import Relax
-from nas_estimators.nasbench201 import read_full_table
+from screen import run
 
 out = Path(sys.argv[1]); extra = {}
 for item in sys.argv[2:]:
     k, v = item.split("="); extra[k] = json.loads(v)
-spec = registry.get("relax")
 original = pareto._estimator
 def patched(method, options, steps):
     e = original(method, options, steps)
@@ -17,9 +16,4 @@ def patched(method, options, steps):
         return Relax(surrogate_width=e.surrogate_width, surrogate_lr=e.surrogate_lr, temperature=e.temperature, **extra)
     return e
 pareto._estimator = patched
-table = read_full_table("/work/shared/data/nas-bench-201-cifar10.csv")
-res = pareto.run_pareto(table, "flops", ["relax"], [0, 1, 2, 3, 4, 5], [200, 500, 1000], progress=lambda l: print(l, flush=True))
-out.mkdir(parents=True, exist_ok=True)
-for k in ("results", "summary"):
-    res[k].to_csv(out / f"{k}.csv", index=False)
-print(res["summary"].to_string(index=False))
+run(out, ["relax"])

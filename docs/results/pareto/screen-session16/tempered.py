@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 import torch
 from nas_estimators import pareto
-from nas_estimators.nasbench201 import read_full_table
 from nas_estimators.table_search import TableSearch
+from screen import run
 
 out, methods, share = Path(sys.argv[1]), sys.argv[2].split(","), float(sys.argv[3])
 
@@ -20,9 +20,4 @@ class Tempered(TableSearch):
 
 
 pareto.TableSearch = Tempered
-table = read_full_table("/work/shared/data/nas-bench-201-cifar10.csv")
-res = pareto.run_pareto(table, "flops", methods, [0, 1, 2, 3, 4, 5], [200, 500, 1000], progress=lambda l: print(l, flush=True))
-out.mkdir(parents=True, exist_ok=True)
-for k in ("results", "summary"):
-    res[k].to_csv(out / f"{k}.csv", index=False)
-print(res["summary"].to_string(index=False))
+run(out, methods)
