@@ -221,8 +221,12 @@ def multi_trial_strategy(name: str, seed: int, budget: int) -> Any:
     raise ValueError(f"NNI multi-trial strategy: expected one of {', '.join(MULTI_TRIAL_STRATEGIES)}, got {name!r}")
 
 
-def run_multi_trial(strategy: Any, model_space: Any, score: Callable[[dict], float], budget: int) -> None:
+def run_multi_trial(strategy: Any, model_space: Any, score: Callable[[dict], float], budget: int,
+                    free: Callable[[dict], bool] | None = None, most_free: int = 0) -> None:
     """Run an NNI multi-trial ``strategy`` in this process for ``budget`` architectures.
+
+    A sample for which ``free(sample)`` holds (one already known) does not count in ``budget``; at most
+    ``most_free`` do.
 
     Every architecture the strategy submits goes to ``score(sample)`` (a table look-up: no network is
     built or trained), and the score goes back to the strategy as the trial's final metric. This is
@@ -244,6 +248,8 @@ def run_multi_trial(strategy: Any, model_space: Any, score: Callable[[dict], flo
             return dict(self.sample)
 
     def evaluate(sample: dict) -> None:
+        if free is not None and free(sample) and engine.max_model_count < budget + most_free:
+            engine.max_model_count += 1  # read by the engine at each submission
         nni.report_final_result(float(score(sample)))
 
     space = LookupModelSpace.from_model(model_space, FunctionalEvaluator(evaluate))

@@ -31,7 +31,7 @@ from .checks import integer, positive_number
 from .table_search import LEARNING_RATE, TableSearch
 from .nasbench201 import LABELS, NNI_OPS, BenchmarkTable, CellCosts, from_arch_string
 
-__all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "SPACINGS", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
+__all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "SPACINGS", "COUNTS", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
            "default_targets"]
 
 ESTIMATORS = ("sf", "relax", "ram")
@@ -45,6 +45,13 @@ EVOLUTION_PENALTY = 100.0
 #: fewer; RELAX keeps ``LEARNING_RATE`` (larger steps lost it 0.07 at 200 queries). Chosen on tuning seeds 0-5
 #: (docs/cost-aware.md, "Session 15").
 FULL_SHARE, MOST_SCALE, UNSCALED = 62, 3.0, ("relax",)
+#: What a query budget counts: ``every`` look-up of the table, a repeat too, or each ``distinct`` cell once per
+#: run (a repeat is answered from memory, as a trained network is not trained again). Every method is
+#: measured the same way; ``distinct`` lets a method that concentrates take more steps for the same cells.
+COUNTS = ("every", "distinct")
+#: Under ``distinct`` a run may draw at most this many times its query budget (steps, trials, submissions):
+#: a search whose samples are all known by then has converged.
+MOST_DRAWS = 10
 
 
 def sweep_learning_rate(method: str, per_target: int) -> float:
@@ -117,26 +124,28 @@ def _estimator(method: str, options: Mapping[str, Any] | None, steps: int) -> An
 
 def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int,
           seed: int, learning_rate: float | None = None, carry: bool = True,
-          options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+          options: Mapping[str, Any] | None = None, count: str = "every") -> pd.DataFrame:
     """One :class:`~nas_estimators.table_search.TableSearch` under each target, ``queries // len(targets)``
     queries each; one row per query (``target``, ``architecture``, ``cost``, ``benchmark_acc``).
 
     With ``carry`` the targets run from the dearest to the cheapest and each search starts from the
     previous one's distribution (a continuation along the front), else each starts uniform. ``options``:
     registered hyperparameters by name (those of other estimators are ignored; the rest keep defaults);
-    ``learning_rate``: the logits' (None: :func:`sweep_learning_rate`'s)."""
-    distribution = None
+    ``learning_rate``: the logits' (None: :func:`sweep_learning_rate`'s); ``count``: one of :data:`COUNTS`
+    (``distinct``: one memory of queried cells across the targets, a target's search drawing at most
+    :data:`MOST_DRAWS` steps per query)."""
+    distribution, known, per_target = None, ({} if _counts_distinct(count) else None), max(1, queries // len(targets))
     targets = sorted(targets, reverse=True) if carry else list(targets)
     frames = []
     for index, target in enumerate(targets):
         torch.manual_seed(seed)
         budget = CostBudget(costs, target, name=costs.cost)
-        estimator = _estimator(method, options, max(1, queries // len(targets)))
+        estimator = _estimator(method, options, per_target)
         search = TableSearch(estimator, {label: list(NNI_OPS) for label in LABELS}, table.accuracy,
                              learning_rate=learning_rate or sweep_learning_rate(method, queries // len(targets)),
                              budget=budget)
-        frame = search.run(budget=max(1, queries // len(targets)), seed=seed * 1000 + index,
-                           distribution=distribution)
+        frame = search.run(budget=per_target, seed=seed * 1000 + index, distribution=distribution, known=known,
+                           max_steps=None if known is None else MOST_DRAWS * per_target)
         if carry:
             distribution = search.distribution
         frame["target"] = target
@@ -145,13 +154,16 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
 
 
 def evolution_sweep(table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int, seed: int,
-                    penalty: float = EVOLUTION_PENALTY) -> pd.DataFrame:
+                    penalty: float = EVOLUTION_PENALTY, count: str = "every") -> pd.DataFrame:
     """NNI's regularized evolution under each target, ``queries // len(targets)`` queries each, maximising the
-    accuracy less ``penalty`` times the relative excess cost; one row per query, as :func:`sweep`'s."""
+    accuracy less ``penalty`` times the relative excess cost; one row per query, as :func:`sweep`'s.
+    Under ``count="distinct"`` a cell queried under an earlier target is free (NNI's evolution already
+    submits a cell once per target)."""
     from . import _nni
     from .spaces import build_space
 
     per_target = max(1, queries // len(targets))
+    known: set[str] | None = set() if _counts_distinct(count) else None
     frames = []
     for index, target in enumerate(sorted(targets, reverse=True)):
         rows: list[dict] = []
@@ -159,34 +171,55 @@ def evolution_sweep(table: BenchmarkTable, costs: CellCosts, targets: Sequence[f
         def score(sample: dict, target: float = target) -> float:
             architecture = {label: sample[label] for label in LABELS}
             accuracy, cost = table.accuracy(architecture), costs(architecture)
-            rows.append({"target": target, "architecture": json.dumps(architecture), "cost": cost,
-                         "benchmark_acc": accuracy})
+            key = json.dumps(architecture)
+            if known is None or key not in known:
+                rows.append({"target": target, "architecture": key, "cost": cost, "benchmark_acc": accuracy})
             return accuracy - penalty * max(0.0, cost / target - 1.0)
 
+        def free(sample: dict) -> bool:
+            return known is not None and json.dumps({label: sample[label] for label in LABELS}) in known
+
         strategy = _nni.multi_trial_strategy("RegularizedEvolution", seed * 1000 + index, per_target)
-        _nni.run_multi_trial(strategy, build_space("nb201", 1, 1), score, per_target)  # labels only: smallest
-        frames.append(pd.DataFrame(rows))
+        _nni.run_multi_trial(strategy, build_space("nb201", 1, 1), score, per_target,  # labels only: smallest
+                             free=free, most_free=(MOST_DRAWS - 1) * per_target)
+        if known is not None:
+            known.update(row["architecture"] for row in rows)
+        frames.append(pd.DataFrame(rows, columns=["target", "architecture", "cost", "benchmark_acc"]))
     return pd.concat(frames, ignore_index=True)
 
 
-def optuna_front(method: str, table: BenchmarkTable, costs: CellCosts, queries: int, seed: int) -> pd.DataFrame:
-    """An Optuna multi-objective study (accuracy up, cost down) of ``queries`` trials; one row per trial."""
+def optuna_front(method: str, table: BenchmarkTable, costs: CellCosts, queries: int, seed: int,
+                 count: str = "every") -> pd.DataFrame:
+    """An Optuna multi-objective study (accuracy up, cost down) of ``queries`` trials; one row per trial.
+    Under ``count="distinct"``: until ``queries`` distinct cells (at most :data:`MOST_DRAWS` times as many
+    trials), one row per distinct cell."""
     import optuna
 
     sampler = {"optuna-nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
                "optuna-tpe": lambda: optuna.samplers.TPESampler(seed=seed)}[method]()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    rows = []
+    rows, seen, distinct = [], set(), _counts_distinct(count)
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         architecture = {label: trial.suggest_categorical(label, list(NNI_OPS)) for label in LABELS}
         accuracy, cost = table.accuracy(architecture), costs(architecture)
-        rows.append({"architecture": json.dumps(architecture), "cost": cost, "benchmark_acc": accuracy})
+        key = json.dumps(architecture)
+        if not distinct or key not in seen:
+            rows.append({"architecture": key, "cost": cost, "benchmark_acc": accuracy})
+            seen.add(key)
+        if len(rows) >= queries:
+            trial.study.stop()
         return accuracy, cost
 
-    study.optimize(objective, n_trials=queries)
+    study.optimize(objective, n_trials=MOST_DRAWS * queries if distinct else queries)
     return pd.DataFrame(rows)
+
+
+def _counts_distinct(count: str) -> bool:
+    if count not in COUNTS:
+        raise ValueError(f"count: expected one of {', '.join(COUNTS)}, got {count!r}")
+    return count == "distinct"
 
 
 def front_of(frame: pd.DataFrame) -> list[tuple[float, float]]:
@@ -200,11 +233,12 @@ def arch_string_cost(costs: CellCosts) -> Callable[[str], float]:
 def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: Sequence[int],
                budgets: Sequence[int], targets: int = 16, progress: Callable[[str], None] = print,
                learning_rate: float | None = None, options: Mapping[str, Any] | None = None,
-               spacing: str = "even") -> dict[str, pd.DataFrame]:
+               spacing: str = "even", count: str = "every") -> dict[str, pd.DataFrame]:
     """Every method x seed x query budget: ``queries`` (every queried cell), ``fronts`` (each run's front
     and the table's, ``method == "table"``) and ``summary`` (hypervolume ratio per method and budget).
     ``learning_rate`` (None: :func:`sweep_learning_rate`'s) and ``options`` (hyperparameters by registry
-    name) are our estimators'; ``spacing`` places the targets (:data:`SPACINGS`) of ours and of NNI's evolution."""
+    name) are our estimators'; ``spacing`` places the targets (:data:`SPACINGS`) of ours and of NNI's evolution;
+    ``count`` (:data:`COUNTS`) is what every method's query budget counts."""
     known = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
@@ -214,6 +248,7 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
     if not budgets or any(isinstance(b, bool) or int(b) != b or b < 1 for b in budgets):
         raise ValueError(f"queries: expected positive integers, got {list(budgets)}")
     integer("targets", targets)
+    _counts_distinct(count)
     if learning_rate is not None:
         positive_number("table_learning_rate", learning_rate)
     for method in set(methods) & set(ESTIMATORS):  # a bad hyperparameter fails now, not after hours
@@ -228,21 +263,21 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
             for seed in seeds:
                 if method in ESTIMATORS:
                     frame = sweep(method, table, costs, targets_of_sweeps, budget, seed,
-                                  learning_rate, options=options)
+                                  learning_rate, options=options, count=count)
                 elif method == EVOLUTION:
-                    frame = evolution_sweep(table, costs, targets_of_sweeps, budget, seed)
+                    frame = evolution_sweep(table, costs, targets_of_sweeps, budget, seed, count=count)
                 else:
-                    frame = optuna_front(method, table, costs, budget, seed)
+                    frame = optuna_front(method, table, costs, budget, seed, count=count)
                 found = front_of(frame)
                 ratio = hypervolume(found, reference) / best
                 progress(f"{method} seed {seed}, {budget} queries: hypervolume ratio {ratio:.4f}")
                 queries.append(frame.assign(method=method, seed=seed, queries=budget))
                 fronts.append(pd.DataFrame(found, columns=["cost", "benchmark_acc"]).assign(
                     method=method, seed=seed, queries=budget))
-                rows.append({"method": method, "seed": seed, "queries": budget, "hypervolume_ratio": ratio,
-                             "front_size": len(found)})
+                rows.append({"method": method, "seed": seed, "queries": budget, "count": count,
+                             "hypervolume_ratio": ratio, "front_size": len(found)})
     results = pd.DataFrame(rows)
-    summary = (results.groupby(["method", "queries"], sort=False)["hypervolume_ratio"]
+    summary = (results.groupby(["method", "queries", "count"], sort=False)["hypervolume_ratio"]
                .agg(hypervolume_ratio_mean="mean", hypervolume_ratio_std="std", hypervolume_ratio_min="min",
                     runs="count").reset_index())
     return {"queries": pd.concat(queries, ignore_index=True), "fronts": pd.concat(fronts, ignore_index=True),

@@ -70,8 +70,14 @@ class TableSearch:
         self.noise = float(noise)
         self.budget = budget
 
-    def run(self, budget: int, seed: int = 0, distribution: ArchitectureDistribution | None = None) -> pd.DataFrame:
+    def run(self, budget: int, seed: int = 0, distribution: ArchitectureDistribution | None = None,
+            known: dict[str, float] | None = None, max_steps: int | None = None) -> pd.DataFrame:
         """Query at most ``budget`` architectures; one row per query.
+
+        ``known`` (architecture JSON -> the loss the search saw) makes a repeat free: a cell in it is
+        answered from it, without a query or a row, as a trained network is not trained again; each new
+        query is added to it (a sweep shares one across its targets). ``max_steps`` then ends a search whose
+        samples are all known (None: no limit).
 
         Columns: ``trial``, ``architecture`` (JSON), ``benchmark_acc`` (of the queried architecture),
         ``score`` (its accuracy as the search saw it, noise included), ``best_so_far`` (see :func:`best_so_far`), ``mode_acc`` (the distribution's mode after the step the query belongs to),
@@ -92,23 +98,29 @@ class TableSearch:
         step = 0
 
         def loss(architecture: dict) -> float:
+            key = json.dumps(architecture)
+            if known is not None and key in known:
+                return known[key]
             if len(rows) >= budget:
                 raise BudgetExhausted
             accuracy = float(self.accuracy(architecture))
-            rows.append({"trial": len(rows) + 1, "architecture": json.dumps(architecture), "benchmark_acc": accuracy,
-                         "step": step})
+            rows.append({"trial": len(rows) + 1, "architecture": key, "benchmark_acc": accuracy, "step": step})
             value = 1.0 - accuracy / 100.0
             if self.noise:
                 value += self.noise * float(torch.randn((), generator=noise_generator))
             rows[-1]["score"] = 100.0 * (1.0 - value)  # what the search saw, in accuracy units
+            if known is not None:
+                known[key] = value
             return value
 
         objective = loss if self.budget is None else self.budget.wrap(loss)
-        while len(rows) < budget:
+        while len(rows) < budget and (max_steps is None or step < max_steps):
             before = len(rows)
             try:
                 gradients = self.estimator.estimate(distribution, objective, generator=generator)
             except BudgetExhausted:
+                for row in rows[before:] if known is not None else ():
+                    del known[row["architecture"]]
                 del rows[before:]  # a step cut short by the budget is not taken
                 break
             arc_update(distribution, optimizer, gradients)

@@ -1,6 +1,7 @@
 """The Pareto sweep: fronts and hypervolumes by hand, and the sweep on a fake full table."""
 
 import itertools
+import json
 
 import pandas as pd
 import pytest
@@ -61,7 +62,7 @@ def test_nni_evolution_sweeps_each_target_with_the_penalty_and_queries_its_share
     cheap = {label: "none" for label in LABELS}
     dear = {label: "conv_3x3" for label in LABELS}
 
-    def fake_run(strategy, space, score, budget):
+    def fake_run(strategy, space, score, budget, **counting):
         told.extend(score(dict(cell)) for cell in (cheap, dear))
 
     monkeypatch.setattr(_nni, "run_multi_trial", fake_run)
@@ -96,6 +97,8 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
     assert "baseline_decay" in fails("--benchmark-table", str(full), "--methods", "sf", "--baseline-decay", "2",
                                      "--output", out)
     assert "target-spacing" in fails("--benchmark-table", str(full), "--target-spacing", "log", "--output", out)
+    assert "argument --count: invalid choice: 'unique'" in fails("--benchmark-table", str(full), "--count", "unique",
+                                                                   "--output", out)
     assert not (tmp_path / "out").exists()
 
 
@@ -157,3 +160,43 @@ def test_bad_estimator_options_are_refused_before_any_query(table):
         run_pareto(table, "flops", ["sf"], [0], [10], options={"baseline_decay": 2.0})
     with pytest.raises(ValueError, match="table_learning_rate"):
         run_pareto(table, "flops", ["sf"], [0], [10], learning_rate=0.0)
+
+
+def test_counting_distinct_cells_makes_repeats_free_for_every_method(table):
+    every = run_pareto(table, "params", ["sf", "nni-evolution", "optuna-tpe"], [0], [64], targets=2,
+                       progress=lambda line: None)
+    distinct = run_pareto(table, "params", ["sf", "nni-evolution", "optuna-tpe"], [0], [64], targets=2,
+                          progress=lambda line: None, count="distinct")
+    assert set(every["results"]["count"]) == {"every"} and set(distinct["summary"]["count"]) == {"distinct"}
+    for method, queried in every["queries"].groupby("method"):
+        cells = distinct["queries"][distinct["queries"]["method"] == method]["architecture"]
+        assert cells.is_unique and len(cells) == len(queried) == 64, method  # 64 new cells, no repeat
+    repeats = every["queries"].groupby("method")["architecture"].nunique() < 64
+    assert repeats["sf"] and repeats["optuna-tpe"]  # so counting every look-up gave them fewer cells
+    with pytest.raises(ValueError, match="count: expected one of every, distinct, got 'unique'"):
+        run_pareto(table, "params", ["sf"], [0], [10], count="unique")
+
+
+def test_a_known_cell_is_answered_free_and_a_cut_short_step_forgets_its_cells():
+    from nas_estimators import Ram, ScoreFunction
+    from nas_estimators.table_search import TableSearch
+
+    space = {"a": ["x", "y"], "b": ["x", "y", "z"]}  # 6 cells
+    looked_up = []
+
+    def accuracy(cell):
+        looked_up.append(json.dumps(cell))
+        return 50.0 + 10 * (cell["a"] == "y") + 5 * (cell["b"] == "z")
+
+    known: dict = {}
+    frame = TableSearch(ScoreFunction(), space, accuracy).run(budget=6, seed=0, known=known, max_steps=200)
+    queried = list(frame["architecture"])
+    assert len(queried) == len(set(queried)) and set(known) == set(queried)
+    again = TableSearch(ScoreFunction(), space, accuracy).run(budget=6, seed=1, known=known, max_steps=30)
+    assert set(again["architecture"]).isdisjoint(queried)  # the cells queried before cost nothing now
+    assert len(known) == len(queried) + len(again) <= 6
+    # RAM's step on one label of 5 values asks for 5 cells: with a budget of 4 it is not taken, nor its cells kept
+    known = {}
+    frame = TableSearch(Ram(), {"a": list("vwxyz")}, lambda cell: 50.0).run(budget=4, seed=0, known=known)
+    assert frame.empty and known == {}
+

@@ -11,7 +11,7 @@ from .common import UsageError, add_estimator_arguments, estimator_values
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..budget import COSTS
-    from ..pareto import ESTIMATORS, EVOLUTION, SAMPLERS, SPACINGS
+    from ..pareto import COUNTS, ESTIMATORS, EVOLUTION, MOST_DRAWS, SAMPLERS, SPACINGS
     from ..run_folder import SweepFolder
     from ..pareto import FULL_SHARE, MOST_SCALE
     from ..table_search import LEARNING_RATE
@@ -36,6 +36,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="how the targets of our estimators and NNI's evolution are spaced between the cheapest "
                              "and the dearest network: equal steps, or equal ratios (denser where networks are "
                              f"cheap) (default: {SPACINGS[0]})")
+    parser.add_argument("--count", choices=COUNTS, default=COUNTS[0],
+                        help="what --queries counts, for every method: every look-up of the table (a repeat too), or "
+                             "each distinct cell once per run (a repeat is answered from memory, as a trained network "
+                             f"is not trained again; a run draws at most {MOST_DRAWS}x its budget) (default: {COUNTS[0]})")
     parser.add_argument("--table-learning-rate", type=float, default=None,
                         help=f"our estimators: Adam learning rate of the logits (default: {LEARNING_RATE} with "
                              f"{FULL_SHARE}+ queries a target, up to {MOST_SCALE:g}x with fewer; RELAX {LEARNING_RATE})")
@@ -73,7 +77,7 @@ def _pareto(args: argparse.Namespace) -> int:
         result = run_pareto(table, args.cost, methods, seeds, budgets, args.targets,
                             progress=lambda line: print(line, file=sys.stderr, flush=True),
                             learning_rate=args.table_learning_rate, options=estimator_values(args),
-                            spacing=args.target_spacing)
+                            spacing=args.target_spacing, count=args.count)
     except ValueError as error:
         raise UsageError(" ".join(str(error).split())) from None
     folder.write(result, pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
