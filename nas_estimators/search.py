@@ -118,7 +118,7 @@ class SearchConfig(SupernetSettings):
     num_nodes: int = 1
 
     def __post_init__(self) -> None:
-        for name, value in unset_values(not _nni_oneshot(self.estimator), budgeted=self.cost is not None).items():
+        for name, value in unset_values(not _nni_oneshot(self.estimator), cost=self.cost).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
 

@@ -133,14 +133,14 @@ class LoopSettings:
                                  f"{spec['ours_only']} is for sf, relax and ram")
 
 
-def unset_values(ours: bool, budgeted: bool = False) -> dict[str, Any]:
+def unset_values(ours: bool, cost: str | None = None) -> dict[str, Any]:
     """What the settings a method's kind decides take when left unset (None): the recipe's for sf, relax and
-    ram, NNI's own way for NNI's strategies (the objective among them, ``budgeted``: searched under a cost
-    budget; see :mod:`~nas_estimators.recipe`)."""
+    ram, NNI's own way for NNI's strategies (the objective among them, ``cost``: searched under a budget on
+    it; see :mod:`~nas_estimators.recipe`)."""
     key = "ours" if ours else "nni"
     decided = {field.name: field.metadata["option"][key] for field in loop_fields()
                if "ours" in field.metadata["option"]}
-    return {"objective": recipe.objective(budgeted) if ours else dict(recipe.NNI_OBJECTIVE), **decided}
+    return {"objective": recipe.objective(cost) if ours else dict(recipe.NNI_OBJECTIVE), **decided}
 
 
 def _spec(name: str) -> dict[str, Any]:

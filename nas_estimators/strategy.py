@@ -31,7 +31,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
             which paths train the weights, re-scoring at the end ...; unset: the recipe's), checked there.
             The other keywords go to NNI's ``OneShotStrategy``.
         objective: what the estimator minimises: an :class:`~nas_estimators.objective.Objective`, term weights
-            or ``"supernet=1,synflow=1"`` (default: the recipe's terms, those of a budget with ``cost``).
+            or ``"supernet=1,synflow=1"`` (default: the recipe's terms, those of a FLOPs or parameter budget with ``cost``).
         gradient_clip_val: clip the weights' gradients (None: no clipping).
         log_probs_every_n_steps: log every label's probabilities every N steps (0: never).
         cost, cost_target: search under a budget (:class:`~nas_estimators.budget.CostBudget`):
@@ -43,8 +43,8 @@ class EstimatorStrategy(_nni.OneShotStrategy):
 
     The defaults are the recipe (:mod:`nas_estimators.recipe`), as ``nas-estimators search`` runs it: the
     weights train alone on uniformly drawn paths for 5/6 of the epochs, then stay fixed while the logits
-    minimise the supernet's loss plus synflow and the parameter count (``objective``; under a ``cost`` budget,
-    plus NASWOT instead), and the five most
+    minimise the supernet's loss plus synflow and the parameter count (``objective``; under a FLOPs or parameter
+    budget, plus NASWOT instead), and the five most
     probable architectures are re-scored at the end (``SF(**settings.before())`` is the one-term search of
     earlier versions). A step with a non-finite loss, gradient or estimate is
     skipped; too many in a row stop the search with :class:`~nas_estimators.lightning.SearchDiverged`.
@@ -65,7 +65,7 @@ class EstimatorStrategy(_nni.OneShotStrategy):
         if isinstance(objective, str):
             objective = Objective.parse(objective)
         elif objective is None or isinstance(objective, Mapping):
-            objective = Objective.from_weights(recipe.objective(cost is not None) if objective is None else objective)
+            objective = Objective.from_weights(recipe.objective(cost) if objective is None else objective)
         self.objective, self.objective_seed, self.scoring_inputs = objective, int(objective_seed), scoring_inputs
         self.calibration_batch = calibration_batch
         super().__init__(**kwargs)

@@ -68,6 +68,8 @@ def test_history_rows_of_an_older_checkpoint_take_todays_benchmark_column_name(t
 def test_under_a_budget_the_default_objective_is_the_budget_recipes_and_a_given_one_is_kept():
     assert SearchConfig().objective == recipe.OBJECTIVE
     assert SearchConfig(cost="flops", cost_target=10.0).objective == recipe.BUDGET_OBJECTIVE != recipe.OBJECTIVE
+    assert SearchConfig(cost="params", cost_target=1.0).objective == recipe.BUDGET_OBJECTIVE
+    assert SearchConfig(cost="latency", cost_target=1.0).objective == recipe.OBJECTIVE  # NASWOT measured lower there
     assert SearchConfig(cost="flops", cost_target=10.0, objective={"supernet": 2.0}).objective == {"supernet": 2.0}
     # NNI's strategies keep the supernet's loss alone, budget or not
     assert SearchConfig(estimator="nni-darts", cost="flops", cost_target=1.0).objective == recipe.NNI_OBJECTIVE

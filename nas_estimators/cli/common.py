@@ -62,7 +62,7 @@ def add_objective_argument(parser: argparse.ArgumentParser, default: Mapping[str
 
     shown = text(default) if default is not None else \
         f"{text(recipe.OBJECTIVE)} for sf, relax and ram" + \
-        (f" ({text(recipe.BUDGET_OBJECTIVE)} with --cost)" if budget else "") + \
+        (f" ({text(recipe.BUDGET_OBJECTIVE)} with --cost {' or '.join(recipe.BUDGET_OBJECTIVE_COSTS)})" if budget else "") + \
         f", {text(recipe.NNI_OBJECTIVE)} for NNI's strategies"
     parser.add_argument("--objective", default=None if default is None else text(default), metavar="TERM=W,...",
                         help=f"what the estimator minimises, as weighted terms from {', '.join(TERMS)} "

@@ -13,7 +13,8 @@ original = pareto._estimator
 def patched(method, options, steps):
     e = original(method, options, steps)
     if method == "relax":
-        return Relax(surrogate_width=e.surrogate_width, surrogate_lr=e.surrogate_lr, temperature=e.temperature, **extra)
+        return Relax(**{"surrogate_width": e.surrogate_width, "surrogate_lr": e.surrogate_lr,
+                        "temperature": e.temperature, **extra})
     return e
 pareto._estimator = patched
 run(out, ["relax"])
