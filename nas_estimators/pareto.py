@@ -124,7 +124,7 @@ def _estimator(method: str, options: Mapping[str, Any] | None, steps: int) -> An
 
 def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int,
           seed: int, learning_rate: float | None = None, carry: bool = True,
-          options: Mapping[str, Any] | None = None, count: str = "every", settle: float | None = None) -> pd.DataFrame:
+          options: Mapping[str, Any] | None = None, count: str = "every") -> pd.DataFrame:
     """One :class:`~nas_estimators.table_search.TableSearch` under each target, ``queries // len(targets)``
     queries each; one row per query (``target``, ``architecture``, ``cost``, ``benchmark_acc``).
 
@@ -133,22 +133,19 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
     registered hyperparameters by name (those of other estimators are ignored; the rest keep defaults);
     ``learning_rate``: the logits' (None: :func:`sweep_learning_rate`'s); ``count``: one of :data:`COUNTS`
     (``distinct``: one memory of queried cells across the targets, a target's search drawing at most
-    :data:`MOST_DRAWS` steps per query). ``settle``: a target's search ends once its mode has that probability
-    and passes the queries it did not spend on to the targets after it."""
+    :data:`MOST_DRAWS` steps per query)."""
     distribution, known, per_target = None, ({} if _counts_distinct(count) else None), max(1, queries // len(targets))
     targets = sorted(targets, reverse=True) if carry else list(targets)
     frames = []
     for index, target in enumerate(targets):
         torch.manual_seed(seed)
         budget = CostBudget(costs, target, name=costs.cost)
-        if settle is not None:
-            per_target = max(1, (queries - sum(len(f) for f in frames)) // (len(targets) - index))
         estimator = _estimator(method, options, per_target)
         search = TableSearch(estimator, {label: list(NNI_OPS) for label in LABELS}, table.accuracy,
                              learning_rate=learning_rate or sweep_learning_rate(method, queries // len(targets)),
                              budget=budget)
         frame = search.run(budget=per_target, seed=seed * 1000 + index, distribution=distribution, known=known,
-                           max_steps=None if known is None else MOST_DRAWS * per_target, settle=settle)
+                           max_steps=None if known is None else MOST_DRAWS * per_target)
         if carry:
             distribution = search.distribution
         frame["target"] = target

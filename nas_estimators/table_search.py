@@ -71,15 +71,13 @@ class TableSearch:
         self.budget = budget
 
     def run(self, budget: int, seed: int = 0, distribution: ArchitectureDistribution | None = None,
-            known: dict[str, float] | None = None, max_steps: int | None = None,
-            settle: float | None = None) -> pd.DataFrame:
+            known: dict[str, float] | None = None, max_steps: int | None = None) -> pd.DataFrame:
         """Query at most ``budget`` architectures; one row per query.
 
         ``known`` (architecture JSON -> the loss the search saw) makes a repeat free: a cell in it is
         answered from it, without a query or a row, as a trained network is not trained again; each new
         query is added to it (a sweep shares one across its targets). ``max_steps`` then ends a search whose
-        samples are all known (None: no limit). ``settle`` ends the search once its mode has at least that
-        probability (its samples mostly repeat); the queries left are not spent.
+        samples are all known (None: no limit).
 
         Columns: ``trial``, ``architecture`` (JSON), ``benchmark_acc`` (of the queried architecture),
         ``score`` (its accuracy as the search saw it, noise included), ``best_so_far`` (see :func:`best_so_far`), ``mode_acc`` (the distribution's mode after the step the query belongs to),
@@ -141,8 +139,6 @@ class TableSearch:
                 if self.budget is not None:
                     row["cost"] = self.budget.cost(json.loads(row["architecture"]))
             step += 1
-            if settle is not None and float(distribution.log_prob(distribution.mode()).detach().exp()) >= settle:
-                break
         columns = ["trial", "architecture", "benchmark_acc", "score", "mode_acc", "step", "seconds"]
         frame = pd.DataFrame(rows, columns=columns + ([] if self.budget is None else ["cost", "multiplier"]))
         scores = frame["score"]

@@ -1,6 +1,7 @@
 """Screen (session 17): each target's search ends once its mode has probability P and passes the queries it did
 not spend to the targets after it. python settle.py OUT P TARGETS [METHODS]; tuning seeds 0-5, 200/500/1000 queries,
-FLOPs; run from the repository root with PYTHONPATH=. (the table: NAS_BENCH_201, else /work/shared/data/...)."""
+FLOPs; run from the repository root with PYTHONPATH=. after `git apply docs/results/pareto/screen-session17/settle.patch`
+(the table: NAS_BENCH_201, else /work/shared/data/...)."""
 import functools
 import os
 import sys
