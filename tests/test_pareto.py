@@ -200,3 +200,14 @@ def test_a_known_cell_is_answered_free_and_a_cut_short_step_forgets_its_cells():
     frame = TableSearch(Ram(), {"a": list("vwxyz")}, lambda cell: 50.0).run(budget=4, seed=0, known=known)
     assert frame.empty and known == {}
 
+
+
+def test_free_samples_do_not_count_in_an_nni_strategys_budget_up_to_the_cap():
+    from nas_estimators import _nni
+    from nas_estimators.spaces import build_space
+
+    scored, free = [], iter([True] * 5)
+    _nni.run_multi_trial(_nni.multi_trial_strategy("RegularizedEvolution", 0, 10), build_space("nb201", 1, 1),
+                         lambda sample: scored.append(sample) or 1.0, 10, free=lambda sample: next(free, False),
+                         most_free=3)
+    assert len(scored) == 13  # 10 counted and 3 of the 5 free ones: the cap
