@@ -90,3 +90,15 @@ def test_the_budget_term_ranking_scores_cells_within_the_budget(tmp_path):
     assert len(frame) == 8 and (frame["flops"] <= budget + 1e-9).all()
     assert frame[["params", "synflow"]].notna().all().all()
     assert "within equal FLOPs" in stdout and "naswot" in stdout
+    # under a latency table: each 3x3 convolution "takes" 1 ms, so cells of equal latency hold as many of them
+    latency = tmp_path / "latency.json"
+    latency.write_text(json.dumps({"table": {"reference": {label: "none" for label in LABELS}, "reference_ms": 0.1,
+                                             "values": {label: list(NNI_OPS) for label in LABELS},
+                                             "entries": {label: [float(op == "conv_3x3") for op in NNI_OPS]
+                                                         for label in LABELS}}}))
+    stdout = run_example("budget_term_ranking.py", str(table), "--width", "2", "--stages", "1", "--cells", "8",
+                         "--latency-table", str(latency), "--out", str(out), cwd=tmp_path)
+    frame = pd.read_csv(out)
+    convolutions = frame["arch"].str.count("nor_conv_3x3")
+    assert len(frame) == 8 and (frame["latency"] == 0.1 + convolutions).all() and (convolutions <= 2).all()
+    assert "within 0.05-ms buckets" in stdout and "MFLOPs" not in stdout
