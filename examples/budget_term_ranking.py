@@ -48,6 +48,11 @@ def equal_cost_tau(frame: pd.DataFrame, score: str, groups: pd.Series) -> tuple[
     return (float(np.average(taus, weights=sizes)) if sizes else float("nan")), int(sum(sizes))
 
 
+def _refuse(message: str) -> int:
+    print(f"budget_term_ranking.py: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", help="the NAS-Bench-201 CIFAR-10 table (all 15,625 cells)")
@@ -68,11 +73,13 @@ def main() -> int:
         table = read_full_table(args.table)
     except ValueError as error:
         parser.error(str(error))
+    if not args.bucket > 0:
+        return _refuse(f"--bucket: expected milliseconds > 0, got {args.bucket}")
     if args.latency_table:
         try:
             cost_name, cost = "latency", LatencyTable.from_dict(json.load(open(args.latency_table))["table"]).predict
-        except (OSError, ValueError, KeyError) as error:
-            parser.error(f"--latency-table: not a cached latency table ({error})")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return _refuse(f"--latency-table: expected a latency table cached by search --cost latency ({error!r})")
     else:
         cost_name, cost = "flops", CellCosts("flops", args.width, args.stages, 32)
     budget = args.budget if args.budget is not None else cost({label: "conv_3x3" for label in LABELS}) / 2

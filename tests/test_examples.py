@@ -102,3 +102,8 @@ def test_the_budget_term_ranking_scores_cells_within_the_budget(tmp_path):
     convolutions = frame["arch"].str.count("nor_conv_3x3")
     assert len(frame) == 8 and (frame["latency"] == 0.1 + convolutions).all() and (convolutions <= 2).all()
     assert "within 0.05-ms buckets" in stdout and "MFLOPs" not in stdout
+    for bad, named in ((["--latency-table", str(table)], "--latency-table"), (["--bucket", "0"], "--bucket")):
+        done = subprocess.run([sys.executable, str(EXAMPLES / "budget_term_ranking.py"), str(table), *bad, "--out",
+                               str(tmp_path / "refused.csv")], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and named in done.stderr, done.stderr
+        assert not (tmp_path / "refused.csv").exists()
