@@ -36,7 +36,9 @@ def main() -> None:
 
     rows = []
     estimators = {"sf (no baseline)": ScoreFunction(baseline_decay=0.0), "sf (decay 0.9)": ScoreFunction(0.9),
-                  "relax": Relax(surrogate_width=32, surrogate_lr=3e-3), "ram": Ram(),
+                  "relax": Relax(surrogate_width=32, surrogate_lr=3e-3),
+                  "relax (random start)": Relax(surrogate_width=32, surrogate_lr=3e-3, surrogate_init="random"),
+                  "ram": Ram(),
                   "ram (1 label/step)": Ram(labels_per_step=1)}
     for name, estimator in estimators.items():
         torch.manual_seed(args.seed)

@@ -170,6 +170,10 @@ class ScoreFunction(Estimator):
         return {"baseline_decay": self.baseline_decay, "samples": self.samples}
 
 
+#: How :class:`Relax` initialises its surrogate's output layer.
+SURROGATE_INITS = ("zero", "random")
+
+
 class Relax(Estimator):
     """RELAX (Grathwohl et al., 2018): score function with a learned, reparameterised control variate.
 
@@ -189,6 +193,11 @@ class Relax(Estimator):
         logits_input: the surrogate also reads the distribution's (detached) log-probabilities, so that
             one surrogate can follow logits that move; at any one step they are constants, so the
             control variate stays a fixed function of the relaxation and the estimate unbiased.
+        surrogate_init: the surrogate's output layer at the start. ``zero``: the control variate starts at
+            zero, so the first estimates are the score function's (without a baseline) and the surrogate adds
+            only what it has learnt; ``random``: PyTorch's default initialisation, whose untrained control
+            variate adds noise until it is trained (it cost a cost-target sweep 0.025 in hypervolume at
+            1,000 queries, docs/cost-aware.md "Session 18").
 
     Example:
         >>> import torch
@@ -208,8 +217,12 @@ class Relax(Estimator):
                  temperature: float | Schedule = 0.5, baseline_decay: float | None = None,
                  surrogate_steps: int = 1, surrogate_objective: str = "variance",
                  learn_temperature: bool = False, conditional_samples: int = 1,
-                 temperature_lr: float | None = None, logits_input: bool = False) -> None:
+                 temperature_lr: float | None = None, logits_input: bool = False,
+                 surrogate_init: str = "zero") -> None:
         super().__init__()
+        if surrogate_init not in SURROGATE_INITS:
+            raise ValueError(f"surrogate_init: expected one of {', '.join(SURROGATE_INITS)}, got {surrogate_init!r}")
+        self.surrogate_init = surrogate_init
         if not isinstance(logits_input, bool):
             raise ValueError(f"logits_input: expected True or False, got {logits_input!r}")
         self.logits_input = logits_input
@@ -253,6 +266,9 @@ class Relax(Estimator):
             nn.Linear(self.surrogate_width, self.surrogate_width), nn.Tanh(),
             nn.Linear(self.surrogate_width, 1),
         )
+        if self.surrogate_init == "zero":
+            nn.init.zeros_(self.surrogate[-1].weight)
+            nn.init.zeros_(self.surrogate[-1].bias)
         groups = [{"params": list(self.surrogate.parameters())}]
         if self.learn_temperature:
             groups.append({"params": [self.log_temperature], "lr": self.temperature_lr or self.surrogate_lr})
@@ -386,7 +402,7 @@ class Relax(Estimator):
                 "temperature": self.temperature.state(), "baseline_decay": self.baseline_decay,
                 "surrogate_steps": self.surrogate_steps, "surrogate_objective": self.surrogate_objective,
                 "learn_temperature": self.learn_temperature, "conditional_samples": self.conditional_samples,
-                "temperature_lr": self.temperature_lr}
+                "temperature_lr": self.temperature_lr, "surrogate_init": self.surrogate_init}
 
 
 class Ram(Estimator):

@@ -26,7 +26,7 @@ import argparse
 import dataclasses
 from typing import Any, Callable, Mapping
 
-from .estimators import Estimator, Ram, Relax, ScoreFunction
+from .estimators import SURROGATE_INITS, Estimator, Ram, Relax, ScoreFunction
 from .schedules import SCHEDULES, make_schedule
 
 __all__ = ["Hyperparameter", "EstimatorSpec", "ESTIMATORS", "register", "unregister", "get", "names",
@@ -155,9 +155,12 @@ register(EstimatorSpec(
                        suggest=lambda trial, n, values: trial.suggest_float("temperature", 0.1, 2.0, log=True)),
         Hyperparameter("temperature_final", None, "relax: final temperature of the schedule",
                        suggest=_schedule_final),
+        Hyperparameter("surrogate_init", "zero", "relax: the surrogate's output layer at the start: zero (the "
+                       "first estimates are the score function's) or random", type=str, choices=SURROGATE_INITS),
     ),
     build=lambda options, steps: Relax(
         surrogate_width=options["surrogate_width"], surrogate_lr=options["surrogate_lr"],
+        surrogate_init=options["surrogate_init"],
         temperature=make_schedule(options["temperature_schedule"], options["temperature"],
                                   options["temperature_final"], steps=steps))))
 

@@ -153,9 +153,10 @@ class RELAX(EstimatorStrategy):
 
     def __init__(self, surrogate_width: int = registry.default("surrogate_width"),
                  surrogate_lr: float = registry.default("surrogate_lr"),
-                 temperature: float | Schedule = registry.default("temperature"), **kwargs: Any) -> None:
+                 temperature: float | Schedule = registry.default("temperature"),
+                 surrogate_init: str = registry.default("surrogate_init"), **kwargs: Any) -> None:
         super().__init__(Relax(surrogate_width=surrogate_width, surrogate_lr=surrogate_lr,
-                               temperature=temperature), **kwargs)
+                               temperature=temperature, surrogate_init=surrogate_init), **kwargs)
 
 
 class RAM(EstimatorStrategy):

@@ -102,6 +102,34 @@ def test_relax_is_unbiased_while_the_surrogate_adapts():
     assert estimator.step == 3300
 
 
+@pytest.mark.parametrize("surrogate_init", ["zero", "random"])
+def test_relax_is_unbiased_from_either_initial_surrogate(surrogate_init):
+    torch.manual_seed(8)
+    distribution, table, loss_fn = make_problem()
+    exact = exact_gradient(distribution, table)
+    estimator = Relax(surrogate_width=16, surrogate_lr=1e-2, surrogate_init=surrogate_init)
+    assert_unbiased(collect(estimator, distribution, loss_fn, 3000), exact)
+
+
+def test_a_zero_surrogate_makes_the_first_estimate_the_score_functions():
+    distribution, _, loss_fn = make_problem()
+    probs = distribution.probs()
+    first, drawn = {}, []
+    for init in ("zero", "random"):
+        torch.manual_seed(9)
+        generator = torch.Generator().manual_seed(9)
+        estimator = Relax(surrogate_width=8, surrogate_init=init)
+        first[init] = estimator.estimate(distribution, lambda arch: drawn.append(arch) or loss_fn(arch), generator)
+    assert drawn[0] == drawn[1]  # the same draw for both
+    loss, score_function = loss_fn(drawn[0]), {}
+    for label in SIZES:
+        score = -probs[label].detach()
+        score[drawn[0][label]] += 1.0
+        score_function[label] = loss * score
+        torch.testing.assert_close(first["zero"][label], score_function[label])
+    assert any(not torch.allclose(first["random"][label], score_function[label]) for label in SIZES)
+
+
 @pytest.mark.parametrize("options", [{"baseline_decay": 0.9}, {"baseline_decay": 0.9, "surrogate_steps": 3},
                                      {"baseline_decay": 0.9, "surrogate_objective": "regression"},
                                      {"baseline_decay": 0.9, "learn_temperature": True},
@@ -185,6 +213,7 @@ def test_relax_surrogate_reads_the_logits_when_asked():
 
 @pytest.mark.parametrize("options, message", [
     ({"logits_input": 1}, "logits_input: expected True or False"),
+    ({"surrogate_init": "normal"}, "surrogate_init: expected one of zero, random"),
     ({"learn_temperature": "yes"}, "learn_temperature: expected True or False"),
     ({"learn_temperature": True, "temperature": Exponential(1.0, 0.1, steps=10)}, "give a number, not a schedule"),
     ({"conditional_samples": 0}, "conditional_samples: expected an integer >= 1"),
