@@ -153,6 +153,7 @@ def test_non_finite_estimates_never_reach_the_logits():
     (lambda: nas_estimators.SF(baseline_decay=1.5), "baseline_decay"),
     (lambda: nas_estimators.RELAX(temperature=0), "temperature"),
     (lambda: nas_estimators.RELAX(surrogate_lr=0), "surrogate_lr"),
+    (lambda: nas_estimators.RELAX(surrogate_init="normal"), "surrogate_init"),
     (lambda: nas_estimators.RAM(labels_per_step=0), "labels_per_step"),
     (lambda: nas_estimators.SF(rescore_images=0), "rescore_images: expected a positive integer"),
     (lambda: nas_estimators.SF(rescore_top_k=-1), "rescore_top_k"),
@@ -160,6 +161,17 @@ def test_non_finite_estimates_never_reach_the_logits():
 def test_strategy_hyperparameters_are_checked(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def test_relax_surrogate_start_reaches_the_estimator_from_the_strategy_and_the_registry():
+    from nas_estimators import registry
+
+    assert nas_estimators.RELAX().estimator.surrogate_init == "zero"
+    assert nas_estimators.RELAX(surrogate_init="random").estimator.surrogate_init == "random"
+    spec = registry.get("relax")
+    options = {h.name: h.default for h in spec.hyperparameters}
+    assert spec.build(options, 10).surrogate_init == "zero"
+    assert spec.build({**options, "surrogate_init": "random"}, 10).surrogate_init == "random"
 
 
 def test_other_mutables_are_a_type_error_naming_the_label():
