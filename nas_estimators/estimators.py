@@ -186,6 +186,10 @@ class Relax(Estimator):
         surrogate_lr: Adam learning rate of the surrogate.
         temperature: a positive number or a :class:`~nas_estimators.schedules.Schedule` of the step.
         baseline_decay: moving-average baseline inside the control variate (None: none).
+        baseline_fade_steps: the baseline's weight falls linearly from one to zero over this many steps, after
+            which the learnt surrogate alone is the control variate (None: it keeps its weight). While the
+            surrogate is young the baseline does what SF's does; kept on, it cost a cost-target sweep 0.03 in
+            hypervolume at 1,000 queries (docs/cost-aware.md, "Session 18").
         surrogate_steps: surrogate updates per estimate; surrogate_objective: ``variance`` or ``regression``.
         learn_temperature: train the (log) temperature with the surrogate by the same variance objective,
             at Adam's ``temperature_lr`` (default: ``surrogate_lr``).
@@ -214,8 +218,8 @@ class Relax(Estimator):
     name = "relax"
 
     def __init__(self, surrogate_width: int = 64, surrogate_lr: float = 1e-3,
-                 temperature: float | Schedule = 0.5, baseline_decay: float | None = None,
-                 surrogate_steps: int = 1, surrogate_objective: str = "variance",
+                 temperature: float | Schedule = 0.5, baseline_decay: float | None = 0.9,
+                 baseline_fade_steps: int | None = 30, surrogate_steps: int = 1, surrogate_objective: str = "variance",
                  learn_temperature: bool = False, conditional_samples: int = 1,
                  temperature_lr: float | None = None, logits_input: bool = False,
                  surrogate_init: str = "zero") -> None:
@@ -248,6 +252,11 @@ class Relax(Estimator):
             if not 0.0 <= baseline_decay < 1.0:
                 raise ValueError(f"baseline_decay: expected a number in [0, 1) or None, got {baseline_decay!r}")
         self.baseline_decay = baseline_decay
+        if baseline_fade_steps is not None and (isinstance(baseline_fade_steps, bool)
+                                                or int(baseline_fade_steps) != baseline_fade_steps
+                                                or baseline_fade_steps < 1):
+            raise ValueError(f"baseline_fade_steps: expected an integer >= 1 or None, got {baseline_fade_steps!r}")
+        self.baseline_fade_steps = None if baseline_fade_steps is None else int(baseline_fade_steps)
         self.baseline: float | None = None
         if isinstance(surrogate_width, bool) or int(surrogate_width) != surrogate_width or surrogate_width < 1:
             raise ValueError(f"surrogate_width: expected a positive integer, got {surrogate_width!r}")
@@ -324,6 +333,8 @@ class Relax(Estimator):
         # The moving average of past losses is a constant control variate (E[score] = 0): the surrogate
         # only has to learn the residual, not the loss's level.
         baseline = 0.0 if self.baseline is None or self.baseline_decay is None else self.baseline
+        if self.baseline_fade_steps is not None:
+            baseline *= max(0.0, 1.0 - self.step / self.baseline_fade_steps)
 
         # Clamped: a label the distribution has dropped sits at -50 and would saturate the surrogate's tanh.
         log_probabilities = torch.cat([torch.log_softmax(alpha.detach(), dim=0) for alpha in alphas]).clamp_min(-10.0)
@@ -400,6 +411,7 @@ class Relax(Estimator):
     def hyperparameters(self):
         return {"surrogate_width": self.surrogate_width, "surrogate_lr": self.surrogate_lr,
                 "temperature": self.temperature.state(), "baseline_decay": self.baseline_decay,
+                "baseline_fade_steps": self.baseline_fade_steps,
                 "surrogate_steps": self.surrogate_steps, "surrogate_objective": self.surrogate_objective,
                 "learn_temperature": self.learn_temperature, "conditional_samples": self.conditional_samples,
                 "temperature_lr": self.temperature_lr, "surrogate_init": self.surrogate_init}

@@ -134,9 +134,10 @@ def test_a_zero_surrogate_makes_the_first_estimate_the_score_functions():
                                      {"baseline_decay": 0.9, "surrogate_objective": "regression"},
                                      {"baseline_decay": 0.9, "learn_temperature": True},
                                      {"baseline_decay": 0.9, "conditional_samples": 4},
-                                     {"baseline_decay": 0.9, "logits_input": True}],
+                                     {"baseline_decay": 0.9, "logits_input": True},
+                                     {"baseline_decay": 0.9, "baseline_fade_steps": 1000}],
                          ids=["baseline", "three-surrogate-steps", "regression", "learnt-temperature",
-                              "four-conditional-samples", "logits-input"])
+                              "four-conditional-samples", "logits-input", "fading-baseline"])
 def test_relax_variants_are_unbiased(options):
     torch.manual_seed(6)
     distribution, table, loss_fn = make_problem()
@@ -150,7 +151,7 @@ def test_relax_variants_are_unbiased(options):
 def test_relax_baseline_is_a_moving_average_of_past_losses_and_resumes():
     distribution, _, _ = make_problem()
     losses = iter([2.0, 4.0, 8.0])
-    estimator = Relax(surrogate_width=4, baseline_decay=0.5)
+    estimator = Relax(surrogate_width=4, baseline_decay=0.5, baseline_fade_steps=None)
     estimator.estimate(distribution, lambda arch: next(losses))
     assert estimator.diagnostics["baseline"] == 0.0 and estimator.baseline == 2.0
     estimator.estimate(distribution, lambda arch: next(losses))
@@ -161,6 +162,19 @@ def test_relax_baseline_is_a_moving_average_of_past_losses_and_resumes():
     old = {key: value for key, value in estimator.state_dict().items() if key != "baseline"}  # before baselines
     copy.load_state_dict(old)
     assert copy.baseline is None
+
+
+def test_relax_baseline_fades_out_over_its_steps():
+    distribution, _, _ = make_problem()
+    losses = iter([2.0, 4.0, 8.0, 16.0])
+    estimator = Relax(surrogate_width=4, baseline_decay=0.5, baseline_fade_steps=2)
+    used = []
+    for _ in range(4):
+        estimator.estimate(distribution, lambda arch: next(losses))
+        used.append(estimator.diagnostics["baseline"])
+    assert used == [0.0, 1.0, 0.0, 0.0]  # none yet; 2.0 at half weight; 3.0 and 5.5 at none
+    assert estimator.baseline == 10.75  # still tracked
+    assert Relax().baseline_decay == 0.9 and Relax().baseline_fade_steps == 30
 
 
 def test_relax_learns_its_temperature_and_a_checkpoint_carries_it():
@@ -214,6 +228,7 @@ def test_relax_surrogate_reads_the_logits_when_asked():
 @pytest.mark.parametrize("options, message", [
     ({"logits_input": 1}, "logits_input: expected True or False"),
     ({"surrogate_init": "normal"}, "surrogate_init: expected one of zero, random"),
+    ({"baseline_fade_steps": 0}, "baseline_fade_steps: expected an integer >= 1 or None"),
     ({"learn_temperature": "yes"}, "learn_temperature: expected True or False"),
     ({"learn_temperature": True, "temperature": Exponential(1.0, 0.1, steps=10)}, "give a number, not a schedule"),
     ({"conditional_samples": 0}, "conditional_samples: expected an integer >= 1"),
