@@ -151,7 +151,7 @@ def test_a_sweep_steps_by_its_share_of_queries_and_takes_the_estimators_options(
     pareto.sweep("sf", table, costs, targets, queries=48, seed=0, options={"baseline_decay": 0.5, "surrogate_lr": 1})
     pareto.sweep("relax", table, costs, targets, queries=48, seed=0)
     pareto.sweep("ram", table, costs, targets, queries=400, seed=0, learning_rate=0.05)
-    assert seen == [("ScoreFunction", pytest.approx(0.3), 0.5)] * 4 + [("Relax", 0.1, None)] * 4 + \
+    assert seen == [("ScoreFunction", pytest.approx(0.3), 0.5)] * 4 + [("Relax", 0.1, 0.9)] * 4 + \
         [("Ram", 0.05, None)] * 4
 
 
