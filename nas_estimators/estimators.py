@@ -198,8 +198,8 @@ class Relax(Estimator):
             one surrogate can follow logits that move; at any one step they are constants, so the
             control variate stays a fixed function of the relaxation and the estimate unbiased.
         surrogate_init: the surrogate's output layer at the start. ``zero``: the control variate starts at
-            zero, so the first estimates are the score function's (without a baseline) and the surrogate adds
-            only what it has learnt; ``random``: PyTorch's default initialisation, whose untrained control
+            zero, so the first estimates are the score function's (with the baseline, if any) and the surrogate
+            adds only what it has learnt; ``random``: PyTorch's default initialisation, whose untrained control
             variate adds noise until it is trained (it cost a cost-target sweep 0.025 in hypervolume at
             1,000 queries, docs/cost-aware.md "Session 18").
 
