@@ -30,7 +30,8 @@ from .estimators import SURROGATE_INITS, Estimator, Ram, Relax, ScoreFunction
 from .schedules import SCHEDULES, make_schedule
 
 __all__ = ["Hyperparameter", "EstimatorSpec", "ESTIMATORS", "register", "unregister", "get", "names",
-           "default", "hyperparameters", "int_or_all"]
+           "default", "hyperparameters", "int_or_all",
+           "int_or_never"]
 
 
 def int_or_all(text: str) -> int | None:
@@ -120,6 +121,19 @@ def hyperparameters() -> dict[str, Hyperparameter]:
     return {h.name: h for spec in ESTIMATORS.values() for h in spec.hyperparameters}
 
 
+def int_or_never(text: str) -> int | None:
+    """Command-line type: a positive integer, or ``never`` (None)."""
+    if text.lower() == "never":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'never', got {text!r}")
+    return value
+
+
 # ------------------------------------------------------------------------------------------ built-in
 
 def _schedule_final(trial: Any, num_labels: int, values: Mapping[str, Any]) -> float | None:
@@ -157,10 +171,12 @@ register(EstimatorSpec(
                        suggest=_schedule_final),
         Hyperparameter("surrogate_init", "zero", "relax: the surrogate's output layer at the start: zero (the "
                        "first estimates are the score function's) or random", type=str, choices=SURROGATE_INITS),
+        Hyperparameter("baseline_fade_steps", 30, "relax: steps over which a moving-average baseline (decay 0.9) "
+                       "fades out while the surrogate learns, or 'never'", type=int_or_never),
     ),
     build=lambda options, steps: Relax(
         surrogate_width=options["surrogate_width"], surrogate_lr=options["surrogate_lr"],
-        surrogate_init=options["surrogate_init"],
+        surrogate_init=options["surrogate_init"], baseline_fade_steps=options["baseline_fade_steps"],
         temperature=make_schedule(options["temperature_schedule"], options["temperature"],
                                   options["temperature_final"], steps=steps))))
 

@@ -154,9 +154,11 @@ class RELAX(EstimatorStrategy):
     def __init__(self, surrogate_width: int = registry.default("surrogate_width"),
                  surrogate_lr: float = registry.default("surrogate_lr"),
                  temperature: float | Schedule = registry.default("temperature"),
-                 surrogate_init: str = registry.default("surrogate_init"), **kwargs: Any) -> None:
+                 surrogate_init: str = registry.default("surrogate_init"),
+                 baseline_fade_steps: int | None = registry.default("baseline_fade_steps"), **kwargs: Any) -> None:
         super().__init__(Relax(surrogate_width=surrogate_width, surrogate_lr=surrogate_lr,
-                               temperature=temperature, surrogate_init=surrogate_init), **kwargs)
+                               temperature=temperature, surrogate_init=surrogate_init,
+                               baseline_fade_steps=baseline_fade_steps), **kwargs)
 
 
 class RAM(EstimatorStrategy):

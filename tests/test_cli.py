@@ -124,6 +124,8 @@ def test_a_missing_or_unknown_command_is_one_line_too(capsys):
     (["--estimator", "relax", "--surrogate-lr", "0"], "surrogate_lr"),
     (["--estimator", "relax", "--temperature", "-1"], "temperature"),
     (["--estimator", "relax", "--surrogate-init", "normal"], "surrogate-init"),
+    (["--estimator", "relax", "--baseline-fade-steps", "soon"], "baseline-fade-steps"),
+    (["--estimator", "relax", "--baseline-fade-steps", "0"], "baseline-fade-steps"),
     (["--estimator", "ram", "--labels-per-step", "0"], "labels_per_step"),
     (["--epochs", "0"], "epochs"),
     (["--batch-size", "0"], "batch_size"),

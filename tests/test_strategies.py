@@ -154,6 +154,7 @@ def test_non_finite_estimates_never_reach_the_logits():
     (lambda: nas_estimators.RELAX(temperature=0), "temperature"),
     (lambda: nas_estimators.RELAX(surrogate_lr=0), "surrogate_lr"),
     (lambda: nas_estimators.RELAX(surrogate_init="normal"), "surrogate_init"),
+    (lambda: nas_estimators.RELAX(baseline_fade_steps=0), "baseline_fade_steps"),
     (lambda: nas_estimators.RAM(labels_per_step=0), "labels_per_step"),
     (lambda: nas_estimators.SF(rescore_images=0), "rescore_images: expected a positive integer"),
     (lambda: nas_estimators.SF(rescore_top_k=-1), "rescore_top_k"),
@@ -172,6 +173,20 @@ def test_relax_surrogate_start_reaches_the_estimator_from_the_strategy_and_the_r
     options = {h.name: h.default for h in spec.hyperparameters}
     assert spec.build(options, 10).surrogate_init == "zero"
     assert spec.build({**options, "surrogate_init": "random"}, 10).surrogate_init == "random"
+
+
+def test_relax_baseline_fade_reaches_the_estimator_from_the_strategy_the_registry_and_the_command_line():
+    from nas_estimators import registry
+    from nas_estimators.cli import build_parser
+
+    assert nas_estimators.RELAX().estimator.baseline_fade_steps == 30
+    assert nas_estimators.RELAX(baseline_fade_steps=None).estimator.baseline_fade_steps is None
+    spec = registry.get("relax")
+    options = {h.name: h.default for h in spec.hyperparameters}
+    assert spec.build({**options, "baseline_fade_steps": 12}, 10).baseline_fade_steps == 12
+    parser = build_parser()
+    assert parser.parse_args(["search", "--baseline-fade-steps", "never"]).baseline_fade_steps is None
+    assert parser.parse_args(["search", "--baseline-fade-steps", "5"]).baseline_fade_steps == 5
 
 
 def test_other_mutables_are_a_type_error_naming_the_label():
