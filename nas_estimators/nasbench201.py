@@ -335,3 +335,11 @@ class CellCosts:
         """The cheapest and the dearest network's cost."""
         return (self.base + sum(min(self.increments[label, op] for op in NNI_OPS) for label in LABELS),
                 self.base + sum(max(self.increments[label, op] for op in NNI_OPS) for label in LABELS))
+
+    def levels(self) -> list[float]:
+        """Every distinct cost a network of the space has, cheapest first (costs add over the edges, so
+        many cells share one: 28 FLOPs levels among the 15,625 cells)."""
+        sums = {0.0}
+        for label in LABELS:
+            sums = {round(total + self.increments[label, op], 9) for total in sums for op in NNI_OPS}
+        return sorted(self.base + total for total in sums)

@@ -20,7 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -28,10 +30,11 @@ import torch
 
 from .budget import CostBudget
 from .checks import integer, positive_number
+from .distribution import ArchitectureDistribution
 from .table_search import LEARNING_RATE, TableSearch
 from .nasbench201 import LABELS, NNI_OPS, BenchmarkTable, CellCosts, from_arch_string
 
-__all__ = ["ESTIMATORS", "SAMPLERS", "EVOLUTION", "SPACINGS", "COUNTS", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
+__all__ = ["PATIENCE", "ESTIMATORS", "SAMPLERS", "EVOLUTION", "SPACINGS", "COUNTS", "evolution_sweep", "pareto_front", "hypervolume", "sweep", "optuna_front", "true_front",
            "default_targets"]
 
 ESTIMATORS = ("sf", "relax", "ram")
@@ -122,35 +125,84 @@ def _estimator(method: str, options: Mapping[str, Any] | None, steps: int) -> An
     return spec.build({h.name: (options or {}).get(h.name, h.default) for h in spec.hyperparameters}, steps)
 
 
+#: A target's search ends once this many cells in a row were ones it had drawn before (it has settled); the
+#: queries it leaves go to targets between neighbours whose exported cells differ (:func:`sweep`). Chosen on
+#: tuning seeds 0-5 from {2, 3} and none (docs/cost-aware.md, "Session 19").
+PATIENCE = 2
+
+
 def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int,
           seed: int, learning_rate: float | None = None, carry: bool = True,
-          options: Mapping[str, Any] | None = None, count: str = "every") -> pd.DataFrame:
+          options: Mapping[str, Any] | None = None, count: str = "every",
+          patience: int | None = PATIENCE) -> pd.DataFrame:
     """One :class:`~nas_estimators.table_search.TableSearch` under each target, ``queries // len(targets)``
     queries each; one row per query (``target``, ``architecture``, ``cost``, ``benchmark_acc``).
 
     With ``carry`` the targets run from the dearest to the cheapest and each search starts from the
-    previous one's distribution (a continuation along the front), else each starts uniform. ``options``:
-    registered hyperparameters by name (those of other estimators are ignored; the rest keep defaults);
-    ``learning_rate``: the logits' (None: :func:`sweep_learning_rate`'s); ``count``: one of :data:`COUNTS`
-    (``distinct``: one memory of queried cells across the targets, a target's search drawing at most
-    :data:`MOST_DRAWS` steps per query)."""
-    distribution, known, per_target = None, ({} if _counts_distinct(count) else None), max(1, queries // len(targets))
-    targets = sorted(targets, reverse=True) if carry else list(targets)
-    frames = []
-    for index, target in enumerate(targets):
+    previous one's distribution (a continuation along the front), else each starts uniform. A search ends
+    early after ``patience`` repeats in a row (None: never); the queries left then refine the grid: a new
+    target at a cost level between two neighbouring targets whose exported cells differ (where the front
+    climbs, the largest difference in accuracy first), starting from the dearer one's distribution, until
+    they run out or no such pair is left. ``options``: registered hyperparameters by name (those of other
+    estimators are ignored; the rest keep defaults); ``learning_rate``: the logits' (None:
+    :func:`sweep_learning_rate`'s); ``count``: one of :data:`COUNTS` (``distinct``: one memory of queried
+    cells across the targets, a target's search drawing at most :data:`MOST_DRAWS` steps per query)."""
+    integer("patience", patience, optional=True)
+    known, per_target = ({} if _counts_distinct(count) else None), max(1, queries // len(targets))
+    rate = learning_rate or sweep_learning_rate(method, per_target)
+    frames: list[pd.DataFrame] = []
+    ends: dict[float, tuple[ArchitectureDistribution, str | None]] = {}  # target -> final distribution, export
+
+    def search(target: float, index: int, start: ArchitectureDistribution | None, size: int) -> None:
         torch.manual_seed(seed)
         budget = CostBudget(costs, target, name=costs.cost)
-        estimator = _estimator(method, options, per_target)
-        search = TableSearch(estimator, {label: list(NNI_OPS) for label in LABELS}, table.accuracy,
-                             learning_rate=learning_rate or sweep_learning_rate(method, queries // len(targets)),
-                             budget=budget)
-        frame = search.run(budget=per_target, seed=seed * 1000 + index, distribution=distribution, known=known,
-                           max_steps=None if known is None else MOST_DRAWS * per_target)
-        if carry:
-            distribution = search.distribution
-        frame["target"] = target
-        frames.append(frame)
+        run = TableSearch(_estimator(method, options, size), {label: list(NNI_OPS) for label in LABELS},
+                          table.accuracy, learning_rate=rate, budget=budget)
+        frame = run.run(budget=size, seed=seed * 1000 + index, distribution=start, known=known,
+                        max_steps=None if known is None else MOST_DRAWS * size, patience=patience)
+        frames.append(frame.assign(target=target))
+        exported = budget.export(run.distribution)
+        ends[target] = (run.distribution, None if exported is None else json.dumps(exported))
+
+    grid = sorted(targets, reverse=True) if carry else list(targets)
+    for index, target in enumerate(grid):
+        previous = ends[grid[index - 1]][0] if carry and index else None
+        search(target, index, copy.deepcopy(previous) if previous is not None else None, per_target)
+    levels, refined, index = costs.levels(), set(), len(grid)
+    while patience is not None and queries - sum(map(len, frames)) >= max(2, per_target // 2):
+        pair = _refinement(ends, levels, refined, table)
+        if pair is None:
+            break
+        refined.add(pair[:2])
+        search(pair[2], index, copy.deepcopy(ends[pair[0]][0]), min(per_target, queries - sum(map(len, frames))))
+        index += 1
     return pd.concat(frames, ignore_index=True)[["target", "architecture", "cost", "benchmark_acc", "mode_acc"]]
+
+
+def _refinement(ends: Mapping[float, tuple[Any, str | None]], levels: Sequence[float],
+                refined: set[tuple[float, float]], table: BenchmarkTable) -> tuple[float, float, float] | None:
+    """(dearer target, cheaper target, new target) of the neighbours whose exports differ most in accuracy,
+    the new target a cost level between them that admits cells neither does; when no such pair is left,
+    below the cheapest target (the cheaper end then the cheapest level); None: nothing is left to refine."""
+    def accuracy(export: str | None) -> float:
+        return -math.inf if export is None else table.accuracy(json.loads(export))
+
+    order = sorted(ends, reverse=True)
+    best = None
+    for high, low in zip(order, order[1:] + [levels[0] - 1.0]):
+        below = low not in ends  # under the cheapest target: only once no pair of targets is left
+        if (high, low) in refined or (not below and ends[high][1] == ends[low][1]):
+            continue
+        # a target at level L admits cells a target at `low` does not (L > low), and `high` admits
+        # more than L (a level in (L, high])
+        inside = [level for level in levels if low < level and any(level < other <= high for other in levels)]
+        if not inside:
+            continue
+        middle = min(inside, key=lambda level: abs(level - (high + low) / 2))
+        key = (not below, accuracy(ends[high][1]) - (0.0 if below else accuracy(ends[low][1])))
+        if best is None or key > best[0]:
+            best = (key, high, low, middle)
+    return None if best is None else best[1:]
 
 
 def evolution_sweep(table: BenchmarkTable, costs: CellCosts, targets: Sequence[float], queries: int, seed: int,
@@ -233,12 +285,13 @@ def arch_string_cost(costs: CellCosts) -> Callable[[str], float]:
 def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: Sequence[int],
                budgets: Sequence[int], targets: int = 16, progress: Callable[[str], None] = print,
                learning_rate: float | None = None, options: Mapping[str, Any] | None = None,
-               spacing: str = "even", count: str = "every") -> dict[str, pd.DataFrame]:
+               spacing: str = "even", count: str = "every", patience: int | None = PATIENCE) -> dict[str, pd.DataFrame]:
     """Every method x seed x query budget: ``queries`` (every queried cell), ``fronts`` (each run's front
     and the table's, ``method == "table"``) and ``summary`` (hypervolume ratio per method and budget).
     ``learning_rate`` (None: :func:`sweep_learning_rate`'s) and ``options`` (hyperparameters by registry
     name) are our estimators'; ``spacing`` places the targets (:data:`SPACINGS`) of ours and of NNI's evolution;
-    ``count`` (:data:`COUNTS`) is what every method's query budget counts."""
+    ``count`` (:data:`COUNTS`) is what every method's query budget counts; ``patience``: our estimators' (see
+    :func:`sweep`)."""
     known = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
@@ -249,6 +302,7 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
         raise ValueError(f"queries: expected positive integers, got {list(budgets)}")
     integer("targets", targets)
     _counts_distinct(count)
+    integer("target_patience", patience, optional=True)
     if learning_rate is not None:
         positive_number("table_learning_rate", learning_rate)
     for method in set(methods) & set(ESTIMATORS):  # a bad hyperparameter fails now, not after hours
@@ -263,7 +317,7 @@ def run_pareto(table: BenchmarkTable, cost: str, methods: Sequence[str], seeds: 
             for seed in seeds:
                 if method in ESTIMATORS:
                     frame = sweep(method, table, costs, targets_of_sweeps, budget, seed,
-                                  learning_rate, options=options, count=count)
+                                  learning_rate, options=options, count=count, patience=patience)
                 elif method == EVOLUTION:
                     frame = evolution_sweep(table, costs, targets_of_sweeps, budget, seed, count=count)
                 else:

@@ -71,13 +71,15 @@ class TableSearch:
         self.budget = budget
 
     def run(self, budget: int, seed: int = 0, distribution: ArchitectureDistribution | None = None,
-            known: dict[str, float] | None = None, max_steps: int | None = None) -> pd.DataFrame:
+            known: dict[str, float] | None = None, max_steps: int | None = None,
+            patience: int | None = None) -> pd.DataFrame:
         """Query at most ``budget`` architectures; one row per query.
 
         ``known`` (architecture JSON -> the loss the search saw) makes a repeat free: a cell in it is
         answered from it, without a query or a row, as a trained network is not trained again; each new
         query is added to it (a sweep shares one across its targets). ``max_steps`` then ends a search whose
-        samples are all known (None: no limit).
+        samples are all known (None: no limit). ``patience`` ends the search once that many cells in a row
+        were ones it had drawn before (it has settled; None: it runs to the budget).
 
         Columns: ``trial``, ``architecture`` (JSON), ``benchmark_acc`` (of the queried architecture),
         ``score`` (its accuracy as the search saw it, noise included), ``best_so_far`` (see :func:`best_so_far`), ``mode_acc`` (the distribution's mode after the step the query belongs to),
@@ -86,6 +88,8 @@ class TableSearch:
         accuracy of :meth:`CostBudget.export`'s architecture and ``best_so_far`` counts queries within it.
         """
         integer("budget", budget)
+        if patience is not None:
+            integer("patience", patience)
         torch.manual_seed(seed)  # a RELAX surrogate's initial weights
         generator = torch.Generator().manual_seed(seed)
         noise_generator = torch.Generator().manual_seed(seed + 1_000_003)
@@ -96,9 +100,14 @@ class TableSearch:
         rows: list[dict[str, Any]] = []
         started = time.perf_counter()
         step = 0
+        drawn: set[str] = set()
+        repeats = 0  # cells in a row drawn before by this search
 
         def loss(architecture: dict) -> float:
+            nonlocal repeats
             key = json.dumps(architecture)
+            repeats = repeats + 1 if key in drawn else 0
+            drawn.add(key)
             if known is not None and key in known:
                 return known[key]
             if len(rows) >= budget:
@@ -139,6 +148,8 @@ class TableSearch:
                 if self.budget is not None:
                     row["cost"] = self.budget.cost(json.loads(row["architecture"]))
             step += 1
+            if patience is not None and repeats >= patience:
+                break
         columns = ["trial", "architecture", "benchmark_acc", "score", "mode_acc", "step", "seconds"]
         frame = pd.DataFrame(rows, columns=columns + ([] if self.budget is None else ["cost", "multiplier"]))
         scores = frame["score"]

@@ -97,6 +97,8 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
     assert "baseline_decay" in fails("--benchmark-table", str(full), "--methods", "sf", "--baseline-decay", "2",
                                      "--output", out)
     assert "target-spacing" in fails("--benchmark-table", str(full), "--target-spacing", "log", "--output", out)
+    assert "argument --target-patience: expected an integer >= 1 or 'never'" in fails(
+        "--benchmark-table", str(full), "--target-patience", "0", "--output", out)
     assert "argument --count: invalid choice: 'unique'" in fails("--benchmark-table", str(full), "--count", "unique",
                                                                    "--output", out)
     assert not (tmp_path / "out").exists()
@@ -148,9 +150,10 @@ def test_a_sweep_steps_by_its_share_of_queries_and_takes_the_estimators_options(
         real(self, estimator, choices, accuracy, learning_rate, noise, budget)
 
     monkeypatch.setattr(table_search.TableSearch, "__init__", spy)
-    pareto.sweep("sf", table, costs, targets, queries=48, seed=0, options={"baseline_decay": 0.5, "surrogate_lr": 1})
-    pareto.sweep("relax", table, costs, targets, queries=48, seed=0)
-    pareto.sweep("ram", table, costs, targets, queries=400, seed=0, learning_rate=0.05)
+    pareto.sweep("sf", table, costs, targets, queries=48, seed=0, options={"baseline_decay": 0.5, "surrogate_lr": 1},
+                 patience=None)
+    pareto.sweep("relax", table, costs, targets, queries=48, seed=0, patience=None)
+    pareto.sweep("ram", table, costs, targets, queries=400, seed=0, learning_rate=0.05, patience=None)
     assert seen == [("ScoreFunction", pytest.approx(0.3), 0.5)] * 4 + [("Relax", 0.1, 0.9)] * 4 + \
         [("Ram", 0.05, None)] * 4
 
@@ -200,6 +203,73 @@ def test_a_known_cell_is_answered_free_and_a_cut_short_step_forgets_its_cells():
     frame = TableSearch(Ram(), {"a": list("vwxyz")}, lambda cell: 50.0).run(budget=4, seed=0, known=known)
     assert frame.empty and known == {}
 
+
+
+def test_a_settled_search_stops_after_its_patience_and_not_before():
+    from nas_estimators import ScoreFunction
+    from nas_estimators.table_search import TableSearch
+
+    space = {"a": ["x", "y"], "b": ["x", "y", "z"]}  # 6 cells: it settles on the best soon
+
+    def accuracy(cell):
+        return 50.0 + 40 * (cell["a"] == "y") + 40 * (cell["b"] == "z")
+
+    def search(patience):
+        return TableSearch(ScoreFunction(), space, accuracy, learning_rate=0.5).run(budget=200, seed=0,
+                                                                                    patience=patience)
+
+    full, settled = search(None), search(3)
+    assert len(full) == 200 and 3 <= len(settled) < 200
+    cells = list(settled["architecture"])
+    assert all(cell in cells[:-3 - i] for i, cell in enumerate(reversed(cells[-3:])))  # 3 repeats in a row
+    assert not any(all(cell in cells[:j] for j, cell in zip(range(k, k + 3), cells[k:k + 3]))
+                   for k in range(len(cells) - 3))  # and no earlier run of 3
+    assert list(settled["architecture"]) == list(full["architecture"])[:len(settled)]  # the same search till then
+    with pytest.raises(ValueError, match="patience"):
+        search(0)
+
+
+def test_cost_levels_are_every_cost_a_cell_has(table):
+    costs = CellCosts("params")
+    levels = costs.levels()
+    assert levels == sorted(levels)
+    assert [round(level, 6) for level in levels] == sorted({round(costs(a), 6) for a in table})
+
+
+def test_a_refining_target_goes_where_neighbouring_exports_differ_most_and_admits_new_cells(table):
+    from nas_estimators.pareto import _refinement
+
+    levels = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    a, b, c = (json.dumps(dict(zip(LABELS, [op] * 6))) for op in ("none", "avg_pool_3x3", "conv_3x3"))
+    assert table.accuracy(json.loads(c)) > table.accuracy(json.loads(b))
+    ends = {6.5: (None, c), 4.5: (None, b), 2.5: (None, b)}
+    # 6.5 -> 4.5 differ (the only pair that does); between them only level 5.0 admits cells 4.5 does not and
+    # leaves 6.5 more (a target at 6.0 admits what 6.5 does)
+    assert _refinement(ends, levels, set(), table) == (6.5, 4.5, 5.0)
+    # once refined, no pair of targets is left: the cheapest target's queries go under it
+    assert _refinement(ends, levels, {(6.5, 4.5)}, table) == (2.5, 0.0, 1.0)
+    assert _refinement(ends, levels, {(6.5, 4.5), (2.5, 0.0)}, table) is None
+    # neighbours one level apart hold no level between them that admits new cells
+    assert _refinement({5.0: (None, c), 4.0: (None, b)}, levels, {(4.0, 0.0)}, table) is None
+    ends = {6.5: (None, c), 4.5: (None, a), 2.5: (None, c)}
+    assert _refinement(ends, levels, set(), table)[:2] == (6.5, 4.5)  # the larger rise first
+
+
+def test_a_sweep_refines_with_the_queries_its_settled_searches_leave(table):
+    from nas_estimators import pareto
+
+    costs = CellCosts("params")
+    targets = pareto.default_targets(costs, 4)
+    grid = pareto.sweep("sf", table, costs, targets, queries=400, seed=0, patience=None)
+    assert sorted(grid["target"].unique()) == sorted(targets) and (grid.groupby("target").size() == 100).all()
+    refined = pareto.sweep("sf", table, costs, targets, queries=400, seed=0, patience=3)
+    extra = [t for t in refined["target"].unique() if t not in targets]
+    assert len(refined) <= 400 and extra  # the settled searches' queries went to new targets
+    levels = [round(level, 6) for level in costs.levels()]
+    assert all(round(t, 6) in levels for t in extra)
+    dearest = refined[refined["target"] == max(targets)]
+    assert (dearest["architecture"].tolist() == grid[grid["target"] == max(targets)]["architecture"].tolist()
+            [:len(dearest)])  # the same first search, ended early
 
 
 def test_free_samples_do_not_count_in_an_nni_strategys_budget_up_to_the_cap():

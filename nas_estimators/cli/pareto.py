@@ -11,7 +11,8 @@ from .common import UsageError, add_estimator_arguments, estimator_values
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..budget import COSTS
-    from ..pareto import COUNTS, ESTIMATORS, EVOLUTION, MOST_DRAWS, SAMPLERS, SPACINGS
+    from ..pareto import COUNTS, ESTIMATORS, EVOLUTION, MOST_DRAWS, PATIENCE, SAMPLERS, SPACINGS
+    from ..registry import int_or_never
     from ..run_folder import SweepFolder
     from ..pareto import FULL_SHARE, MOST_SCALE
     from ..table_search import LEARNING_RATE
@@ -43,6 +44,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--table-learning-rate", type=float, default=None,
                         help=f"our estimators: Adam learning rate of the logits (default: {LEARNING_RATE} with "
                              f"{FULL_SHARE}+ queries a target, up to {MOST_SCALE:g}x with fewer; RELAX {LEARNING_RATE})")
+    parser.add_argument("--target-patience", type=int_or_never, default=PATIENCE, metavar="N|never",
+                        help="our estimators: a target's search ends after N repeated cells in a row, and the "
+                             "queries it leaves go to new targets between neighbours whose exported cells differ "
+                             f"('never': every target gets its share) (default: {PATIENCE})")
     add_estimator_arguments(parser)
     parser.add_argument("--output", required=True, help="output directory (an existing summary is not replaced)")
     parser.set_defaults(handler=_pareto)
@@ -77,7 +82,7 @@ def _pareto(args: argparse.Namespace) -> int:
         result = run_pareto(table, args.cost, methods, seeds, budgets, args.targets,
                             progress=lambda line: print(line, file=sys.stderr, flush=True),
                             learning_rate=args.table_learning_rate, options=estimator_values(args),
-                            spacing=args.target_spacing, count=args.count)
+                            spacing=args.target_spacing, count=args.count, patience=args.target_patience)
     except ValueError as error:
         raise UsageError(" ".join(str(error).split())) from None
     folder.write(result, pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
