@@ -182,8 +182,9 @@ def sweep(method: str, table: BenchmarkTable, costs: CellCosts, targets: Sequenc
 def _refinement(ends: Mapping[float, tuple[Any, str | None]], levels: Sequence[float],
                 refined: set[tuple[float, float]], table: BenchmarkTable) -> tuple[float, float, float] | None:
     """(dearer target, cheaper target, new target) of the neighbours whose exports differ most in accuracy,
-    the new target a cost level between them that admits cells neither does; when no such pair is left,
-    below the cheapest target (the cheaper end then the cheapest level); None: nothing is left to refine."""
+    the new target the cost level nearest their middle that admits cells the cheaper one does not and fewer
+    than the dearer one; when no such pair is left, under the cheapest target (the cheaper end then below the
+    cheapest level); None: nothing is left to refine."""
     def accuracy(export: str | None) -> float:
         return -math.inf if export is None else table.accuracy(json.loads(export))
 
