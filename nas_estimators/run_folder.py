@@ -299,9 +299,15 @@ class CompareFolder:
 
 class SweepFolder:
     """The files of a cost-target sweep on the benchmark table (``nas-estimators pareto``) in ``path``: a
-    table per name in :data:`SweepFolder.TABLES` and ``pareto.html``; ``summary.csv`` marks it finished."""
+    table per name in :data:`SweepFolder.TABLES` (file names in :data:`SweepFolder.FILES`) and ``pareto.html``;
+    ``summary.csv`` marks it finished."""
 
     TABLES = ("queries", "fronts", "results", "summary")
+    #: The fronts (accuracy against cost, each run's and the table's) are the sweep's Pareto table.
+    FILES = {"queries": "queries.csv", "fronts": "pareto.csv", "results": "results.csv", "summary": "summary.csv"}
+
+    def files(self) -> list[Path]:
+        return [self.path / self.FILES[name] for name in self.TABLES]
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -315,6 +321,6 @@ class SweepFolder:
 
     def write(self, tables: Mapping[str, pd.DataFrame], page: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        for name in self.TABLES:
-            atomic_write_text(self.path / f"{name}.csv", tables[name].to_csv(index=False))
+        for name, path in zip(self.TABLES, self.files()):
+            atomic_write_text(path, tables[name].to_csv(index=False))
         atomic_write_text(self.page, page)

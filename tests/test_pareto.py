@@ -127,6 +127,10 @@ def test_the_command_writes_its_tables_and_a_page_that_opens_offline(tmp_path, t
                  "--queries", "32", "--targets", "2", "--output", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["method"]) == {"ram", "optuna-nsga2"} and summary["hypervolume_ratio_mean"].between(0, 1).all()
+    fronts = pd.read_csv(out / "pareto.csv")  # accuracy against cost: each run's front and the table's
+    assert set(fronts["method"]) == {"ram", "optuna-nsga2", "table"} and {"cost", "benchmark_acc"} <= set(fronts)
+    assert sorted(p.name for p in out.iterdir()) == ["pareto.csv", "pareto.html", "queries.csv", "results.csv",
+                                                      "summary.csv"]
     page = (out / "pareto.html").read_text()
     assert 'src="https://cdn.plot.ly' not in page and "plotly.js v" in page  # the library is in the page itself
     assert "ram seed 0" in page and "the table's front" in page

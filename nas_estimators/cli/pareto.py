@@ -21,7 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "pareto", help="accuracy against cost on the NAS-Bench-201 table: the front each method finds",
         description="Our estimators sweep cost targets (one budgeted search a target, each starting from the "
                     "previous one's distribution); Optuna's NSGA-II and TPE optimise accuracy and cost together. "
-                    f"Writes {', '.join(f'{name}.csv' for name in SweepFolder.TABLES)} (the summary: hypervolume ratio "
+                    f"Writes {', '.join(SweepFolder.FILES.values())} (the summary: hypervolume ratio "
                     "to the table's front) and pareto.html to --output.")
     parser.add_argument("--benchmark-table", required=True, metavar="CSV", help="NAS-Bench-201 accuracies")
     parser.add_argument("--cost", choices=list(COSTS), default="flops",
@@ -87,5 +87,5 @@ def _pareto(args: argparse.Namespace) -> int:
         raise UsageError(" ".join(str(error).split())) from None
     folder.write(result, pareto_html(result["fronts"], f"{args.cost}: {COSTS[args.cost]}"))
     print(result["summary"].to_string(index=False))
-    print(f"written: {', '.join(str(folder.path / f'{name}.csv') for name in folder.TABLES)}, {folder.page}")
+    print(f"written: {', '.join(str(path) for path in folder.files())}, {folder.page}")
     return 0
