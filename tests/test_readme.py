@@ -51,6 +51,12 @@ def test_every_example_the_readme_runs_exists():
         assert (ROOT / script).is_file(), script
 
 
+def test_ci_runs_the_readme_test_command():
+    [readme] = [words for words in commands("python") if words[1:3] == ["-m", "pytest"]]
+    ci = [shlex.split(line, comments=True) for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert readme in ci, f"{' '.join(readme)} is not a line of .ci/run"
+
+
 def test_the_distribution_and_estimators_block_runs():
     namespace: dict = {}
     exec(compile(blocks("python")[0], "README.md", "exec"), namespace)
