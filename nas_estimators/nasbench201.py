@@ -308,6 +308,9 @@ class CellCosts:
         costs(from_arch_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"))
     """
 
+    #: The costs a network's cost is the sum of its edges' for (latency is measured whole, not per table cell).
+    KINDS = ("params", "flops")
+
     def __init__(self, cost: str, width: int = 16, cells: int = 5, image_size: int = 32) -> None:
         import torch
 
@@ -317,8 +320,8 @@ class CellCosts:
         from .objective import ScoringNetwork
 
         functions = {"params": training_free.parameter_count, "flops": training_free.flops}
-        if cost not in functions:
-            raise ValueError(f"cost: expected one of {', '.join(functions)}, got {cost!r}")
+        if cost not in self.KINDS:
+            raise ValueError(f"cost: expected one of {', '.join(self.KINDS)}, got {cost!r}")
         self.cost, self.width, self.cells = cost, int(width), int(cells)
         supernet = path_sampling_supernet(build_space("nb201", self.width, self.cells))
         network = ScoringNetwork(supernet, torch.zeros(1, 3, image_size, image_size))

@@ -97,6 +97,9 @@ def test_bad_input_is_one_line_and_a_finished_sweep_is_kept(tmp_path, table, cap
     assert "baseline_decay" in fails("--benchmark-table", str(full), "--methods", "sf", "--baseline-decay", "2",
                                      "--output", out)
     assert "target-spacing" in fails("--benchmark-table", str(full), "--target-spacing", "log", "--output", out)
+    # latency is measured on whole networks: the table's costs are those that add over the edges
+    assert "argument --cost: invalid choice: 'latency'" in fails("--benchmark-table", str(full), "--cost", "latency",
+                                                                 "--output", out)
     assert "argument --target-patience: expected an integer >= 1 or 'never'" in fails(
         "--benchmark-table", str(full), "--target-patience", "0", "--output", out)
     assert "argument --count: invalid choice: 'unique'" in fails("--benchmark-table", str(full), "--count", "unique",

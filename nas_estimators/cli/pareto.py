@@ -10,7 +10,7 @@ from .common import UsageError, add_estimator_arguments, estimator_values
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..budget import COSTS
+    from ..nasbench201 import CellCosts
     from ..pareto import COUNTS, ESTIMATORS, EVOLUTION, MOST_DRAWS, PATIENCE, SAMPLERS, SPACINGS
     from ..registry import int_or_never
     from ..run_folder import SweepFolder
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     f"Writes {', '.join(SweepFolder.FILES.values())} (the summary: hypervolume ratio "
                     "to the table's front) and pareto.html to --output.")
     parser.add_argument("--benchmark-table", required=True, metavar="CSV", help="NAS-Bench-201 accuracies")
-    parser.add_argument("--cost", choices=list(COSTS), default="flops",
+    parser.add_argument("--cost", choices=CellCosts.KINDS, default="flops",
                         help="params (millions) or flops (MFLOPs of one 32x32 image) of NAS-Bench-201's C=16, N=5 "
                              "network (default: flops)")
     methods = (*ESTIMATORS, EVOLUTION, *SAMPLERS)
